@@ -1,0 +1,21 @@
+"""Backends: turn an optimized graph into something that runs.
+
+`get(name)` returns the backend module, imported lazily so that `import graphc`
+needs neither torch nor triton. A backend module provides `compile_graph(graph)`
+returning an object with `.fn(*flat_inputs) -> tuple` and `.source`.
+"""
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from graphc.errors import GraphcError
+
+AVAILABLE = {"numpy": "backends.numpy"}
+
+
+def get(name: str) -> ModuleType:
+    if name not in AVAILABLE:
+        raise GraphcError(f"unknown backend {name!r}",
+                          hint="available backends: " + ", ".join(sorted(AVAILABLE)))
+    return importlib.import_module(AVAILABLE[name])

@@ -1,0 +1,139 @@
+"""Tracing a Python function into a Graph, and the input signature it is cached under.
+
+Arrays (numpy arrays and numpy scalars) at the leaves of the arguments become graph
+inputs; every other leaf (Python numbers, strings, None, other hashable objects) is
+static: baked into the graph and part of the cache key.
+"""
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from graphc import dtypes
+from graphc.errors import ArgumentError
+from graphc.ir import Graph, TensorType
+from frontend import numpy_api  # noqa: F401  (installs the numpy protocols on Tracer)
+from frontend.pytree import flatten, unflatten
+from frontend.tracer import TraceContext, Tracer
+
+
+def leaf_key(leaf: Any, path: str) -> tuple:
+    """The part of the cache key a leaf contributes: ('array', shape, dtype) or
+    ('static', type, value)."""
+    if isinstance(leaf, (np.ndarray, np.generic)):
+        if leaf.dtype.kind in "OUSVcMm":
+            raise ArgumentError(f"argument {path} is an array of dtype {leaf.dtype}, which "
+                                "graphc cannot compile",
+                                hint="graphc takes bool, int32/int64 and float arrays; "
+                                     "convert or leave this argument out")
+        return ("array", leaf.shape, dtypes.canonical(leaf.dtype))
+    if isinstance(leaf, Tracer):
+        return ("array", leaf.shape, leaf.value.type.dtype)
+    if inspect.isgenerator(leaf) or (hasattr(leaf, "__next__") and hasattr(leaf, "__iter__")):
+        raise ArgumentError(f"argument {path} is a {type(leaf).__name__}: an iterator is "
+                            "used up by tracing and cannot be part of a cache key",
+                            hint="pass a list or tuple instead (list(gen))")
+    if isinstance(leaf, float) and leaf != leaf:
+        return ("static", "float", "nan")
+    try:
+        hash(leaf)
+    except TypeError:
+        raise ArgumentError(f"argument {path} is a {type(leaf).__name__}, which is "
+                            "neither an array nor a hashable static value") from None
+    return ("static", type(leaf).__name__, leaf)
+
+
+def signature(args: tuple, kwargs: dict) -> tuple[tuple, list]:
+    """The cache key of a call (pytree structure plus one key per leaf), and the leaves."""
+    leaves, treedef, _ = flatten((args, kwargs))
+    return (treedef, tuple(leaf_key(x, "") for x in leaves)), leaves
+
+
+def arg_paths(fn: Callable, args: tuple, kwargs: dict) -> list[str]:
+    """Readable paths (`params['w1']`, `xs[0]`) for the leaves of (args, kwargs)."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    names = []
+    for i in range(len(args)):
+        if i < len(params) and params[i].kind in (params[i].POSITIONAL_ONLY,
+                                                  params[i].POSITIONAL_OR_KEYWORD):
+            names.append(params[i].name)
+        else:
+            var = next((p.name for p in params if p.kind == p.VAR_POSITIONAL), "arg")
+            names.append(f"{var}[{i}]")
+    paths = []
+    for name, a in zip(names, args):
+        paths += flatten(a, name)[2]
+    for k, v in kwargs.items():
+        paths += flatten(v, k)[2]
+    return paths
+
+
+def _value_name(path: str, taken: set[str]) -> str:
+    name = re.sub(r"\[['\"]?([^\]'\"]*)['\"]?\]", r".\1", path)
+    name = re.sub(r"[^A-Za-z0-9_.]", "_", name).strip(".") or "arg"
+    if name[0].isdigit():
+        name = "a" + name
+    base, n = name, 1
+    while name in taken:
+        name, n = f"{base}_{n}", n + 1
+    taken.add(name)
+    return name
+
+
+@dataclass
+class Traced:
+    """A traced function: its graph and how to rebuild the Python result.
+
+    `out_slots[i]` is an int (the index of a graph output) or ('static', value) for a
+    result leaf that did not depend on the inputs and is returned as it was.
+    """
+
+    graph: Graph
+    out_treedef: tuple
+    out_slots: list
+    in_paths: list[str]
+
+    def rebuild(self, outputs: list) -> Any:
+        leaves = [outputs[s] if isinstance(s, int) else s[1] for s in self.out_slots]
+        return unflatten(self.out_treedef, leaves)
+
+
+def trace_function(fn: Callable, args: tuple, kwargs: dict | None = None,
+                   name: str | None = None) -> Traced:
+    kwargs = kwargs or {}
+    leaves, treedef, _ = flatten((args, kwargs))
+    paths = arg_paths(fn, args, kwargs)
+    keys = [leaf_key(x, p) for x, p in zip(leaves, paths)]
+    name = name or getattr(fn, "__name__", "fn")
+    ctx = TraceContext(name)
+    with ctx:
+        taken: set[str] = set()
+        traced_leaves = []
+        for leaf, path, key in zip(leaves, paths, keys):
+            if key[0] == "array":
+                traced_leaves.append(
+                    ctx.new_input(_value_name(path, taken), TensorType(key[1], key[2])))
+            else:
+                traced_leaves.append(leaf)
+        t_args, t_kwargs = unflatten(treedef, traced_leaves)
+        result = fn(*t_args, **t_kwargs)
+        out_leaves, out_treedef, _ = flatten(result)
+        slots: list = []
+        for leaf in out_leaves:
+            if isinstance(leaf, Tracer):
+                ctx.check_owned(leaf)
+                ctx.graph.outputs.append(leaf.value)
+                slots.append(len(ctx.graph.outputs) - 1)
+            elif isinstance(leaf, (np.ndarray, np.generic)):
+                ctx.graph.outputs.append(ctx.const(leaf).value)
+                slots.append(len(ctx.graph.outputs) - 1)
+            else:
+                slots.append(("static", leaf))
+    return Traced(ctx.graph, out_treedef, slots, paths)

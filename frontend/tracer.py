@@ -1,0 +1,178 @@
+"""The trace context and the `Tracer` value that stands in for an array while tracing.
+
+A `TraceContext` owns the graph being built. `emit(op, *inputs, **attrs)` applies the
+op's shape/dtype rule, records a node with the user's source line, and returns the
+new Tracer(s). Everything numpy-shaped (operators, ufuncs, numpy functions, methods,
+indexing) is defined in `frontend.numpy_api` on top of `emit`; this module holds only
+the mechanics.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+from graphc import dtypes, ops
+from graphc.errors import (GraphcError, TracerBoolError, TracerLeakError, UnsupportedError,
+                           user_location)
+from graphc.ir import Attrs, Graph, Node, TensorType, Value
+
+_state = threading.local()
+
+
+def current() -> "TraceContext | None":
+    stack = getattr(_state, "stack", None)
+    return stack[-1] if stack else None
+
+
+class TraceContext:
+    """Builds one graph. Use as a context manager around the traced call."""
+
+    def __init__(self, name: str):
+        self.graph = Graph(name)
+        self.active = True
+        self._counter = 0
+        self._consts: dict[tuple, Tracer] = {}
+
+    def __enter__(self) -> "TraceContext":
+        if not hasattr(_state, "stack"):
+            _state.stack = []
+        _state.stack.append(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _state.stack.pop()
+        self.active = False
+
+    def new_input(self, name: str, ttype: TensorType) -> "Tracer":
+        value = Value(name, ttype)
+        self.graph.inputs.append(value)
+        return Tracer(value, self)
+
+    def emit(self, op: str, *inputs: "Tracer", **attrs: Any) -> "Tracer":
+        """Record `op` applied to `inputs`; returns the output Tracer."""
+        for t in inputs:
+            self.check_owned(t)
+        frozen = Attrs(attrs)
+        loc = user_location(2)
+        try:
+            out_types = ops.infer_types(op, tuple(t.value.type for t in inputs), frozen)
+        except GraphcError as exc:
+            raise exc.with_loc(loc) from None
+        node = Node(op, tuple(t.value for t in inputs), frozen, loc=loc)
+        outs = []
+        for ttype in out_types:
+            outs.append(Value(str(self._counter), ttype, node))
+            self._counter += 1
+        node.outputs = tuple(outs)
+        self.graph.nodes.append(node)
+        results = [Tracer(v, self) for v in outs]
+        return results[0] if len(results) == 1 else tuple(results)
+
+    def const(self, value: Any, dtype: str | None = None) -> "Tracer":
+        """A literal (Python scalar or numpy array) as a const node, deduplicated."""
+        arr = np.asarray(value)
+        if arr.dtype.kind in "OUSVc":
+            raise UnsupportedError(f"arrays of dtype {arr.dtype} cannot be traced",
+                                   hint="graphc supports bool, int and float arrays")
+        if dtype is None:
+            dtype = dtypes.canonical(arr.dtype)
+        arr = arr.astype(dtypes.to_numpy(dtype), copy=False)
+        key = (dtype, arr.shape, arr.tobytes())
+        hit = self._consts.get(key)
+        if hit is None:
+            hit = self._consts[key] = self.emit("const", value=arr)
+        return hit
+
+    def check_owned(self, t: "Tracer") -> None:
+        if t.ctx is self:
+            return
+        if not t.ctx.active:
+            raise TracerLeakError(
+                f"a traced value ({t.value.type}) from the finished trace of "
+                f"{t.ctx.graph.name} was used after that trace ended")
+        raise UnsupportedError(
+            f"a traced value of {t.ctx.graph.name} was used inside another trace",
+            hint="pass it to the inner function as an argument instead of closing over it")
+
+
+class Tracer:
+    """Stands in for a numpy array while a function is traced.
+
+    It has the array's `shape`, `ndim`, `dtype` and `size`, but no data: operations
+    on it record graph nodes. The numpy protocols and operators live in
+    `frontend.numpy_api`, attached below.
+    """
+
+    __slots__ = ("value", "ctx")
+    __array_priority__ = 1000  # so ndarray (op) Tracer defers to the Tracer
+    __hash__ = None  # type: ignore[assignment]  # == builds a node, as ndarray does
+
+    def __init__(self, value: Value, ctx: TraceContext):
+        self.value = value
+        self.ctx = ctx
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.value.type.shape
+
+    @property
+    def ndim(self) -> int:
+        return len(self.value.type.shape)
+
+    @property
+    def size(self) -> int:
+        return self.value.type.size
+
+    @property
+    def dtype(self):
+        dt = self.value.type.dtype
+        return dt if dt == "bfloat16" else np.dtype(dt)
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of a 0-d array")
+        return self.shape[0]
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __repr__(self) -> str:
+        return f"Tracer({self.value.type})"
+
+    def _concrete(self, what: str):
+        raise TracerBoolError(
+            f"{what} needs a concrete value, but this array ({self.value.type}) is "
+            "traced: its value is only known when the compiled function runs")
+
+    def __bool__(self):
+        self._concrete("Python control flow (`if`, `while`, `and`/`or`, bool())")
+
+    def __int__(self):
+        self._concrete("int()")
+
+    def __float__(self):
+        self._concrete("float()")
+
+    def __complex__(self):
+        self._concrete("complex()")
+
+    def __index__(self):
+        self._concrete("using a traced value as a Python index (range, list index)")
+
+    def __array__(self, dtype=None, copy=None):
+        self._concrete("converting to a numpy array (np.asarray, np.array, .tolist())")
+
+    def tolist(self):
+        self._concrete(".tolist()")
+
+    def item(self):
+        self._concrete(".item()")
+
+    def __setitem__(self, key, value):
+        raise UnsupportedError(
+            "in-place assignment into a traced array (x[...] = v) is not supported",
+            hint="build a new array instead: np.where(mask, v, x), np.concatenate, or "
+                 "np.pad; compiled functions never mutate their inputs")

@@ -1,0 +1,25 @@
+"""graphc: a hackable graph compiler for numpy (and PyTorch) model code.
+
+>>> import graphc, numpy as np
+>>> @graphc.compile
+... def f(x):
+...     return np.tanh(x) * 2.0
+>>> f(np.zeros(3, np.float32))
+array([0., 0., 0.], dtype=float32)
+"""
+# The core first: frontends, passes and backends import it while graphc loads.
+from graphc import dtypes, errors, ir, ops
+from graphc.errors import (ArgumentError, DtypeError, GraphcError, IRParseError, ShapeError,
+                           TracerBoolError, TracerLeakError, UnsupportedError, VerifyError)
+from graphc.interpreter import interpret
+from graphc.api import CompiledFunction, Lowered, RecompileWarning, compile, trace
+from graphc import nn
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArgumentError", "CompiledFunction", "DtypeError", "GraphcError", "IRParseError",
+    "Lowered", "RecompileWarning", "ShapeError", "TracerBoolError", "TracerLeakError",
+    "UnsupportedError", "VerifyError", "compile", "dtypes", "errors", "interpret", "ir",
+    "nn", "ops", "trace",
+]

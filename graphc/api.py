@@ -1,0 +1,276 @@
+"""The public entry points: `compile`, `trace`, and the compiled function with its cache.
+
+A compiled function looks up the call's signature (pytree structure, shapes, dtypes,
+static values). A miss traces the function, runs the pass pipeline, and asks the
+backend for code; a hit just runs the code. Every retrace can be explained: with
+GRAPHC_LOG=recompiles graphc says which argument changed, and after 8 retraces of one
+function it warns with the same explanation.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import sys
+import threading
+import time
+import warnings
+from collections import namedtuple
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from graphc.errors import GraphcError
+from graphc.ir import Graph
+from frontend.trace import Traced, arg_paths, signature, trace_function
+
+CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "entries"])
+RETRACE_WARNING_AT = 8
+
+log = logging.getLogger("graphc")
+
+
+class RecompileWarning(UserWarning):
+    """A compiled function was traced again many times: see the message for why."""
+
+
+@dataclass
+class Lowered:
+    """One signature of a compiled function, at every stage.
+
+    `graph` is the IR as traced, `optimized` the IR after the pass pipeline,
+    `stages` maps each pass name to the IR after it, `source` is the generated code.
+    """
+
+    traced: Traced
+    stages: dict[str, Graph]
+    pass_seconds: dict[str, float]
+    executable: Any
+    compile_seconds: float = 0.0
+
+    @property
+    def graph(self) -> Graph:
+        return self.traced.graph
+
+    @property
+    def optimized(self) -> Graph:
+        return list(self.stages.values())[-1]
+
+    @property
+    def source(self) -> str:
+        return self.executable.source
+
+    def __call__(self, *flat_inputs):
+        return self.executable.fn(*flat_inputs)
+
+
+@dataclass
+class _Entry:
+    lowered: Lowered
+    paths: list[str]
+    keys: tuple
+
+
+@dataclass
+class _Stats:
+    hits: int = 0
+    misses: int = 0
+    warned: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _trimmed(fn):
+    """Re-raise GraphcErrors from the call site, without the compiler's own frames."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except GraphcError as exc:
+            raise exc.with_traceback(None) from None
+    return wrapper
+
+
+class CompiledFunction:
+    """What `graphc.compile` returns: call it like the original function."""
+
+    def __init__(self, fn: Callable, backend: str = "numpy", passes=None):
+        from backends import get
+        self.fn = fn
+        self.backend_name = backend
+        self.backend = get(backend)
+        self.passes = passes
+        self._cache: dict[tuple, _Entry] = {}
+        self._stats = _Stats()
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args, **kwargs):
+        try:
+            key, leaves = signature(args, kwargs)
+            entry = self._cache.get(key)
+            if entry is None:
+                entry = self._compile(args, kwargs, key)
+            else:
+                self._stats.hits += 1
+            flat = [leaves[i] for i, k in enumerate(key[1]) if k[0] == "array"]
+            return entry.lowered.traced.rebuild(entry.lowered.executable.fn(*flat))
+        except GraphcError as exc:
+            raise exc.with_traceback(None) from None
+
+    @_trimmed
+    def lower(self, *args, **kwargs) -> Lowered:
+        """The traced, optimized and generated forms for these arguments."""
+        key, _ = signature(args, kwargs)
+        entry = self._cache.get(key) or self._compile(args, kwargs, key)
+        return entry.lowered
+
+    def cache_info(self) -> CacheInfo:
+        """Hits, misses (traces) and cached signatures so far."""
+        return CacheInfo(self._stats.hits, self._stats.misses, len(self._cache))
+
+    def cache_clear(self) -> None:
+        self._cache.clear()
+        self._stats = _Stats()
+
+    def _compile(self, args, kwargs, key) -> _Entry:
+        with self._stats.lock:
+            entry = self._cache.get(key)
+            if entry is not None:  # another thread compiled it meanwhile
+                return entry
+            paths = arg_paths(self.fn, args, kwargs)
+            if self._cache:
+                self._explain_retrace(paths, key)
+            lowered = lower_function(self.fn, args, kwargs, self.backend, self.passes,
+                                     name=getattr(self.fn, "__name__", "fn"))
+            entry = _Entry(lowered, paths, key)
+            _dump(lowered, len(self._cache))
+            self._cache[key] = entry
+            self._stats.misses += 1
+            return entry
+
+    def _explain_retrace(self, paths: list[str], key: tuple) -> None:
+        retraces = self._stats.misses
+        want_log = "recompiles" in os.environ.get("GRAPHC_LOG", "").split(",")
+        want_warn = retraces + 1 >= RETRACE_WARNING_AT and not self._stats.warned
+        if not (want_log or want_warn):
+            return
+        text = explain_retrace(self.__name__, list(self._cache.values()), paths, key)
+        if want_log:
+            _log_handler()
+            log.warning(text)
+        if want_warn:
+            self._stats.warned = True
+            warnings.warn(f"{self.__name__} has been traced {retraces + 1} times; each "
+                          f"trace compiles it again.\n{text}", RecompileWarning, stacklevel=4)
+
+
+def explain_retrace(name: str, entries: list[_Entry], paths: list[str], key: tuple) -> str:
+    """Why `key` missed the cache: the argument that changed, old and new, what to do."""
+    treedef, leaf_keys = key
+    same_tree = [e for e in entries if e.keys[0] == treedef]
+    if not same_tree:
+        old = entries[-1]
+        return (f"graphc: recompiling {name}: the structure of the arguments changed "
+                f"(leaves {old.paths} -> {paths})\n  hint: call it with the same nesting "
+                "of tuples/lists/dicts each time")
+    best = min(same_tree, key=lambda e: sum(a != b for a, b in zip(e.keys[1], leaf_keys)))
+    lines = [f"graphc: recompiling {name} because:"]
+    hints = set()
+    for path, old, new in zip(paths, best.keys[1], leaf_keys):
+        if old == new:
+            continue
+        if old[0] == new[0] == "array":
+            what = "shape" if old[1] != new[1] else "dtype"
+            if old[1] != new[1] and old[2] != new[2]:
+                what = "shape and dtype"
+            lines.append(f"  {path}: {what} changed from {_spec(old)} to {_spec(new)}")
+            hints.add("pad or bucket inputs to a few fixed shapes, and keep one dtype "
+                      "(cast with .astype before the call)")
+        elif old[0] == new[0] == "static":
+            lines.append(f"  {path}: static value changed from {old[2]!r} to {new[2]!r}")
+            hints.add("Python numbers are static (each new value compiles again); pass "
+                      "a changing number as a numpy array, e.g. np.float32(lr), to make "
+                      "it a traced input")
+        else:
+            lines.append(f"  {path}: changed from {_spec(old)} to {_spec(new)}")
+            hints.add("pass the same kind of value (array or Python number) each time")
+    for h in sorted(hints):
+        lines.append(f"  hint: {h}")
+    return "\n".join(lines)
+
+
+def _spec(k: tuple) -> str:
+    if k[0] == "array":
+        return f"{k[2]}{list(k[1])}"
+    return f"{k[1]} {k[2]!r}"
+
+
+def _log_handler() -> None:
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.propagate = False
+
+
+def lower_function(fn: Callable, args: tuple, kwargs: dict, backend, passes=None,
+                   name: str | None = None) -> Lowered:
+    from passes.pipeline import run
+    start = time.perf_counter()
+    traced = trace_function(fn, args, kwargs, name=name)
+    stages = run(traced.graph, passes)
+    executable = backend.compile_graph(stages[-1].graph)
+    return Lowered(traced, {s.name: s.graph for s in stages},
+                   {s.name: s.seconds for s in stages}, executable,
+                   time.perf_counter() - start)
+
+
+def _dump(lowered: Lowered, index: int) -> None:
+    directory = os.environ.get("GRAPHC_DUMP")
+    if not directory:
+        return
+    os.makedirs(directory, exist_ok=True)
+    base = os.path.join(directory, f"{re.sub(r'[^A-Za-z0-9_.-]', '_', lowered.graph.name)}"
+                                   f".{index}")
+    names = list(lowered.stages)
+    for i, name in enumerate(names):
+        stem = "traced" if name == "traced" else f"{i:02d}-{name}"
+        header = f"# {name}" + (f" (took {lowered.pass_seconds[name] * 1e3:.2f} ms)"
+                                if name != "traced" else " (as traced)")
+        with open(f"{base}.{stem}.ir", "w") as fh:
+            fh.write(header + "\n" + str(lowered.stages[name]) + "\n")
+    with open(f"{base}.optimized.ir", "w") as fh:
+        fh.write(str(lowered.optimized) + "\n")
+    with open(f"{base}.py", "w") as fh:
+        fh.write(lowered.source)
+
+
+def compile(fn: Callable | None = None, *, backend: str = "numpy",
+            passes=None) -> Any:
+    """Compile a numpy function: traced once per input signature, then cached.
+
+    Use as `@graphc.compile` or `@graphc.compile(backend="numpy")`.
+
+    >>> import graphc, numpy as np
+    >>> @graphc.compile
+    ... def gelu(x):
+    ...     return 0.5 * x * (1.0 + np.tanh(0.7978845608 * (x + 0.044715 * x**3)))
+    >>> gelu(np.zeros(4, np.float32))
+    array([0., 0., 0., 0.], dtype=float32)
+    >>> gelu.cache_info()
+    CacheInfo(hits=0, misses=1, entries=1)
+    """
+    if fn is None:
+        return lambda f: CompiledFunction(f, backend=backend, passes=passes)
+    return CompiledFunction(fn, backend=backend, passes=passes)
+
+
+@_trimmed
+def trace(fn: Callable, *args: Any, **kwargs: Any) -> Graph:
+    """Trace `fn` on example arguments and return the graph (no passes).
+
+    >>> import graphc, numpy as np
+    >>> g = graphc.trace(lambda x: np.sum(x * x), np.ones(3))
+    >>> [n.op for n in g.nodes]
+    ['mul', 'sum']
+    """
+    return trace_function(fn, args, kwargs).graph

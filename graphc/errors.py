@@ -1,0 +1,155 @@
+"""Errors a user of graphc can meet, and where in the user's code they happened.
+
+Every error raised because of the user's code is a `GraphcError` subclass whose
+message starts with the user's own `file:line`, shows that source line, and ends
+with a hint saying what to do. The location is found by walking the Python stack
+up to the first frame that is not inside graphc itself or inside numpy.
+"""
+from __future__ import annotations
+
+import linecache
+import os
+import sys
+from dataclasses import dataclass
+
+# Frames inside these directories belong to the compiler (or to numpy, which calls
+# back into the tracer through its array protocols), never to the user.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_ROOT = os.path.dirname(_HERE)
+_INTERNAL_DIRS = tuple(
+    os.path.join(_ROOT, d) + os.sep for d in ("graphc", "frontend", "passes", "backends")
+)
+_NUMPY_MARK = os.sep + "numpy" + os.sep
+
+
+@dataclass(frozen=True)
+class SourceLoc:
+    """A place in the user's source: file and line (function name for dumps)."""
+
+    file: str
+    line: int
+    func: str = ""
+
+    def __str__(self) -> str:
+        return f"{os.path.basename(self.file)}:{self.line}"
+
+    def source_line(self) -> str:
+        return linecache.getline(self.file, self.line).strip()
+
+
+def _is_internal(filename: str) -> bool:
+    return filename.startswith(_INTERNAL_DIRS) or _NUMPY_MARK in filename
+
+
+def user_location(skip: int = 1) -> SourceLoc | None:
+    """The innermost stack frame that belongs to the user's code."""
+    frame = sys._getframe(skip)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if filename.startswith("<"):
+            internal = filename.startswith(("<frozen", "<graphc"))
+        else:
+            internal = _is_internal(os.path.abspath(filename))
+        if not internal:
+            return SourceLoc(filename, frame.f_lineno, frame.f_code.co_name)
+        frame = frame.f_back
+    return None
+
+
+class GraphcError(Exception):
+    """Base class of every error graphc raises about the user's code.
+
+    The message names the user's `file:line`, quotes that line, and gives a hint.
+
+    >>> import graphc, numpy as np
+    >>> @graphc.compile
+    ... def f(x):
+    ...     return x + np.ones(3)
+    >>> try:
+    ...     f(np.ones(4))
+    ... except graphc.ShapeError as e:
+    ...     print(type(e).__name__)
+    ShapeError
+    """
+
+    default_hint = ""
+
+    def __init__(self, message: str, *, hint: str | None = None,
+                 loc: SourceLoc | None = None):
+        self.message = message
+        self.hint = self.default_hint if hint is None else hint
+        self.loc = loc if loc is not None else user_location(2)
+        super().__init__(self._format())
+
+    def with_loc(self, loc: SourceLoc | None) -> "GraphcError":
+        """Re-point the error at `loc` (used when a rule fails below the frontend)."""
+        if loc is not None:
+            self.loc = loc
+            self.args = (self._format(),)
+        return self
+
+    def _format(self) -> str:
+        text = self.message
+        if self.loc is not None:
+            text = f"{self.loc.file}:{self.loc.line}: {text}"
+            src = self.loc.source_line()
+            if src:
+                text += f"\n    {src}"
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+    def __str__(self) -> str:
+        return self.args[0] if self.args else self._format()
+
+
+class ShapeError(GraphcError, ValueError):
+    """Shapes that an op cannot accept (they do not broadcast, inner dims differ, ...)."""
+
+    default_hint = "check the shapes printed above; graphc follows numpy's rules"
+
+
+class DtypeError(GraphcError, TypeError):
+    """A dtype that an op or a backend does not support."""
+
+    default_hint = "cast with .astype(np.float32) (or another supported dtype) first"
+
+
+class TracerBoolError(GraphcError, TypeError):
+    """Python control flow, or a conversion to a Python number, on a traced value."""
+
+    default_hint = ("a traced value has no concrete value while tracing: use "
+                    "np.where(cond, a, b) instead of `if`, or pass the value as a "
+                    "Python number so that it is static")
+
+
+class UnsupportedError(GraphcError, NotImplementedError):
+    """A numpy function, method, or indexing form that graphc cannot trace."""
+
+    default_hint = "rewrite it with supported numpy functions (see README: what traces)"
+
+
+class ArgumentError(GraphcError, TypeError):
+    """An argument of a type graphc cannot take as an array or a static value."""
+
+    default_hint = ("pass numpy arrays (or nested tuples/lists/dicts of them); other "
+                    "arguments must be hashable Python values, which become static")
+
+
+class TracerLeakError(GraphcError, RuntimeError):
+    """A traced value used after the trace that made it ended."""
+
+    default_hint = ("a traced value escaped its function (stored in a global, a "
+                    "closure or an attribute); return it from the function instead")
+
+
+class IRParseError(GraphcError, ValueError):
+    """Text that is not valid graphc IR."""
+
+    default_hint = "the text form is what str(graph) prints; compare against it"
+
+
+class VerifyError(GraphcError, AssertionError):
+    """A graph that breaks an IR invariant (a compiler bug, or hand-written IR)."""
+
+    default_hint = "this is a bug in a pass or in hand-written IR; please report it"

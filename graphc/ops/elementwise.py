@@ -1,0 +1,139 @@
+"""Elementwise primitives: unary math, binary arithmetic, comparisons, logic,
+where and cast. Binary ops broadcast with numpy's rules; their inputs share one
+dtype (the frontend inserts casts, see `graphc.dtypes`)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from graphc import dtypes
+from graphc.errors import DtypeError, ShapeError
+from graphc.ir.types import TensorType
+from graphc.ops import Kind, OpDef, register
+
+EW = Kind.ELEMENTWISE
+
+
+def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        shown = " and ".join(str(list(s)) for s in shapes)
+        raise ShapeError(f"shapes {shown} do not broadcast",
+                         hint="numpy broadcasting aligns shapes from the right; each "
+                              "pair of dims must be equal or 1 (reshape or add an "
+                              "axis with x[:, None])") from None
+
+
+def _same_dtype(name: str, types) -> str:
+    dts = {t.dtype for t in types}
+    if len(dts) != 1:
+        raise DtypeError(f"{name} needs inputs of one dtype, got {sorted(dts)}")
+    return dts.pop()
+
+
+def _check(name: str, dtype: str, allowed: str) -> None:
+    ok = {"float": dtypes.FLOATS, "numeric": dtypes.FLOATS | dtypes.INTS,
+          "bool": {"bool"}, "any": set(dtypes.DTYPES)}[allowed]
+    if dtype not in ok:
+        raise DtypeError(f"{name} does not accept {dtype} inputs ({allowed} only)")
+
+
+def _unary_rule(name: str, allowed: str):
+    def infer(ins, attrs):
+        _check(name, ins[0].dtype, allowed)
+        return (ins[0],)
+    return infer
+
+
+def _binary_rule(name: str, allowed: str, out_dtype: str | None = None):
+    def infer(ins, attrs):
+        dt = _same_dtype(name, ins)
+        _check(name, dt, allowed)
+        return (TensorType(broadcast_shapes(*(t.shape for t in ins)), out_dtype or dt),)
+    return infer
+
+
+def unary(name: str, impl, allowed: str = "float", differentiable: bool = True,
+          doc: str = "") -> OpDef:
+    return register(OpDef(name, (), _unary_rule(name, allowed), impl, EW, 1,
+                          differentiable, doc))
+
+
+def binary(name: str, impl, allowed: str = "numeric", out_dtype: str | None = None,
+           differentiable: bool = True, doc: str = "") -> OpDef:
+    return register(OpDef(name, (), _binary_rule(name, allowed, out_dtype), impl, EW, 2,
+                          differentiable, doc))
+
+
+def _sigmoid(x):
+    # exp of a non-positive number only, so large |x| neither overflows nor loses 1s
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+_erf_scalar = np.frompyfunc(math.erf, 1, 1)
+
+
+def _erf(x):
+    return _erf_scalar(x).astype(x.dtype)
+
+
+def _rsqrt(x):
+    return np.reciprocal(np.sqrt(x))
+
+
+unary("neg", np.negative, "numeric")
+unary("abs", np.abs, "numeric")
+unary("sign", np.sign, "numeric", differentiable=False)
+unary("exp", np.exp)
+unary("expm1", np.expm1)
+unary("log", np.log)
+unary("log1p", np.log1p)
+unary("sqrt", np.sqrt)
+unary("rsqrt", _rsqrt, doc="1 / sqrt(x)")
+unary("reciprocal", np.reciprocal, doc="1 / x")
+unary("tanh", np.tanh)
+unary("sigmoid", _sigmoid, doc="1 / (1 + exp(-x)), computed without overflow")
+unary("sin", np.sin)
+unary("cos", np.cos)
+unary("erf", _erf, doc="the Gauss error function")
+unary("logical_not", np.logical_not, "bool", differentiable=False)
+
+binary("add", np.add)
+binary("sub", np.subtract)
+binary("mul", np.multiply)
+binary("div", np.true_divide, "float")
+binary("pow", np.power)
+binary("maximum", np.maximum)
+binary("minimum", np.minimum)
+for _name, _impl in [("eq", np.equal), ("ne", np.not_equal), ("lt", np.less),
+                     ("le", np.less_equal), ("gt", np.greater), ("ge", np.greater_equal)]:
+    binary(_name, _impl, "any", out_dtype="bool", differentiable=False)
+binary("logical_and", np.logical_and, "bool", differentiable=False)
+binary("logical_or", np.logical_or, "bool", differentiable=False)
+
+
+def _where_infer(ins, attrs):
+    cond, a, b = ins
+    if cond.dtype != "bool":
+        raise DtypeError(f"where needs a bool condition, got {cond.dtype}")
+    dt = _same_dtype("where", (a, b))
+    return (TensorType(broadcast_shapes(cond.shape, a.shape, b.shape), dt),)
+
+
+register(OpDef("where", (), _where_infer, np.where, EW, 3,
+               doc="cond ? a : b, broadcasting all three"))
+
+
+def _cast_infer(ins, attrs):
+    return (TensorType(ins[0].shape, dtypes.canonical(attrs["dtype"])),)
+
+
+def _cast(x, dtype):
+    return x.astype(dtypes.to_numpy(dtype))
+
+
+register(OpDef("cast", ("dtype",), _cast_infer, _cast, EW, 1,
+               doc="convert to another dtype, as ndarray.astype does"))

@@ -1,0 +1,74 @@
+"""Reductions: sum, max, min over a set of axes, and argmax over one axis.
+
+`axes` is a sorted tuple of non-negative axes (the frontend normalizes negative ones
+and `axis=None`); `keepdims` keeps reduced axes with size 1. The output dtype is the
+input's: the frontend casts first where numpy accumulates in a wider type (an int32
+or bool sum is int64).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from graphc.errors import DtypeError, ShapeError
+from graphc.ir.types import TensorType
+from graphc.ops import Kind, OpDef, register
+
+
+def check_axes(axes, ndim: int, name: str) -> tuple[int, ...]:
+    axes = tuple(axes)
+    for a in axes:
+        if not isinstance(a, int) or not 0 <= a < ndim:
+            raise ShapeError(f"{name}: axis {a} is out of range for an array of rank {ndim}",
+                             hint=f"valid axes are {-ndim}..{ndim - 1}")
+    if len(set(axes)) != len(axes) or list(axes) != sorted(axes):
+        raise ShapeError(f"{name}: axes {axes} must be sorted and distinct")
+    return axes
+
+
+def reduced_shape(shape, axes, keepdims: bool) -> tuple[int, ...]:
+    if keepdims:
+        return tuple(1 if i in axes else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
+def _reduce_rule(name: str, needs_identity: bool):
+    def infer(ins, attrs):
+        (x,) = ins
+        axes = check_axes(attrs["axes"], x.ndim, name)
+        if name == "sum" and x.dtype == "bool":
+            raise DtypeError("sum of bool: cast to an integer dtype first")
+        if needs_identity and any(x.shape[a] == 0 for a in axes):
+            raise ShapeError(f"{name} over a zero-size axis has no identity",
+                             hint="numpy raises here too; use an initial value with "
+                                  "np.where, or skip empty inputs")
+        return (TensorType(reduced_shape(x.shape, axes, attrs["keepdims"]), x.dtype),)
+    return infer
+
+
+def _reduction(name: str, fn, needs_identity: bool, differentiable: bool = True) -> None:
+    def impl(x, axes, keepdims):
+        return np.asarray(fn(x, axis=tuple(axes), keepdims=keepdims))
+    register(OpDef(name, ("axes", "keepdims"), _reduce_rule(name, needs_identity), impl,
+                   Kind.REDUCTION, 1, differentiable))
+
+
+_reduction("sum", np.sum, needs_identity=False)
+_reduction("max", np.max, needs_identity=True)
+_reduction("min", np.min, needs_identity=True)
+
+
+def _argmax_infer(ins, attrs):
+    (x,) = ins
+    (axis,) = check_axes((attrs["axis"],), x.ndim, "argmax")
+    if x.shape[axis] == 0:
+        raise ShapeError("argmax of an empty axis")
+    shape = reduced_shape(x.shape, (axis,), attrs["keepdims"])
+    return (TensorType(shape, "int64"),)
+
+
+def _argmax(x, axis, keepdims):
+    return np.asarray(np.argmax(x, axis=axis, keepdims=keepdims)).astype(np.int64)
+
+
+register(OpDef("argmax", ("axis", "keepdims"), _argmax_infer, _argmax, Kind.REDUCTION, 1,
+               differentiable=False, doc="index of the first maximum along one axis"))

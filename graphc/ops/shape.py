@@ -1,0 +1,163 @@
+"""Shape primitives (reshape, transpose, broadcast_to, slice, concat, pad), gather,
+and the sources of data (const, iota). Attributes are fully resolved by the frontend:
+no -1 in a reshape, no negative axes, slices normalized as `slice.indices` does."""
+from __future__ import annotations
+
+import numpy as np
+
+from graphc import dtypes
+from graphc.errors import DtypeError, ShapeError
+from graphc.ir.types import ArrayLiteral, TensorType
+from graphc.ops import Kind, OpDef, register
+from graphc.ops.reduction import check_axes
+
+
+def _reshape_infer(ins, attrs):
+    (x,) = ins
+    shape = tuple(attrs["shape"])
+    if any(d < 0 for d in shape) or int(np.prod(shape)) != x.size:
+        raise ShapeError(f"cannot reshape an array of shape {list(x.shape)} "
+                         f"({x.size} elements) into shape {list(shape)}",
+                         hint="the total number of elements must stay the same")
+    return (TensorType(shape, x.dtype),)
+
+
+register(OpDef("reshape", ("shape",), _reshape_infer,
+               lambda x, shape: np.reshape(x, shape), Kind.SHAPE, 1))
+
+
+def _transpose_infer(ins, attrs):
+    (x,) = ins
+    perm = tuple(attrs["perm"])
+    if sorted(perm) != list(range(x.ndim)):
+        raise ShapeError(f"transpose: {list(perm)} is not a permutation of the "
+                         f"{x.ndim} axes of shape {list(x.shape)}")
+    return (TensorType(tuple(x.shape[p] for p in perm), x.dtype),)
+
+
+register(OpDef("transpose", ("perm",), _transpose_infer,
+               lambda x, perm: np.transpose(x, perm), Kind.SHAPE, 1))
+
+
+def _broadcast_infer(ins, attrs):
+    (x,) = ins
+    shape = tuple(attrs["shape"])
+    lead = len(shape) - x.ndim
+    ok = lead >= 0 and all(d in (1, t) for d, t in zip(x.shape, shape[lead:]))
+    if not ok:
+        raise ShapeError(f"cannot broadcast shape {list(x.shape)} to {list(shape)}",
+                         hint="dims align from the right and must be equal or 1")
+    return (TensorType(shape, x.dtype),)
+
+
+register(OpDef("broadcast_to", ("shape",), _broadcast_infer,
+               lambda x, shape: np.broadcast_to(x, shape), Kind.SHAPE, 1))
+
+
+def _slice_infer(ins, attrs):
+    (x,) = ins
+    starts, stops, steps = attrs["starts"], attrs["stops"], attrs["steps"]
+    if not len(starts) == len(stops) == len(steps) == x.ndim:
+        raise ShapeError(f"slice needs one (start, stop, step) per axis of {list(x.shape)}")
+    shape = []
+    for d, (a, b, s) in enumerate(zip(starts, stops, steps)):
+        if s == 0:
+            raise ShapeError("slice step cannot be zero")
+        # normalized bounds: what slice(...).indices(n) returns (stop may be -1)
+        if not (0 <= a <= x.shape[d] and -1 <= b <= x.shape[d]):
+            raise ShapeError(f"slice bounds {a}:{b}:{s} are not normalized for axis {d}")
+        shape.append(len(range(a, b, s)))
+    return (TensorType(tuple(shape), x.dtype),)
+
+
+def _slice(x, starts, stops, steps):
+    index = tuple(slice(a, None if b < 0 else b, s) for a, b, s in zip(starts, stops, steps))
+    return x[index]
+
+
+register(OpDef("slice", ("starts", "stops", "steps"), _slice_infer, _slice, Kind.SHAPE, 1,
+               doc="x[start:stop:step] on every axis; steps may be negative"))
+
+
+def _concat_infer(ins, attrs):
+    axis = attrs["axis"]
+    if not ins:
+        raise ShapeError("concat needs at least one array")
+    first = ins[0]
+    check_axes((axis,), first.ndim, "concat")
+    dts = {t.dtype for t in ins}
+    if len(dts) != 1:
+        raise DtypeError(f"concat needs inputs of one dtype, got {sorted(dts)}")
+    for t in ins[1:]:
+        if t.ndim != first.ndim or any(
+                a != b for i, (a, b) in enumerate(zip(t.shape, first.shape)) if i != axis):
+            raise ShapeError("concat: shapes " + ", ".join(str(list(t.shape)) for t in ins)
+                             + f" differ outside axis {axis}")
+    shape = list(first.shape)
+    shape[axis] = sum(t.shape[axis] for t in ins)
+    return (TensorType(tuple(shape), first.dtype),)
+
+
+register(OpDef("concat", ("axis",), _concat_infer,
+               lambda *xs, axis: np.concatenate(xs, axis=axis), Kind.SHAPE, None))
+
+
+def _pad_infer(ins, attrs):
+    (x,) = ins
+    widths = attrs["widths"]
+    if len(widths) != x.ndim or any(lo < 0 or hi < 0 for lo, hi in widths):
+        raise ShapeError(f"pad widths {widths} need one non-negative (low, high) "
+                         f"pair per axis of {list(x.shape)}")
+    shape = tuple(d + lo + hi for d, (lo, hi) in zip(x.shape, widths))
+    return (TensorType(shape, x.dtype),)
+
+
+def _pad(x, widths, value):
+    return np.pad(x, widths, mode="constant", constant_values=value)
+
+
+register(OpDef("pad", ("widths", "value"), _pad_infer, _pad, Kind.SHAPE, 1,
+               doc="constant padding: widths is ((low, high), ...) per axis"))
+
+
+def _gather_infer(ins, attrs):
+    x, idx = ins
+    (axis,) = check_axes((attrs["axis"],), x.ndim, "gather")
+    if idx.dtype not in dtypes.INTS:
+        raise DtypeError(f"gather indices must be integers, got {idx.dtype}")
+    if x.shape[axis] == 0 and idx.size:
+        raise ShapeError("gather from an empty axis")
+    return (TensorType(x.shape[:axis] + idx.shape + x.shape[axis + 1:], x.dtype),)
+
+
+register(OpDef("gather", ("axis",), _gather_infer,
+               lambda x, idx, axis: np.take(x, idx, axis=axis), Kind.OPAQUE, 2,
+               doc="np.take(x, idx, axis): negative indices wrap, others out of "
+                   "range raise IndexError"))
+
+
+def _iota_infer(ins, attrs):
+    shape = tuple(attrs["shape"])
+    check_axes((attrs["axis"],), len(shape), "iota")
+    return (TensorType(shape, dtypes.canonical(attrs["dtype"])),)
+
+
+def _iota(shape, axis, dtype):
+    ramp = np.arange(shape[axis], dtype=dtypes.to_numpy(dtype))
+    ramp = ramp.reshape([-1 if i == axis else 1 for i in range(len(shape))])
+    return np.array(np.broadcast_to(ramp, shape))
+
+
+register(OpDef("iota", ("shape", "axis", "dtype"), _iota_infer, _iota, Kind.SOURCE, 0,
+               differentiable=False, doc="0, 1, 2, ... along `axis`, broadcast to shape"))
+
+
+def _const_infer(ins, attrs):
+    value = attrs["value"]
+    if not isinstance(value, ArrayLiteral):
+        raise ShapeError("const needs an array value")
+    return (TensorType(value.array.shape, dtypes.canonical(value.array.dtype)),)
+
+
+register(OpDef("const", ("value",), _const_infer, lambda value: value.array, Kind.SOURCE,
+               0, differentiable=False, doc="a literal array held in the graph"))

@@ -1,0 +1,1 @@
+"""Passes: pure `Graph -> Graph` functions, and the named pipeline that runs them."""
