@@ -106,7 +106,10 @@ def _unsupported(name: str, known: list[str]):
 
 def array_function(self, func, types, args, kwargs):
     handler = FUNCTIONS.get(func)
-    name = f"np.{func.__name__}"
+    module = getattr(func, "__module__", "numpy") or "numpy"
+    prefix = "np." + module[len("numpy."):] + "." if module.startswith("numpy.") and \
+        not module.startswith("numpy._") and module != "numpy.lib" else "np."
+    name = f"{prefix}{func.__name__}"
     if handler is None:
         _unsupported(name, [f"np.{f.__name__}" for f in FUNCTIONS])
     try:
@@ -327,6 +330,16 @@ FUNCTIONS[np.ones_like] = _like(1)
 @implements(np.full_like)
 def full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None, device=None):
     return _like(None)(a, dtype, shape=shape, fill_value=fill_value)
+
+
+@implements(np.take)
+def take(a, indices, axis=None, out=None, mode=None):
+    _no_out(out)
+    x = _t(a)
+    if axis is None:
+        x, axis = prims.reshape(x, (-1,)), 0
+    axis = prims.norm_axis(axis, x.ndim)
+    return indexing.getitem(x, (slice(None),) * axis + (indices,))
 
 
 @implements(np.copy)

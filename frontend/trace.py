@@ -6,6 +6,7 @@ static: baked into the graph and part of the cache key.
 """
 from __future__ import annotations
 
+import enum
 import inspect
 import re
 from dataclasses import dataclass
@@ -19,6 +20,11 @@ from graphc.ir import Graph, TensorType
 from frontend import numpy_api  # noqa: F401  (installs the numpy protocols on Tracer)
 from frontend.pytree import flatten, unflatten
 from frontend.tracer import TraceContext, Tracer
+
+
+# Leaves of these types are static: baked into the graph and part of the cache key.
+STATIC_TYPES = (bool, int, float, complex, str, bytes, type(None), np.dtype, type, enum.Enum,
+                slice, type(Ellipsis))
 
 
 def leaf_key(leaf: Any, path: str) -> tuple:
@@ -39,18 +45,27 @@ def leaf_key(leaf: Any, path: str) -> tuple:
                             hint="pass a list or tuple instead (list(gen))")
     if isinstance(leaf, float) and leaf != leaf:
         return ("static", "float", "nan")
+    if not isinstance(leaf, STATIC_TYPES) and not callable(leaf):
+        raise ArgumentError(f"argument {path or '?'} is a {type(leaf).__name__}, which graphc "
+                            "takes neither as an array nor as a static value")
     try:
         hash(leaf)
     except TypeError:
-        raise ArgumentError(f"argument {path} is a {type(leaf).__name__}, which is "
-                            "neither an array nor a hashable static value") from None
+        raise ArgumentError(f"argument {path or '?'} is an unhashable "
+                            f"{type(leaf).__name__}, so it cannot be a static value") from None
     return ("static", type(leaf).__name__, leaf)
 
 
-def signature(args: tuple, kwargs: dict) -> tuple[tuple, list]:
+def signature(args: tuple, kwargs: dict, fn: Callable | None = None) -> tuple[tuple, list]:
     """The cache key of a call (pytree structure plus one key per leaf), and the leaves."""
     leaves, treedef, _ = flatten((args, kwargs))
-    return (treedef, tuple(leaf_key(x, "") for x in leaves)), leaves
+    try:
+        return (treedef, tuple(leaf_key(x, "") for x in leaves)), leaves
+    except ArgumentError:
+        # the fast path does not know names: find the argument's path for the message
+        for leaf, path in zip(leaves, arg_paths(fn or (lambda *a, **k: None), args, kwargs)):
+            leaf_key(leaf, path)
+        raise
 
 
 def arg_paths(fn: Callable, args: tuple, kwargs: dict) -> list[str]:
@@ -111,7 +126,7 @@ def trace_function(fn: Callable, args: tuple, kwargs: dict | None = None,
     leaves, treedef, _ = flatten((args, kwargs))
     paths = arg_paths(fn, args, kwargs)
     keys = [leaf_key(x, p) for x, p in zip(leaves, paths)]
-    name = name or getattr(fn, "__name__", "fn")
+    name = re.sub(r"\W", "_", (name or getattr(fn, "__name__", "fn")).strip("<>")) or "fn"
     ctx = TraceContext(name)
     with ctx:
         taken: set[str] = set()

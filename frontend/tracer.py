@@ -163,7 +163,12 @@ class Tracer:
         self._concrete("using a traced value as a Python index (range, list index)")
 
     def __array__(self, dtype=None, copy=None):
-        self._concrete("converting to a numpy array (np.asarray, np.array, .tolist())")
+        raise TracerBoolError(
+            f"numpy needs the concrete data of a traced array ({self.value.type}) here "
+            "(np.asarray/np.array, or a numpy array indexed by a traced index)",
+            hint="make every array the function computes with an argument of the "
+                 "compiled function (a closed-over numpy `table[idx]` cannot be traced: "
+                 "pass `table` in), and use the returned value instead of np.asarray")
 
     def tolist(self):
         self._concrete(".tolist()")

@@ -9,7 +9,8 @@ array([0., 0., 0.], dtype=float32)
 """
 # The core first: frontends, passes and backends import it while graphc loads.
 from graphc import dtypes, errors, ir, ops
-from graphc.errors import (ArgumentError, DtypeError, GraphcError, IRParseError, ShapeError,
+from graphc.errors import (ArgumentError, DtypeError, GraphcError, IRParseError, MismatchError,
+                           ShapeError,
                            TracerBoolError, TracerLeakError, UnsupportedError, VerifyError)
 from graphc.interpreter import interpret
 from graphc.api import CompiledFunction, Lowered, RecompileWarning, compile, trace
@@ -19,7 +20,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ArgumentError", "CompiledFunction", "DtypeError", "GraphcError", "IRParseError",
-    "Lowered", "RecompileWarning", "ShapeError", "TracerBoolError", "TracerLeakError",
+    "Lowered", "MismatchError", "RecompileWarning", "ShapeError", "TracerBoolError", "TracerLeakError",
     "UnsupportedError", "VerifyError", "compile", "dtypes", "errors", "interpret", "ir",
     "nn", "ops", "trace",
 ]

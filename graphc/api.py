@@ -93,9 +93,11 @@ def _trimmed(fn):
 class CompiledFunction:
     """What `graphc.compile` returns: call it like the original function."""
 
-    def __init__(self, fn: Callable, backend: str = "numpy", passes=None):
+    def __init__(self, fn: Callable, backend: str = "numpy", passes=None,
+                 check: bool | None = None):
         from backends import get
         self.fn = fn
+        self.check = check
         self.backend_name = backend
         self.backend = get(backend)
         self.passes = passes
@@ -105,23 +107,33 @@ class CompiledFunction:
 
     def __call__(self, *args, **kwargs):
         try:
-            key, leaves = signature(args, kwargs)
+            key, leaves = signature(args, kwargs, self.fn)
             entry = self._cache.get(key)
             if entry is None:
                 entry = self._compile(args, kwargs, key)
             else:
                 self._stats.hits += 1
             flat = [leaves[i] for i, k in enumerate(key[1]) if k[0] == "array"]
-            return entry.lowered.traced.rebuild(entry.lowered.executable.fn(*flat))
+            outputs = entry.lowered.executable.fn(*flat)
+            if self.check or (self.check is None and os.environ.get("GRAPHC_CHECK") == "1"):
+                self._check(entry.lowered, flat, outputs)
+            return entry.lowered.traced.rebuild(outputs)
         except GraphcError as exc:
             raise exc.with_traceback(None) from None
 
     @_trimmed
     def lower(self, *args, **kwargs) -> Lowered:
         """The traced, optimized and generated forms for these arguments."""
-        key, _ = signature(args, kwargs)
+        key, _ = signature(args, kwargs, self.fn)
         entry = self._cache.get(key) or self._compile(args, kwargs, key)
         return entry.lowered
+
+    def _check(self, lowered: Lowered, flat: list, outputs: tuple) -> None:
+        from graphc.check import compare
+        from graphc.interpreter import interpret
+        want = interpret(lowered.graph, *flat)
+        want = [want] if len(lowered.graph.outputs) == 1 else list(want)
+        compare(self.__name__, list(outputs), want)
 
     def cache_info(self) -> CacheInfo:
         """Hits, misses (traces) and cached signatures so far."""
@@ -148,9 +160,9 @@ class CompiledFunction:
             return entry
 
     def _explain_retrace(self, paths: list[str], key: tuple) -> None:
-        retraces = self._stats.misses
+        retraces = self._stats.misses  # the traces before this one, less the first, plus this
         want_log = "recompiles" in os.environ.get("GRAPHC_LOG", "").split(",")
-        want_warn = retraces + 1 >= RETRACE_WARNING_AT and not self._stats.warned
+        want_warn = retraces >= RETRACE_WARNING_AT and not self._stats.warned
         if not (want_log or want_warn):
             return
         text = explain_retrace(self.__name__, list(self._cache.values()), paths, key)
@@ -204,9 +216,21 @@ def _spec(k: tuple) -> str:
     return f"{k[1]} {k[2]!r}"
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (it may be replaced after setup)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def _log_handler() -> None:
     if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
         log.propagate = False
@@ -245,10 +269,12 @@ def _dump(lowered: Lowered, index: int) -> None:
 
 
 def compile(fn: Callable | None = None, *, backend: str = "numpy",
-            passes=None) -> Any:
+            passes=None, check: bool | None = None) -> Any:
     """Compile a numpy function: traced once per input signature, then cached.
 
-    Use as `@graphc.compile` or `@graphc.compile(backend="numpy")`.
+    Use as `@graphc.compile` or `@graphc.compile(backend="numpy")`. `passes` replaces
+    the pass pipeline (a list of (name, Graph -> Graph) pairs); `check=True` (or
+    GRAPHC_CHECK=1) compares every call against the reference interpreter.
 
     >>> import graphc, numpy as np
     >>> @graphc.compile
@@ -260,8 +286,8 @@ def compile(fn: Callable | None = None, *, backend: str = "numpy",
     CacheInfo(hits=0, misses=1, entries=1)
     """
     if fn is None:
-        return lambda f: CompiledFunction(f, backend=backend, passes=passes)
-    return CompiledFunction(fn, backend=backend, passes=passes)
+        return lambda f: CompiledFunction(f, backend=backend, passes=passes, check=check)
+    return CompiledFunction(fn, backend=backend, passes=passes, check=check)
 
 
 @_trimmed

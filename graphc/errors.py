@@ -75,10 +75,11 @@ class GraphcError(Exception):
     default_hint = ""
 
     def __init__(self, message: str, *, hint: str | None = None,
-                 loc: SourceLoc | None = None):
+                 loc: SourceLoc | None | bool = None):
+        """`loc` defaults to the user's innermost frame; False means no location."""
         self.message = message
         self.hint = self.default_hint if hint is None else hint
-        self.loc = loc if loc is not None else user_location(2)
+        self.loc = user_location(2) if loc is None else (loc or None)
         super().__init__(self._format())
 
     def with_loc(self, loc: SourceLoc | None) -> "GraphcError":
@@ -141,6 +142,13 @@ class TracerLeakError(GraphcError, RuntimeError):
 
     default_hint = ("a traced value escaped its function (stored in a global, a "
                     "closure or an attribute); return it from the function instead")
+
+
+class MismatchError(GraphcError, AssertionError):
+    """check mode: the compiled result differs from the reference interpreter's."""
+
+    default_hint = ("run graphc.debug.bisect(fn, *args) to find the pass that changed "
+                    "the result, and please report it")
 
 
 class IRParseError(GraphcError, ValueError):

@@ -11,6 +11,7 @@ returning a Python expression. A test checks that it covers every primitive.
 from __future__ import annotations
 
 import itertools
+import keyword
 import linecache
 import re
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ class Emitter:
         self.const_lines: list[str] = []
 
     def hoist(self, array: np.ndarray, comment: str) -> str:
-        name = f"c{len(self.consts)}"
+        name = f"_c{len(self.consts)}"
         self.consts.append(array)
         self.const_lines.append(f"{name} = _consts[{len(self.consts) - 1}]  # {comment}")
         return name
@@ -128,29 +129,55 @@ class Executable:
     filename: str
 
 
-def _ident(name: str) -> str:
+_RESERVED = {"np", "_consts"}
+
+
+def _ident(name: str, taken: set[str] | None = None) -> str:
+    """A Python identifier for `name`, distinct from keywords and from `taken`."""
     ident = re.sub(r"\W", "_", name)
-    return ident if ident and not ident[0].isdigit() else "v" + ident
+    if not ident or ident[0].isdigit():
+        ident = "v" + ident
+    if keyword.iskeyword(ident) or ident in _RESERVED or ident.startswith(("_c", "_ref_")):
+        ident += "_"
+    if taken is not None:
+        base, n = ident, 1
+        while ident in taken:
+            ident, n = f"{base}_{n}", n + 1
+        taken.add(ident)
+    return ident
 
 
 def generate(graph: Graph) -> tuple[str, list[np.ndarray]]:
     """The Python source of `graph` and the constants it refers to."""
     em = Emitter()
     names: dict[int, str] = {}
+    taken: set[str] = set()
     params = []
     for v in graph.inputs:
-        names[id(v)] = _ident(v.name)
+        names[id(v)] = _ident(v.name, taken)
         params.append(names[id(v)])
+    # free each intermediate after its last use, as eager code does: numpy's
+    # allocator then reuses warm memory instead of touching fresh pages
+    last_use: dict[int, int] = {}
+    for i, node in enumerate(graph.nodes):
+        for v in node.inputs:
+            last_use[id(v)] = i
+    keep = {id(v) for v in graph.outputs}
     body = []
-    for node in graph.nodes:
+    for i, node in enumerate(graph.nodes):
         expr = LOWERINGS[node.op](em, [names[id(v)] for v in node.inputs], node.attrs)
         if node.op in ("const", "iota"):
             names[id(node.output)] = expr
             continue
-        target = ", ".join(_ident("v" + v.name) for v in node.outputs)
         for v in node.outputs:
-            names[id(v)] = _ident("v" + v.name)
+            names[id(v)] = _ident("v" + v.name, taken)
+        target = ", ".join(names[id(v)] for v in node.outputs)
         body.append(_line(f"{target} = {expr}", node))
+        dead = sorted({names[id(v)] for v in node.inputs if last_use[id(v)] == i and
+                       id(v) not in keep and v.node is not None and
+                       v.node.op not in ("const", "iota")})
+        if dead:
+            body.append(f"del {', '.join(dead)}")
     returned = []
     seen: set[int] = set()
     for v in graph.outputs:

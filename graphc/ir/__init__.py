@@ -3,7 +3,7 @@
 >>> import graphc, numpy as np
 >>> g = graphc.trace(lambda x: x * 2.0, np.ones(3, np.float32))
 >>> print(str(g).splitlines()[0])
-graph <lambda>(%x: f32[3]) -> (f32[3]) {
+graph lambda(%x: f32[3]) -> (f32[3]) {
 """
 from graphc.ir.types import ArrayLiteral, Attrs, Graph, Node, TensorType, Value
 from graphc.ir.text import parse, print_graph

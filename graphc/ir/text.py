@@ -90,7 +90,7 @@ class _Line:
         self.i = 0
 
     def fail(self, msg: str):
-        raise IRParseError(f"line {self.lineno}: {msg}", loc=None)
+        raise IRParseError(f"line {self.lineno}: {msg}", loc=False)
 
     def peek(self) -> tuple[str, str] | None:
         return self.toks[self.i] if self.i < len(self.toks) else None
@@ -167,7 +167,7 @@ def parse(text: str) -> Graph:
     """
     lines = [(i + 1, raw) for i, raw in enumerate(text.splitlines()) if raw.strip()]
     if not lines:
-        raise IRParseError("empty text", loc=None)
+        raise IRParseError("empty text", loc=False)
     env: dict[str, Value] = {}
 
     def lookup(ln: _Line, name: str) -> Value:

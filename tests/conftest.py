@@ -1,0 +1,42 @@
+"""Suite-wide checks on every graph the tests make.
+
+* Every compiled call also runs the reference interpreter on the traced graph and
+  compares (GRAPHC_CHECK=1, graphc's own check mode).
+* Every traced graph round-trips through the text IR: `parse(str(g))` prints the
+  same text and verifies.
+"""
+import os
+
+import numpy as np
+import pytest
+
+import graphc
+import graphc.api
+from graphc.ir import parse
+
+os.environ["GRAPHC_CHECK"] = "1"
+
+ROUND_TRIPS = {"count": 0}
+_original_trace_function = graphc.api.trace_function
+
+
+def _round_trip(graph) -> None:
+    text = str(graph)
+    again = parse(text)
+    assert str(again) == text, f"text IR round trip changed the graph:\n{text}\n---\n{again}"
+    again.verify()
+    ROUND_TRIPS["count"] += 1
+
+
+def _checked_trace_function(*args, **kwargs):
+    traced = _original_trace_function(*args, **kwargs)
+    _round_trip(traced.graph)
+    return traced
+
+
+graphc.api.trace_function = _checked_trace_function
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
