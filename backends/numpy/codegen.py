@@ -53,9 +53,12 @@ def _call(fn: str, **fixed: Any) -> Callable:
     return lower
 
 
-def _reduce(fn: str) -> Callable:
+def _reduce(fn: str, keep_dtype: bool = False) -> Callable:
+    # keep_dtype: np.sum would give int64 for int32; the primitive keeps the dtype
     def lower(em, args, attrs):
-        return f"{fn}({args[0]}, axis={tuple(attrs['axes'])!r}, keepdims={attrs['keepdims']})"
+        dtype = f", dtype={args[0]}.dtype" if keep_dtype else ""
+        return (f"{fn}({args[0]}, axis={tuple(attrs['axes'])!r}, "
+                f"keepdims={attrs['keepdims']}{dtype})")
     return lower
 
 
@@ -64,7 +67,22 @@ def _slice(em, args, attrs):
     for a, b, s in zip(attrs["starts"], attrs["stops"], attrs["steps"]):
         stop = "" if b < 0 else str(b)
         parts.append(f"{a}:{stop}:{s}")
+    if not parts:  # a 0-d array: x[] is a syntax error
+        return f"{args[0]}[()]"
     return f"{args[0]}[{', '.join(parts)}{',' if len(parts) == 1 else ''}]"
+
+
+def _scalar(v: Any) -> str:
+    """A Python literal for an attribute scalar (repr of inf or nan is not one)."""
+    if isinstance(v, float) and not np.isfinite(v):
+        return f"float({str(v)!r})"
+    return repr(v)
+
+
+def _pad(em, args, attrs):
+    if not attrs["widths"]:  # a 0-d array: nothing to pad, and np.pad rejects ()
+        return f"np.array({args[0]})"
+    return f"np.pad({args[0]}, {attrs['widths']!r}, constant_values={_scalar(attrs['value'])})"
 
 
 def _const(em, args, attrs):
@@ -101,7 +119,8 @@ LOWERINGS: dict[str, Callable] = {
     "ge": _call("np.greater_equal"), "logical_and": _call("np.logical_and"),
     "logical_or": _call("np.logical_or"), "where": _call("np.where"),
     "cast": lambda em, a, at: f"{a[0]}.astype({_np_dtype(at['dtype'])})",
-    "sum": _reduce("np.sum"), "max": _reduce("np.max"), "min": _reduce("np.min"),
+    "sum": _reduce("np.sum", keep_dtype=True), "max": _reduce("np.max"),
+    "min": _reduce("np.min"),
     "argmax": lambda em, a, at: (f"np.argmax({a[0]}, axis={at['axis']}, "
                                  f"keepdims={at['keepdims']}).astype(np.int64)"),
     "reshape": lambda em, a, at: f"np.reshape({a[0]}, {tuple(at['shape'])!r})",
@@ -109,8 +128,7 @@ LOWERINGS: dict[str, Callable] = {
     "broadcast_to": lambda em, a, at: f"np.broadcast_to({a[0]}, {tuple(at['shape'])!r})",
     "slice": _slice,
     "concat": lambda em, a, at: f"np.concatenate(({', '.join(a)},), axis={at['axis']})",
-    "pad": lambda em, a, at: (f"np.pad({a[0]}, {at['widths']!r}, "
-                              f"constant_values={at['value']!r})"),
+    "pad": _pad,
     "gather": _call("np.take"),
     "iota": _iota, "const": _const,
     "matmul": _call("np.matmul"),

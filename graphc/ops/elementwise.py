@@ -77,7 +77,8 @@ _erf_scalar = np.frompyfunc(math.erf, 1, 1)
 
 
 def _erf(x):
-    return _erf_scalar(x).astype(x.dtype)
+    # np.array: on a 0-d input the object ufunc returns a bare Python float
+    return np.array(_erf_scalar(x), dtype=x.dtype)
 
 
 def _rsqrt(x):

@@ -47,7 +47,9 @@ def _reduce_rule(name: str, needs_identity: bool):
 
 def _reduction(name: str, fn, needs_identity: bool, differentiable: bool = True) -> None:
     def impl(x, axes, keepdims):
-        return np.asarray(fn(x, axis=tuple(axes), keepdims=keepdims))
+        # numpy would sum int32 in int64; the primitive keeps the input's dtype
+        kw = {"dtype": x.dtype} if name == "sum" else {}
+        return np.asarray(fn(x, axis=tuple(axes), keepdims=keepdims, **kw))
     register(OpDef(name, ("axes", "keepdims"), _reduce_rule(name, needs_identity), impl,
                    Kind.REDUCTION, 1, differentiable))
 

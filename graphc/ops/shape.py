@@ -63,9 +63,15 @@ def _slice_infer(ins, attrs):
     for d, (a, b, s) in enumerate(zip(starts, stops, steps)):
         if s == 0:
             raise ShapeError("slice step cannot be zero")
-        # normalized bounds: what slice(...).indices(n) returns (stop may be -1)
-        if not (0 <= a <= x.shape[d] and -1 <= b <= x.shape[d]):
-            raise ShapeError(f"slice bounds {a}:{b}:{s} are not normalized for axis {d}")
+        # normalized bounds, as slice(...).indices(n) returns them: within [0, n] for a
+        # positive step; start within [0, n - 1] and stop within [-1, n - 1] (-1: past
+        # index 0) for a negative one. The frontend writes empty slices as 0:0:1, since
+        # indices() can give a start of -1 there, which x[-1::-1] would misread.
+        n = x.shape[d]
+        ok = (0 <= a <= n and 0 <= b <= n) if s > 0 else (0 <= a < n and -1 <= b < n)
+        if not ok:
+            raise ShapeError(f"slice bounds {a}:{b}:{s} are not normalized for axis {d} "
+                             f"of size {n}")
         shape.append(len(range(a, b, s)))
     return (TensorType(tuple(shape), x.dtype),)
 
@@ -113,6 +119,8 @@ def _pad_infer(ins, attrs):
 
 
 def _pad(x, widths, value):
+    if x.ndim == 0:  # np.pad rejects the empty widths of a 0-d array
+        return np.array(x)
     return np.pad(x, widths, mode="constant", constant_values=value)
 
 
