@@ -123,7 +123,7 @@ def einsum(spec: str, *operands: Operand) -> Tracer:
         drop = tuple(k for k, c in enumerate(term) if c not in others)
         if drop:
             xs[i] = prims.reduce("sum", x, drop, False)
-            terms[i] = "".join(c for c in term if c not in others)
+            terms[i] = "".join(c for c in term if c in others)  # the kept letters
     if len(xs) == 1:
         return prims.transpose(xs[0], [terms[0].index(c) for c in out])
     (ta, tb), (a, b) = terms, xs

@@ -53,7 +53,8 @@ def _expand_ellipsis(key: tuple, ndim: int) -> tuple:
         raise IndexError(f"too many indices: array is {ndim}-dimensional, but {used} "
                          "were indexed")
     if n_ell:
-        i = key.index(Ellipsis)
+        # by identity: key.index would compare index arrays (and Tracers) with ==
+        i = next(j for j, k in enumerate(key) if k is Ellipsis)
         return key[:i] + (slice(None),) * (ndim - used) + key[i + 1:]
     return key + (slice(None),) * (ndim - used)
 
@@ -74,6 +75,10 @@ def _basic(x: Tracer, key: tuple) -> Tracer:
             starts.append(i), stops.append(i + 1), steps.append(1)
         elif isinstance(k, slice):
             a, b, s = k.indices(n)
+            if not len(range(a, b, s)):
+                # an empty slice: slice.indices can give a start of -1 (x[-2::-1] with
+                # n=1) that the slice primitive rightly refuses; any empty range will do
+                a, b, s = 0, 0, 1
             starts.append(a), stops.append(b), steps.append(s)
             out_shape.append(len(range(a, b, s)))
         else:
@@ -96,6 +101,8 @@ def _index_operand(x: Tracer, k, size: int):
         neg = prims.compare("lt", k, 0)
         return prims.where(neg, prims.binary("add", k, size), k), k
     arr = np.asarray(k)
+    if arr.size == 0 and isinstance(k, list):
+        arr = arr.astype(np.int64)  # numpy takes an empty list as an integer index
     if arr.dtype.kind not in "iu":
         raise UnsupportedError(f"array indices must be integers, got {arr.dtype}")
     if arr.size and (arr.min() < -size or arr.max() >= size):

@@ -57,10 +57,28 @@ for _uf, _op in [(np.exp, "exp"), (np.log, "log"), (np.log1p, "log1p"),
                  (np.sin, "sin"), (np.cos, "cos"), (np.reciprocal, "reciprocal")]:
     UFUNCS[_uf] = (lambda op: lambda x: prims.unary(op, x))(_op)
 UFUNCS[np.negative] = lambda x: prims.unary("neg", x, float_only=False)
-UFUNCS[np.absolute] = lambda x: prims.unary("abs", x, float_only=False)
 UFUNCS[np.sign] = lambda x: prims.unary("sign", x, float_only=False)
-UFUNCS[np.positive] = lambda x: _t(x)
-UFUNCS[np.square] = lambda x: prims.binary("mul", x, x)
+
+
+def _absolute(x: Operand) -> Tracer:
+    # np.abs of a bool array is the array itself (numpy has a bool loop)
+    return _t(x) if prims.result_type(x) == "bool" else prims.unary("abs", x, float_only=False)
+
+
+def _no_bool(name: str, why: str, handler: Callable) -> Callable:
+    """numpy refuses (or leaves graphc's dtypes for) bool inputs of `name`: so do we."""
+    def checked(*xs):
+        if all(prims.result_type(x) == "bool" for x in xs):
+            raise UnsupportedError(f"{name} of a bool array is not supported: {why}",
+                                   hint="cast to an integer or float dtype first")
+        return handler(*xs)
+    return checked
+
+
+UFUNCS[np.absolute] = _absolute
+UFUNCS[np.positive] = _no_bool("np.positive", "numpy raises a TypeError", _t)
+UFUNCS[np.square] = _no_bool("np.square", "numpy gives int8, which graphc has not",
+                             lambda x: prims.binary("mul", x, x))
 UFUNCS[np.logical_and] = lambda a, b: prims.logical("logical_and", a, b)
 UFUNCS[np.logical_or] = lambda a, b: prims.logical("logical_or", a, b)
 UFUNCS[np.logical_not] = lambda x: prims.logical("logical_not", x)
@@ -167,11 +185,18 @@ def _count(x: Tracer, axes) -> int:
     return int(np.prod([x.shape[i] for i in axes]))
 
 
+def _mean_dtype(x: Tracer) -> str:
+    # np.mean / np.var of bool and int arrays are float64 (not float16 for bool, as
+    # the float-only ufuncs give): numpy accumulates them in 'f8'
+    dt = x.value.type.dtype
+    return dt if dtypes.is_float(dt) else "float64"
+
+
 @implements(np.mean)
 def mean(a, axis=None, dtype=None, out=None, keepdims=False):
     _no_out(out)
     x = _t(a)
-    dt = dtypes.canonical(dtype) if dtype else dtypes.float_result(x.value.type.dtype)
+    dt = dtypes.canonical(dtype) if dtype else _mean_dtype(x)
     # numpy accumulates float16 in float32 and rounds the result back
     acc = "float32" if dt == "float16" else dt
     axes = prims.norm_axes(axis, x.ndim)
@@ -183,7 +208,7 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False):
 def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
     _no_out(out)
     x = _t(a)
-    dt = dtypes.canonical(dtype) if dtype else dtypes.float_result(x.value.type.dtype)
+    dt = dtypes.canonical(dtype) if dtype else _mean_dtype(x)
     acc = "float32" if dt == "float16" else dt
     x = prims.cast(x, acc)
     axes = prims.norm_axes(axis, x.ndim)
@@ -381,7 +406,10 @@ FUNCTIONS[np.einsum] = lambda subscripts, *operands: contractions.einsum(subscri
 # ---- methods and operators on Tracer ------------------------------------------------
 
 def _method_axes(args):
-    return args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+    # x.transpose(1, 0), x.transpose((1, 0)), x.transpose() and x.transpose(None)
+    if len(args) == 1 and (args[0] is None or isinstance(args[0], (tuple, list))):
+        return args[0]
+    return args
 
 
 def _install() -> None:
@@ -405,9 +433,11 @@ def _install() -> None:
     for name, op in [("eq", "eq"), ("ne", "ne"), ("lt", "lt"), ("le", "le"),
                      ("gt", "gt"), ("ge", "ge")]:
         setattr(T, f"__{name}__", (lambda o: lambda a, b: prims.compare(o, a, b))(op))
+    # bool ** int: numpy's operator takes a shortcut through np.square and gives int8
+    T.__pow__ = _pow_operator
     T.__neg__ = lambda a: prims.unary("neg", a, float_only=False)
-    T.__pos__ = lambda a: a
-    T.__abs__ = lambda a: prims.unary("abs", a, float_only=False)
+    T.__pos__ = lambda a: UFUNCS[np.positive](a)
+    T.__abs__ = _absolute
     T.__invert__ = lambda a: UFUNCS[np.invert](a)
     for unsupported in ("floordiv", "mod", "rfloordiv", "rmod", "xor", "lshift", "rshift"):
         setattr(T, f"__{unsupported}__", (lambda n: lambda a, b: _no_operator(n))(unsupported))
@@ -437,6 +467,14 @@ def _install() -> None:
                                                                      keepdims=keepdims)
     T.clip = lambda a, min=None, max=None: clip(a, min, max)
     T.dot = lambda a, b: contractions.dot(a, b)
+
+
+def _pow_operator(a, b):
+    if prims.result_type(a) == "bool":
+        raise UnsupportedError("bool_array ** n is not supported: numpy gives int8 there, "
+                               "which graphc has not", hint="cast to an integer or float "
+                               "dtype first, or use np.power (int64)")
+    return prims.binary("pow", a, b)
 
 
 def _no_operator(name: str):

@@ -80,8 +80,16 @@ def binary(op: str, a: Operand, b: Operand) -> Tracer:
     ctx = ctx_of(a, b)
     dt = result_type(a, b)
     if op == "div":
-        dt = dtypes.float_result(dt)
+        # numpy's true_divide has no float16 loop for bools: bool / bool is float64
+        dt = "float64" if dt == "bool" else dtypes.float_result(dt)
+    elif dt == "bool" and op in _BOOL_ARITHMETIC:
+        # numpy's bool loops: + and maximum are `or`, * and minimum are `and`
+        op = _BOOL_ARITHMETIC[op]
     return ctx.emit(op, lift(a, dt, ctx), lift(b, dt, ctx))
+
+
+_BOOL_ARITHMETIC = {"add": "logical_or", "maximum": "logical_or",
+                    "mul": "logical_and", "minimum": "logical_and"}
 
 
 def compare(op: str, a: Operand, b: Operand) -> Tracer:
@@ -178,7 +186,9 @@ def slice_axis(x: Tracer, axis: int, start: int, stop: int, step: int = 1) -> Tr
     starts = [0] * x.ndim
     stops = list(x.shape)
     steps = [1] * x.ndim
-    starts[axis], stops[axis], steps[axis] = slice(start, stop, step).indices(x.shape[axis])
+    bounds = slice(start, stop, step).indices(x.shape[axis])
+    # an empty slice can start at -1, which the slice primitive refuses
+    starts[axis], stops[axis], steps[axis] = bounds if len(range(*bounds)) else (0, 0, 1)
     return x.ctx.emit("slice", x, starts=tuple(starts), stops=tuple(stops), steps=tuple(steps))
 
 
