@@ -46,7 +46,21 @@ class Lowered:
     stages: dict[str, Graph]
     pass_seconds: dict[str, float]
     executable: Any
-    compile_seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # trace, passes, codegen
+
+    @property
+    def compile_seconds(self) -> float:
+        return sum(self.stage_seconds.values())
+
+    @property
+    def kernels(self) -> tuple[int, int]:
+        """(before, after) fusion: ops that do work as traced, and kernels launched by
+        the optimized graph (its fusion groups, or its working ops if unfused)."""
+        before = _working_ops(self.graph.nodes)
+        opt = self.optimized
+        if opt.groups is None:
+            return before, _working_ops(opt.nodes)
+        return before, sum(1 for g in opt.groups if _working_ops(g.nodes))
 
     @property
     def graph(self) -> Graph:
@@ -62,6 +76,11 @@ class Lowered:
 
     def __call__(self, *flat_inputs):
         return self.executable.fn(*flat_inputs)
+
+
+def _working_ops(nodes) -> int:
+    from graphc.ops import OPS, Kind
+    return sum(1 for n in nodes if OPS[n.op].kind is not Kind.SOURCE)
 
 
 @dataclass
@@ -239,13 +258,16 @@ def _log_handler() -> None:
 def lower_function(fn: Callable, args: tuple, kwargs: dict, backend, passes=None,
                    name: str | None = None) -> Lowered:
     from passes.pipeline import run
-    start = time.perf_counter()
+    t0 = time.perf_counter()
     traced = trace_function(fn, args, kwargs, name=name)
+    t1 = time.perf_counter()
     stages = run(traced.graph, passes)
+    t2 = time.perf_counter()
     executable = backend.compile_graph(stages[-1].graph)
+    t3 = time.perf_counter()
     return Lowered(traced, {s.name: s.graph for s in stages},
                    {s.name: s.seconds for s in stages}, executable,
-                   time.perf_counter() - start)
+                   {"trace": t1 - t0, "passes": t2 - t1, "codegen": t3 - t2})
 
 
 def _dump(lowered: Lowered, index: int) -> None:

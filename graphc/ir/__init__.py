@@ -5,8 +5,8 @@
 >>> print(str(g).splitlines()[0])
 graph lambda(%x: f32[3]) -> (f32[3]) {
 """
-from graphc.ir.types import ArrayLiteral, Attrs, Graph, Node, TensorType, Value
+from graphc.ir.types import ArrayLiteral, Attrs, Graph, Group, Node, TensorType, Value
 from graphc.ir.text import parse, print_graph
 
-__all__ = ["ArrayLiteral", "Attrs", "Graph", "Node", "TensorType", "Value", "parse",
+__all__ = ["ArrayLiteral", "Attrs", "Graph", "Group", "Node", "TensorType", "Value", "parse",
            "print_graph"]

@@ -18,7 +18,8 @@ from typing import Any
 
 from graphc import dtypes
 from graphc.errors import IRParseError, SourceLoc
-from graphc.ir.types import ArrayLiteral, Attrs, Graph, Node, TensorType, Value, format_scalar
+from graphc.ir.types import (ArrayLiteral, Attrs, Graph, Group, Node, TensorType, Value,
+                             format_scalar)
 
 COMMENT_COLUMN = 52
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")
@@ -54,7 +55,12 @@ def print_graph(graph: Graph) -> str:
     params = ", ".join(f"%{v.name}: {v.type}" for v in graph.inputs)
     results = ", ".join(str(v.type) for v in graph.outputs)
     lines = [f"graph {graph.name}({params}) -> ({results}) {{"]
-    lines += ["  " + format_node(n) for n in graph.nodes]
+    if graph.groups is None:
+        lines += ["  " + format_node(n) for n in graph.nodes]
+    else:
+        for i, group in enumerate(graph.groups):
+            lines.append(f"  # group {i}: {group.kind}")
+            lines += ["  " + format_node(n) for n in group.nodes]
     lines.append("  return " + ", ".join(f"%{v.name}" for v in graph.outputs))
     lines.append("}")
     return "\n".join(lines)
@@ -191,9 +197,15 @@ def parse(text: str) -> Graph:
         _parse_type(head)
         head.accept(",")
     head.take("punct", "{")
+    groups: list[tuple[str, list[Node]]] = []
     for lineno, raw in lines[1:]:
         ln = _Line(raw, lineno)
         first = ln.peek()
+        if first is None:
+            header = re.match(r"group \d+: (\w+)$", ln.comment or "")
+            if header:
+                groups.append((header.group(1), []))
+            continue
         if first == ("punct", "}"):
             break
         if first == ("name", "return"):
@@ -229,4 +241,8 @@ def parse(text: str) -> Graph:
             v.node = node
             env[v.name] = v
         graph.nodes.append(node)
+        if groups:
+            groups[-1][1].append(node)
+    if groups:
+        graph.groups = [Group(kind, tuple(nodes)) for kind, nodes in groups]
     return graph

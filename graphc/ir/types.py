@@ -183,6 +183,19 @@ class Node:
 
 
 @dataclass(eq=False)
+class Group:
+    """A fusion group: consecutive nodes that a backend runs as one kernel.
+
+    `kind` says how: "elementwise" (a chain over one iteration space), "reduction"
+    (reductions with their elementwise prologue and epilogue), "matmul" (a matmul with
+    its elementwise epilogue), or "single" (one op on its own).
+    """
+
+    kind: str
+    nodes: tuple[Node, ...]
+
+
+@dataclass(eq=False)
 class Graph:
     """Inputs, nodes in topological order, outputs. `str(g)` prints the text IR.
 
@@ -197,6 +210,8 @@ class Graph:
     inputs: list[Value] = field(default_factory=list)
     nodes: list[Node] = field(default_factory=list)
     outputs: list[Value] = field(default_factory=list)
+    groups: list[Group] | None = None  # set by the fusion pass; their nodes, in order,
+    #                                    are exactly `nodes`
 
     def verify(self) -> None:
         """Raise VerifyError unless the graph is well formed and well typed."""

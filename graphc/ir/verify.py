@@ -48,3 +48,11 @@ def verify(graph: Graph) -> None:
     for v in graph.outputs:
         if id(v) not in defined:
             raise VerifyError(f"graph {graph.name}: output %{v.name} is never defined")
+    if graph.groups is not None:
+        grouped = [n for g in graph.groups for n in g.nodes]
+        if len(grouped) != len(graph.nodes) or any(
+                a is not b for a, b in zip(grouped, graph.nodes)):
+            raise VerifyError(f"graph {graph.name}: the fusion groups do not list the "
+                              "nodes exactly once, in order")
+        if any(not g.nodes for g in graph.groups):
+            raise VerifyError(f"graph {graph.name}: an empty fusion group")
