@@ -18,8 +18,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) examples/quickstart.py
 
+# The suite runs twice: as configured, then with every fused group forced through the
+# block-by-block kernels with tiny blocks (GRAPHC_SMALL_GROUP=0, GRAPHC_BLOCK_ELEMENTS=7),
+# so that the kernel path and its block edges meet every test graph.
 test: $(STAMP)
 	$(PY) -m pytest -n 2 tests
+	GRAPHC_SMALL_GROUP=0 GRAPHC_BLOCK_ELEMENTS=7 $(PY) -m pytest -n 2 tests
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info

@@ -1,4 +1,8 @@
-"""The numpy (CPU) backend: generated Python functions over numpy."""
-from backends.numpy.codegen import LOWERINGS, Executable, compile_graph, generate
+"""The numpy (CPU) backend: generated Python functions over numpy, fused groups run
+block by block on threads (see codegen, kernels, runtime)."""
+from backends.numpy.codegen import Executable, compile_graph, generate
+from backends.numpy.lowering import LOWERINGS
+from backends.numpy.runtime import get_num_threads, set_num_threads
 
-__all__ = ["LOWERINGS", "Executable", "compile_graph", "generate"]
+__all__ = ["LOWERINGS", "Executable", "compile_graph", "generate", "get_num_threads",
+           "set_num_threads"]

@@ -1,16 +1,19 @@
 """The numpy backend: prints a graph as a readable Python function over numpy.
 
-Each IR node becomes one line whose trailing comment is the IR node and the user's
-source line; constants are hoisted out of the function. The source is compiled with
-a filename of its own and registered with `linecache`, so a traceback through
-generated code shows the generated line.
+Unfused nodes become one line each. A fused group becomes one call: a kernel from
+`kernels.py` run block by block over rows on the runtime's threads, writing into
+preallocated buffers; a matmul writes into its buffer with `out=` and its epilogue
+runs as such a kernel on the result. Intermediates that pass between kernels live in
+buffers planned by `passes.memory` and kept in a pool across calls; outputs are
+always fresh arrays. Every line's comment names its IR node and the user's line.
 
-`LOWERINGS` is the backend's one table: op name -> function(emitter, args, attrs)
-returning a Python expression. A test checks that it covers every primitive.
+The source is compiled with a filename of its own and registered with `linecache`,
+so a traceback through generated code shows the generated line.
 """
 from __future__ import annotations
 
 import itertools
+import os
 import keyword
 import linecache
 import re
@@ -20,121 +23,20 @@ from typing import Any, Callable
 import numpy as np
 
 from graphc import dtypes, ops
-from graphc.ir import Graph, Node
+from graphc.ir import Graph, Group, Node, Value
 from graphc.ir.text import format_node
+from backends.numpy import runtime
+from backends.numpy.kernels import Kernel, row_kernel
+from backends.numpy.lowering import LOWERINGS, Emitter, lower_into
+from passes.memory import LiveRange, assign_slots
 
 _counter = itertools.count()
-
-
-class Emitter:
-    """Collects hoisted constants while the body is printed."""
-
-    def __init__(self):
-        self.consts: list[np.ndarray] = []
-        self.const_lines: list[str] = []
-
-    def hoist(self, array: np.ndarray, comment: str) -> str:
-        name = f"_c{len(self.consts)}"
-        self.consts.append(array)
-        self.const_lines.append(f"{name} = _consts[{len(self.consts) - 1}]  # {comment}")
-        return name
-
-
-def _np_dtype(dtype: str) -> str:
-    return f"np.{dtypes.to_numpy(dtype).name}"
-
-
-def _call(fn: str, **fixed: Any) -> Callable:
-    """Lowering to `fn(arg0, arg1, ..., key=attr...)`."""
-    def lower(em, args, attrs):
-        kw = "".join(f", {k}={v!r}" for k, v in fixed.items())
-        kw += "".join(f", {k}={v!r}" for k, v in attrs.items())
-        return f"{fn}({', '.join(args)}{kw})"
-    return lower
-
-
-def _reduce(fn: str, keep_dtype: bool = False) -> Callable:
-    # keep_dtype: np.sum would give int64 for int32; the primitive keeps the dtype
-    def lower(em, args, attrs):
-        dtype = f", dtype={args[0]}.dtype" if keep_dtype else ""
-        return (f"{fn}({args[0]}, axis={tuple(attrs['axes'])!r}, "
-                f"keepdims={attrs['keepdims']}{dtype})")
-    return lower
-
-
-def _slice(em, args, attrs):
-    parts = []
-    for a, b, s in zip(attrs["starts"], attrs["stops"], attrs["steps"]):
-        stop = "" if b < 0 else str(b)
-        parts.append(f"{a}:{stop}:{s}")
-    if not parts:  # a 0-d array: x[] is a syntax error
-        return f"{args[0]}[()]"
-    return f"{args[0]}[{', '.join(parts)}{',' if len(parts) == 1 else ''}]"
-
-
-def _scalar(v: Any) -> str:
-    """A Python literal for an attribute scalar (repr of inf or nan is not one)."""
-    if isinstance(v, float) and not np.isfinite(v):
-        return f"float({str(v)!r})"
-    return repr(v)
-
-
-def _pad(em, args, attrs):
-    if not attrs["widths"]:  # a 0-d array: nothing to pad, and np.pad rejects ()
-        return f"np.array({args[0]})"
-    return f"np.pad({args[0]}, {attrs['widths']!r}, constant_values={_scalar(attrs['value'])})"
-
-
-def _const(em, args, attrs):
-    arr = attrs["value"].array
-    text = np.array2string(arr, threshold=6, precision=6).replace("\n", " ")
-    return em.hoist(arr, f"{dtypes.short(dtypes.canonical(arr.dtype))}{list(arr.shape)} "
-                         f"{text}")
-
-
-def _iota(em, args, attrs):
-    arr = ops.OPS["iota"].impl(**attrs)
-    arr.flags.writeable = False
-    return em.hoist(arr, f"iota {attrs['shape']} along axis {attrs['axis']}")
-
-
-def _ref(name: str) -> Callable:
-    """Lowering that calls the op's numpy reference implementation (window ops, erf)."""
-    return _call(f"_ref_{name}")
-
-
-LOWERINGS: dict[str, Callable] = {
-    "neg": _call("np.negative"), "abs": _call("np.abs"), "sign": _call("np.sign"),
-    "exp": _call("np.exp"), "expm1": _call("np.expm1"), "log": _call("np.log"),
-    "log1p": _call("np.log1p"), "sqrt": _call("np.sqrt"),
-    "rsqrt": lambda em, a, at: f"np.reciprocal(np.sqrt({a[0]}))",
-    "reciprocal": _call("np.reciprocal"), "tanh": _call("np.tanh"),
-    "sigmoid": _ref("sigmoid"), "sin": _call("np.sin"), "cos": _call("np.cos"),
-    "erf": _ref("erf"), "logical_not": _call("np.logical_not"),
-    "add": _call("np.add"), "sub": _call("np.subtract"), "mul": _call("np.multiply"),
-    "div": _call("np.true_divide"), "pow": _call("np.power"),
-    "maximum": _call("np.maximum"), "minimum": _call("np.minimum"),
-    "eq": _call("np.equal"), "ne": _call("np.not_equal"), "lt": _call("np.less"),
-    "le": _call("np.less_equal"), "gt": _call("np.greater"),
-    "ge": _call("np.greater_equal"), "logical_and": _call("np.logical_and"),
-    "logical_or": _call("np.logical_or"), "where": _call("np.where"),
-    "cast": lambda em, a, at: f"{a[0]}.astype({_np_dtype(at['dtype'])})",
-    "sum": _reduce("np.sum", keep_dtype=True), "max": _reduce("np.max"),
-    "min": _reduce("np.min"),
-    "argmax": lambda em, a, at: (f"np.argmax({a[0]}, axis={at['axis']}, "
-                                 f"keepdims={at['keepdims']}).astype(np.int64)"),
-    "reshape": lambda em, a, at: f"np.reshape({a[0]}, {tuple(at['shape'])!r})",
-    "transpose": lambda em, a, at: f"np.transpose({a[0]}, {tuple(at['perm'])!r})",
-    "broadcast_to": lambda em, a, at: f"np.broadcast_to({a[0]}, {tuple(at['shape'])!r})",
-    "slice": _slice,
-    "concat": lambda em, a, at: f"np.concatenate(({', '.join(a)},), axis={at['axis']})",
-    "pad": _pad,
-    "gather": _call("np.take"),
-    "iota": _iota, "const": _const,
-    "matmul": _call("np.matmul"),
-    "conv2d": _ref("conv2d"), "max_pool2d": _ref("max_pool2d"),
-    "avg_pool2d": _ref("avg_pool2d"),
-}
+VIEW_OPS = frozenset({"reshape", "transpose", "broadcast_to", "slice"})  # numpy views
+# A group this small runs as plain numpy calls: blocks, threads and buffers would
+# cost more than they save (and per-call overhead is what counts at this size).
+# GRAPHC_SMALL_GROUP overrides it (the test suite runs once with 0: all kernels).
+SMALL_GROUP = 1 << 15
+_REF_OPS = ("sigmoid", "erf", "conv2d", "max_pool2d", "avg_pool2d")
 
 
 @dataclass
@@ -147,7 +49,7 @@ class Executable:
     filename: str
 
 
-_RESERVED = {"np", "_consts"}
+_RESERVED = {"np", "_consts", "_A", "_arena", "_run", "_view"}
 
 
 def _ident(name: str, taken: set[str] | None = None) -> str:
@@ -155,7 +57,8 @@ def _ident(name: str, taken: set[str] | None = None) -> str:
     ident = re.sub(r"\W", "_", name)
     if not ident or ident[0].isdigit():
         ident = "v" + ident
-    if keyword.iskeyword(ident) or ident in _RESERVED or ident.startswith(("_c", "_ref_")):
+    if keyword.iskeyword(ident) or ident in _RESERVED or ident.startswith(
+            ("_c", "_ref_", "_k", "_s")):
         ident += "_"
     if taken is not None:
         base, n = ident, 1
@@ -165,67 +68,178 @@ def _ident(name: str, taken: set[str] | None = None) -> str:
     return ident
 
 
-def generate(graph: Graph) -> tuple[str, list[np.ndarray]]:
-    """The Python source of `graph` and the constants it refers to."""
-    em = Emitter()
-    names: dict[int, str] = {}
-    taken: set[str] = set()
-    params = []
-    for v in graph.inputs:
-        names[id(v)] = _ident(v.name, taken)
-        params.append(names[id(v)])
-    # free each intermediate after its last use, as eager code does: numpy's
-    # allocator then reuses warm memory instead of touching fresh pages
-    last_use: dict[int, int] = {}
-    for i, node in enumerate(graph.nodes):
-        for v in node.inputs:
-            last_use[id(v)] = i
-    keep = {id(v) for v in graph.outputs}
-    body = []
-    for i, node in enumerate(graph.nodes):
-        expr = LOWERINGS[node.op](em, [names[id(v)] for v in node.inputs], node.attrs)
-        if node.op in ("const", "iota"):
-            names[id(node.output)] = expr
-            continue
-        for v in node.outputs:
-            names[id(v)] = _ident("v" + v.name, taken)
-        target = ", ".join(names[id(v)] for v in node.outputs)
-        body.append(_line(f"{target} = {expr}", node))
-        dead = sorted({names[id(v)] for v in node.inputs if last_use[id(v)] == i and
-                       id(v) not in keep and v.node is not None and
-                       v.node.op not in ("const", "iota")})
-        if dead:
-            body.append(f"del {', '.join(dead)}")
-    returned = []
-    seen: set[int] = set()
-    for v in graph.outputs:
-        ref = names[id(v)]
-        producer = v.node
-        shared = id(v) in seen or producer is None or ops.OPS[producer.op].kind in (
-            ops.Kind.SHAPE, ops.Kind.SOURCE)
-        # an output never aliases an input, a hoisted constant or another output
-        returned.append(f"np.array({ref})" if shared else
-                        (f"np.asarray({ref})" if v.type.ndim == 0 else ref))
-        seen.add(id(v))
-    fn_name = _ident(graph.name)
-    lines = [f"# generated by graphc's numpy backend from graph {graph.name}", *em.const_lines,
-             "", "", f"def {fn_name}({', '.join(params)}):"]
-    lines += ["    " + b for b in body]
-    lines.append(f"    return ({''.join(r + ', ' for r in returned)})")
-    return "\n".join(lines) + "\n", em.consts
+def describe(node: Node) -> str:
+    text = format_node(node).split("  #")[0].strip()
+    return text + (f"  ({node.loc})" if node.loc else "")
 
 
 def _line(code: str, node: Node) -> str:
-    return f"{code:<60}  # {format_node(node).split('  #')[0].strip()}" + (
-        f"  ({node.loc})" if node.loc else "")
+    return f"{code:<60}  # {describe(node)}"
+
+
+class _Program:
+    """The state of generating one function: names, kernels, buffers, lines."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.em = Emitter()
+        self.names: dict[int, str] = {}
+        self.taken: set[str] = set()
+        self.kernels: list[Kernel] = []
+        self.body: list[str] = []
+        self.groups = graph.groups if graph.groups is not None else [
+            Group("source" if ops.OPS[n.op].kind is ops.Kind.SOURCE else "single", (n,))
+            for n in graph.nodes]
+        self.group_of = {id(n): gi for gi, g in enumerate(self.groups) for n in g.nodes}
+        self.outputs = {id(v) for v in graph.outputs}
+        self.users: dict[int, set[int]] = {}
+        for gi, g in enumerate(self.groups):
+            for n in g.nodes:
+                for v in n.inputs:
+                    self.users.setdefault(id(v), set()).add(gi)
+        self.buffered: list[Value] = []  # values written into planned buffers
+
+    def escapes(self, v: Value, gi: int) -> bool:
+        return id(v) in self.outputs or bool(self.users.get(id(v), set()) - {gi})
+
+    def buffer(self, v: Value) -> str:
+        """A line making v's full-size buffer: fresh for outputs, else a planned one."""
+        name = self.name_of(v)
+        np_dtype = f"np.{dtypes.to_numpy(v.type.dtype).name}"
+        if id(v) in self.outputs:
+            self.body.append(f"{name} = np.empty({v.type.shape!r}, {np_dtype})")
+        else:
+            self.buffered.append(v)
+            self.body.append(f"{name} = _view(_A[@{id(v)}@], {v.type.shape!r}, {np_dtype})")
+        return name
+
+    def name_of(self, v: Value) -> str:
+        if id(v) not in self.names:
+            self.names[id(v)] = _ident("v" + v.name, self.taken)
+        return self.names[id(v)]
+
+    def single(self, node: Node) -> None:
+        expr = LOWERINGS[node.op](self.em, [self.names[id(v)] for v in node.inputs],
+                                  node.attrs)
+        if ops.OPS[node.op].kind is ops.Kind.SOURCE:
+            self.names[id(node.output)] = expr
+            return
+        target = ", ".join(self.name_of(v) for v in node.outputs)
+        self.body.append(_line(f"{target} = {expr}", node))
+
+    def matmul(self, node: Node, gi: int) -> None:
+        a, b = (self.names[id(v)] for v in node.inputs)
+        out = self.buffer(node.output)
+        self.body.append(_line(f"np.matmul({a}, {b}, out={out})", node))
+
+    def kernel(self, nodes: list[Node], gi: int, kind: str) -> None:
+        escaping = {id(v) for n in nodes for v in n.outputs if self.escapes(v, gi)}
+        k = row_kernel(f"_k{len(self.kernels)}", nodes, escaping,
+                       lambda n, args, out: lower_into(n, args, out, self.em), describe)
+        self.kernels.append(k)
+        outs = [self.buffer(v) for v in k.outputs]
+        args = [self.names[id(v)] for v in k.inputs] + outs
+        self.body.append(f"_run({k.name}, {k.rows}, {k.block}, _s{len(self.kernels) - 1}, "
+                         f"{', '.join(args)})  # group {gi}: {kind}, {len(nodes)} ops")
+
+
+def generate(graph: Graph) -> tuple[str, dict[str, Any]]:
+    """The Python source of `graph` and the objects it refers to (constants, pools)."""
+    p = _Program(graph)
+    params = []
+    for v in graph.inputs:
+        p.names[id(v)] = _ident(v.name, p.taken)
+        params.append(p.names[id(v)])
+    last_group = _last_reads(p)
+    for gi, group in enumerate(p.groups):
+        nodes = list(group.nodes)
+        small = _elements(group) <= int(os.environ.get("GRAPHC_SMALL_GROUP", SMALL_GROUP))
+        if group.kind == "matmul" and not small:
+            p.matmul(nodes[0], gi)
+            nodes = nodes[1:]
+        if group.kind in ("source", "single") or small:
+            for node in nodes:
+                p.single(node)
+        elif nodes:
+            p.kernel(nodes, gi, group.kind)
+        # free what no later group reads, as eager code does: numpy's allocator then
+        # hands back warm memory instead of touching fresh pages
+        dead = sorted({p.names[k] for k, last in last_group.items()
+                       if last == gi and k not in p.outputs and k in p.names
+                       and not p.names[k].startswith("_c")})
+        if dead and gi < len(p.groups) - 1:
+            p.body.append(f"del {', '.join(dead)}")
+    slot_of, slot_bytes = _plan(p, last_group)
+    body = [re.sub(r"@(\d+)@", lambda m: str(slot_of[int(m.group(1))]), line)
+            for line in p.body]
+    body.append("return (" + "".join(r + ", " for r in _returned(p)) + ")")
+    fn_name = _ident(graph.name)
+    lines = [f"# generated by graphc's numpy backend from graph {graph.name}",
+             *p.em.const_lines, ""]
+    for k in p.kernels:
+        lines += ["", k.source]
+    lines += ["", f"def {fn_name}({', '.join(params)}):"]
+    if slot_bytes:
+        lines += ["    _A = _arena.get()  # this call's buffers: " +
+                  ", ".join(f"{n} B" for n in slot_bytes), "    try:"]
+        lines += ["        " + b for b in body]
+        lines += ["    finally:", "        _arena.put(_A)"]
+    else:
+        lines += ["    " + b for b in body]
+    namespace = {"np": np, "_consts": p.em.consts, "_run": runtime.run_blocks,
+                 "_view": runtime.view, "_arena": runtime.arena_pool(slot_bytes)}
+    for i, k in enumerate(p.kernels):
+        namespace[f"_s{i}"] = runtime.scratch_pool(k.scratch)
+    for name in _REF_OPS:
+        namespace[f"_ref_{name}"] = ops.OPS[name].impl
+    return "\n".join(lines) + "\n", namespace
+
+
+def _elements(group: Group) -> int:
+    return max(v.type.size for n in group.nodes for v in (*n.inputs, *n.outputs))
+
+
+def _last_reads(p: _Program) -> dict[int, int]:
+    """value id -> the last group that reads it, following numpy views to their base
+    (a view keeps its base's buffer alive)."""
+    root: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for gi, g in enumerate(p.groups):
+        for n in g.nodes:
+            for v in n.inputs:
+                last[id(v)] = gi
+                last[root.get(id(v), id(v))] = gi
+            if n.op in VIEW_OPS:
+                root[id(n.output)] = root.get(id(n.inputs[0]), id(n.inputs[0]))
+    for v in p.graph.outputs:  # an output that views a buffer is copied at the end
+        last[root.get(id(v), id(v))] = len(p.groups)
+    return last
+
+
+def _plan(p: _Program, last_group: dict[int, int]) -> tuple[dict[int, int], list[int]]:
+    ranges = [LiveRange(v, p.group_of[id(v.node)],
+                        last_group.get(id(v), p.group_of[id(v.node)]))
+              for v in p.buffered]
+    return assign_slots(ranges)
+
+
+def _returned(p: _Program) -> list[str]:
+    out, seen = [], set()
+    for v in p.graph.outputs:
+        ref = p.names[id(v)]
+        producer = v.node
+        # an output never aliases an input, a constant, a buffer or another output
+        copy = id(v) in seen or producer is None or ops.OPS[producer.op].kind in (
+            ops.Kind.SHAPE, ops.Kind.SOURCE)
+        out.append(f"np.array({ref})" if copy else
+                   (f"np.asarray({ref})" if v.type.ndim == 0 else ref))
+        seen.add(id(v))
+    return out
 
 
 def compile_graph(graph: Graph) -> Executable:
-    source, consts = generate(graph)
+    source, namespace = generate(graph)
     filename = f"<graphc-numpy:{graph.name}:{next(_counter)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace: dict[str, Any] = {"np": np, "_consts": consts}
-    for name in ("sigmoid", "erf", "conv2d", "max_pool2d", "avg_pool2d"):
-        namespace[f"_ref_{name}"] = ops.OPS[name].impl
     exec(compile(source, filename, "exec"), namespace)
     return Executable(graph.name, source, namespace[_ident(graph.name)], filename)

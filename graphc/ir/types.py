@@ -193,6 +193,7 @@ class Group:
 
     kind: str
     nodes: tuple[Node, ...]
+    notes: tuple[str, ...] = ()  # why neighbouring groups were not merged (not printed)
 
 
 @dataclass(eq=False)

@@ -1,0 +1,137 @@
+"""Fused kernels for the numpy backend: a group's nodes as one Python function that
+computes a block of rows with numpy calls writing into preallocated buffers.
+
+    def _k2(lo, hi, s, a0, o0):          # rows lo:hi of every value in the group
+        n = hi - lo
+        t0 = s[0][:n]                    # per-thread scratch, reused block after block
+        a0_b = a0[lo:hi]
+        np.max(a0_b, axis=(1,), keepdims=True, out=t1)   # %0 = max %x
+        np.subtract(a0_b, t1, out=t0)                    # %1 = sub %x, %0
+        ...
+
+Every value in a row-blocked group keeps axis 0 (the fusion pass sees to it), so the
+rows lo:hi of the outputs depend only on rows lo:hi of the inputs. A block is small
+enough for its intermediates to stay in cache; blocks run on the runtime's threads.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable
+
+from graphc.ir import Node, Value
+from graphc.ops import OPS, Kind
+
+# elements of the widest value per block (~128 KiB of float32), GRAPHC_BLOCK_ELEMENTS
+# overrides it (the test suite runs once with tiny blocks, to exercise block edges)
+BLOCK_ELEMENTS = 32768
+
+
+@dataclass
+class Kernel:
+    name: str
+    source: str
+    inputs: list[Value]       # external values, in parameter order
+    outputs: list[Value]      # values the kernel writes whole (full-size buffers)
+    scratch: list[tuple[tuple[int, ...], str]] = field(default_factory=list)
+    rows: int = 1
+    block: int = 1
+
+
+def row_kernel(name: str, nodes: list[Node], escaping: set[int],
+               lower_into: Callable[[Node, list[str], str], str],
+               describe: Callable[[Node], str]) -> Kernel:
+    """Generate the block function of `nodes` (a fused group, or a matmul epilogue).
+
+    `escaping` holds ids of values needed outside the nodes; they are written into
+    full-size output buffers. `lower_into(node, args, out)` gives the statement that
+    computes `node` into `out`.
+    """
+    internal = {id(v) for n in nodes for v in n.outputs}
+    first = nodes[0]
+    space = first.inputs[0].type.shape if OPS[first.op].kind is Kind.REDUCTION \
+        else first.outputs[0].type.shape
+    rows = space[0]
+    widest = max([_row_elements(v) for n in nodes for v in (*n.inputs, *n.outputs)] + [1])
+    target = int(os.environ.get("GRAPHC_BLOCK_ELEMENTS", BLOCK_ELEMENTS))
+    block = max(1, min(rows, target // widest))
+    last_use = {id(v): i for i, n in enumerate(nodes) for v in n.inputs}
+
+    kernel = Kernel(name, "", [], [], [], rows, block)
+    top: list[str] = ["n = hi - lo"]
+    body: list[str] = []
+    local: dict[int, str] = {}         # internal value -> its block-local name
+    param: dict[int, str] = {}         # external value -> its parameter name
+    sliced: dict[int, str] = {}
+    free: dict[tuple, list[int]] = {}  # scratch slots free for reuse, by (tail, dtype)
+    slot_of: dict[int, int] = {}
+
+    def external(v: Value, cut: bool) -> str:
+        if id(v) not in param:
+            param[id(v)] = f"a{len(kernel.inputs)}"
+            kernel.inputs.append(v)
+        name = param[id(v)]
+        if not cut:
+            return name
+        if id(v) not in sliced:
+            sliced[id(v)] = f"{name}_b"
+            top.append(f"{name}_b = {name}[lo:hi]")
+        return sliced[id(v)]
+
+    def operand(v: Value, node: Node) -> str:
+        if id(v) in local:
+            return local[id(v)]
+        out_nd = node.outputs[0].type.ndim
+        cut = v.type.ndim >= 1 and v.type.shape[0] == rows and (
+            OPS[node.op].kind is Kind.REDUCTION or v.type.ndim == out_nd)
+        return external(v, cut)
+
+    def release(node: Node, i: int) -> None:
+        for v in node.inputs:
+            if id(v) in slot_of and last_use.get(id(v)) == i:
+                slot = slot_of.pop(id(v))
+                free.setdefault(_key(v), []).append(slot)
+
+    def allocate(v: Value) -> str:
+        if id(v) in escaping:
+            j = len(kernel.outputs)
+            kernel.outputs.append(v)
+            top.append(f"o{j}_b = o{j}[lo:hi]")
+            return f"o{j}_b"
+        slots = free.get(_key(v))
+        if slots:
+            slot = slots.pop()
+        else:
+            slot = len(kernel.scratch)
+            kernel.scratch.append(((block,) + v.type.shape[1:], v.type.dtype))
+            top.append(f"t{slot} = s[{slot}][:n]")
+        slot_of[id(v)] = slot
+        return f"t{slot}"
+
+    for i, node in enumerate(nodes):
+        args = [operand(v, node) for v in node.inputs]
+        in_place = OPS[node.op].kind is Kind.ELEMENTWISE
+        if in_place:  # an elementwise op may write over an input that dies here
+            release(node, i)
+        out = allocate(node.outputs[0])
+        if not in_place:
+            release(node, i)
+        local[id(node.outputs[0])] = out
+        body.append(f"{lower_into(node, args, out):<56}  # {describe(node)}")
+
+    params = ", ".join([param[id(v)] for v in kernel.inputs] +
+                       [f"o{j}" for j in range(len(kernel.outputs))])
+    kernel.source = "\n".join([f"def {name}(lo, hi, s, {params}):"] +
+                              ["    " + line for line in top + body]) + "\n"
+    return kernel
+
+
+def _key(v: Value) -> tuple:
+    return (v.type.shape[1:], v.type.dtype)
+
+
+def _row_elements(v: Value) -> int:
+    size = 1
+    for d in v.type.shape[1:]:
+        size *= d
+    return size

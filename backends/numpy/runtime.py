@@ -1,0 +1,109 @@
+"""What generated numpy code calls at run time: the thread pool that runs a fused
+kernel block by block, and pools of preallocated buffers.
+
+numpy releases the GIL inside its loops, so blocks of one kernel run in parallel on
+threads. Buffers come from pools (a lock-protected free list per kernel or function)
+so that two calls running at once never share one, and a call in the steady state
+allocates nothing but its outputs.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+import numpy as np
+
+_threads = int(os.environ.get("GRAPHC_NUM_THREADS", "0")) or (os.cpu_count() or 1)
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def set_num_threads(n: int) -> None:
+    """Threads used to run the blocks of one fused kernel (default: the core count,
+    or GRAPHC_NUM_THREADS)."""
+    global _threads, _executor
+    with _executor_lock:
+        _threads = max(1, int(n))
+        if _executor is not None:
+            _executor.shutdown(wait=False)
+            _executor = None
+
+
+def get_num_threads() -> int:
+    return _threads
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _executor
+    if _executor is None:
+        with _executor_lock:
+            if _executor is None:
+                _executor = ThreadPoolExecutor(max(1, _threads - 1),
+                                               thread_name_prefix="graphc")
+    return _executor
+
+
+class BufferPool:
+    """A free list of buffer sets, each made by `make()`; `get` and `put` are
+    thread-safe, so concurrent users never share a set."""
+
+    def __init__(self, make: Callable[[], list]):
+        self._make = make
+        self._free: list[list] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> list:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        return self._make()
+
+    def put(self, buffers: list) -> None:
+        with self._lock:
+            self._free.append(buffers)
+
+
+def scratch_pool(specs: list[tuple[tuple[int, ...], str]]) -> BufferPool:
+    """Per-block scratch arrays of the given (shape, dtype)s."""
+    return BufferPool(lambda: [np.empty(shape, dtype) for shape, dtype in specs])
+
+
+def arena_pool(slot_bytes: list[int]) -> BufferPool:
+    """Byte buffers for the intermediates that pass between kernels (see memory plan)."""
+    return BufferPool(lambda: [np.empty(n, np.uint8) for n in slot_bytes])
+
+
+def view(buf: np.ndarray, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """`buf`'s first bytes as an array of `shape` and `dtype`."""
+    n = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    return buf[:n].view(dtype).reshape(shape)
+
+
+def run_blocks(kernel: Callable, rows: int, block: int, scratch: BufferPool, *args) -> None:
+    """Run `kernel(lo, hi, scratch_arrays, *args)` over rows [0, rows) in blocks of
+    `block` rows, the blocks split into contiguous runs, one run per thread."""
+    starts = list(range(0, rows, block))
+    runs = min(_threads, len(starts))
+    if runs <= 1:
+        _run(kernel, starts, rows, block, scratch, args)
+        return
+    per = -(-len(starts) // runs)
+    chunks = [starts[i:i + per] for i in range(0, len(starts), per)]
+    futures = [_pool().submit(_run, kernel, c, rows, block, scratch, args)
+               for c in chunks[1:]]
+    try:
+        _run(kernel, chunks[0], rows, block, scratch, args)
+    finally:
+        for f in futures:
+            f.result()
+
+
+def _run(kernel, starts, rows, block, scratch, args) -> None:
+    s = scratch.get()
+    try:
+        for lo in starts:
+            kernel(lo, min(lo + block, rows), s, *args)
+    finally:
+        scratch.put(s)

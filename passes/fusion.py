@@ -1,0 +1,152 @@
+"""Fusion: partition the graph into groups, each to become one kernel.
+
+    before:  %0 = mul %x, %x ; %1 = tanh %0 ; %2 = sum %1 {axes=(1,)} ; %3 = div %1, %2
+    after:   # group 0: reduction
+             %0 = mul %x, %x ; %1 = tanh %0 ; %2 = sum %1 {axes=(1,)} ; %3 = div %1, %2
+
+Groups:
+* "elementwise": a chain of elementwise ops over one iteration space (the shape of
+  every node in it; inputs may broadcast into it);
+* "reduction": reductions (not over axis 0) with their elementwise prologue and
+  epilogue; every value in it keeps axis 0, so the group runs block by block over
+  rows (softmax and layer norm are one group each);
+* "matmul": a matmul with its elementwise epilogue (bias, activation, residual);
+* "single": any other op on its own (shape ops, gather, convolution, pooling);
+* "source": the constants, which cost nothing at run time.
+
+A node joins a producer's group when the kinds and shapes allow it and merging
+creates no cycle between groups (checked with networkx on the group graph). Each
+group records, for every producer group it did not merge with, why not; that is what
+`Lowered.fusion_report()` prints.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from graphc.ir import Graph, Group, Node
+from graphc.ops import OPS, Kind
+
+
+@dataclass
+class _Draft:
+    kind: str
+    nodes: list[Node]
+    space: tuple[int, ...] | None  # elementwise/matmul: shape of every node; reduction: full input shape
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int | None:
+        return self.space[0] if self.space else None
+
+
+def _kind(node: Node) -> Kind:
+    return OPS[node.op].kind
+
+
+def _why_not(group: _Draft, node: Node) -> str | None:
+    """None if `node` may join `group` (shapes and kinds allowing), else the reason."""
+    kind, shape = _kind(node), node.outputs[0].type.shape
+    if group.kind in ("single", "source"):
+        return f"{group.nodes[0].op} runs as a kernel of its own"
+    if kind is Kind.MATMUL:
+        return "a matmul starts a kernel of its own (no prologue fusion)"
+    if kind not in (Kind.ELEMENTWISE, Kind.REDUCTION):
+        return f"{node.op} is a {kind.value} op"
+    if group.kind in ("elementwise", "matmul") and kind is Kind.ELEMENTWISE:
+        if shape != group.space:
+            return f"its shape {list(shape)} differs from the group's {list(group.space)}"
+        return None
+    # a reduction group (or one becoming one): row-blocked over axis 0
+    if group.kind == "matmul":
+        return "a reduction does not join a matmul epilogue"
+    if not shape or shape[0] != group.rows or group.rows is None:
+        return f"its shape {list(shape)} does not keep the group's rows ({group.rows})"
+    if kind is Kind.REDUCTION and _reduces_axis0(node):
+        return "it reduces over axis 0, across the group's rows"
+    members = {id(n) for n in group.nodes}
+    for v in node.inputs:
+        # numpy aligns shapes from the right: a lower-rank value from inside the group
+        # would meet the rows on another axis, and rows cannot be cut block by block
+        if v.node is not None and id(v.node) in members and 0 < v.type.ndim != len(shape):
+            return (f"it combines %{v.name} {list(v.type.shape)} with rank-{len(shape)} "
+                    "values, which misaligns the rows")
+    return None
+
+
+def _reduces_axis0(node: Node) -> bool:
+    axes = node.attrs["axes"] if "axes" in node.attrs else (node.attrs["axis"],)
+    return 0 in axes
+
+
+def _start(node: Node) -> _Draft:
+    kind, shape = _kind(node), node.outputs[0].type.shape
+    if kind is Kind.SOURCE:
+        return _Draft("source", [node], None)
+    if kind is Kind.ELEMENTWISE and shape:
+        return _Draft("elementwise", [node], shape)
+    if kind is Kind.MATMUL:
+        return _Draft("matmul", [node], shape)
+    if kind is Kind.REDUCTION and node.inputs[0].type.shape and not _reduces_axis0(node):
+        return _Draft("reduction", [node], node.inputs[0].type.shape)
+    return _Draft("single", [node], None)
+
+
+def fuse(graph: Graph) -> Graph:
+    """Partition `graph` into fusion groups (see the module docstring)."""
+    drafts: list[_Draft] = []
+    group_of: dict[int, int] = {}   # id(node) -> index into drafts
+    dag = nx.DiGraph()              # producer group -> consumer group
+
+    def producers(node: Node) -> list[int]:
+        out = []
+        for v in node.inputs:
+            if v.node is not None and drafts[group_of[id(v.node)]].kind != "source":
+                g = group_of[id(v.node)]
+                if g not in out:
+                    out.append(g)
+        return out
+
+    def creates_cycle(target: int, node_producers: list[int]) -> bool:
+        # joining `target` is safe unless another producer is reachable from it
+        return any(p != target and dag.has_node(target) and nx.has_path(dag, target, p)
+                   for p in node_producers)
+
+    for node in graph.nodes:
+        prods = producers(node)
+        chosen, reasons = None, []
+        if _kind(node) is not Kind.SOURCE:
+            for g in prods:
+                why = _why_not(drafts[g], node)
+                if why is None and creates_cycle(g, prods):
+                    why = "joining would create a cycle between kernels"
+                if why is None:
+                    chosen = g
+                    break
+                reasons.append((g, why))
+        if chosen is None:
+            drafts.append(_start(node))
+            chosen = len(drafts) - 1
+        else:
+            d = drafts[chosen]
+            d.nodes.append(node)
+            if _kind(node) is Kind.REDUCTION and d.kind == "elementwise":
+                d.kind = "reduction"  # the elementwise chain becomes its prologue
+        for g, why in reasons:
+            drafts[chosen].notes.append(f"not fused with group of %{drafts[g].nodes[-1].outputs[0].name} "
+                                        f"({drafts[g].kind}) at {node.op} "
+                                        f"%{node.outputs[0].name}: {why}")
+        group_of[id(node)] = chosen
+        dag.add_node(chosen)
+        for g in prods:
+            if g != chosen:
+                dag.add_edge(g, chosen)
+
+    order = list(nx.lexicographical_topological_sort(dag, key=lambda g: g))
+    sources = [g for g, d in enumerate(drafts) if d.kind == "source"]
+    order = sources + [g for g in order if g not in sources]
+    groups = [Group(drafts[g].kind, tuple(drafts[g].nodes), tuple(drafts[g].notes))
+              for g in order]
+    nodes = [n for grp in groups for n in grp.nodes]
+    return Graph(graph.name, list(graph.inputs), nodes, list(graph.outputs), groups)
