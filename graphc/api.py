@@ -74,6 +74,21 @@ class Lowered:
     def source(self) -> str:
         return self.executable.source
 
+    def fusion_report(self) -> str:
+        """The fusion groups (kernels), their ops, and why neighbours were not merged."""
+        g = self.optimized
+        if g.groups is None:
+            return "no fusion groups: the pipeline has no fusion pass"
+        before, after = self.kernels
+        lines = [f"{g.name}: {before} ops as traced -> {after} kernels"]
+        for i, grp in enumerate(g.groups):
+            if grp.kind == "source":
+                continue
+            ops = ", ".join(n.op for n in grp.nodes)
+            lines.append(f"group {i}: {grp.kind}, {len(grp.nodes)} ops: {ops}")
+            lines += [f"    {note}" for note in grp.notes]
+        return "\n".join(lines)
+
     def __call__(self, *flat_inputs):
         return self.executable.fn(*flat_inputs)
 

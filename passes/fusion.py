@@ -80,6 +80,29 @@ def _reduces_axis0(node: Node) -> bool:
     return 0 in axes
 
 
+def _siblings(g: _Draft, h: _Draft) -> bool:
+    """Whether elementwise group `h` may merge into `g`: the same iteration space."""
+    return h.kind == "elementwise" and g.kind in ("elementwise", "reduction", "matmul") \
+        and h.space == g.space
+
+
+def _path_around(dag: nx.DiGraph, g: int, h: int) -> bool:
+    """Whether g and h are linked through a third group (merging them makes a cycle)."""
+    return any(nx.has_path(dag, s, h) for s in dag.successors(g) if s != h) or \
+        any(nx.has_path(dag, s, g) for s in dag.successors(h) if s != g)
+
+
+def _absorb(drafts: list[_Draft], group_of: dict[int, int], dag: nx.DiGraph, g: int,
+            h: int, index: dict[int, int]) -> None:
+    """Move group h's nodes into group g, keeping the graph's (topological) order."""
+    for n in drafts[h].nodes:
+        group_of[id(n)] = g
+    drafts[g].nodes = sorted(drafts[g].nodes + drafts[h].nodes, key=lambda n: index[id(n)])
+    drafts[g].notes += drafts[h].notes
+    drafts[h].nodes = []
+    nx.contracted_nodes(dag, g, h, self_loops=False, copy=False)
+
+
 def _start(node: Node) -> _Draft:
     kind, shape = _kind(node), node.outputs[0].type.shape
     if kind is Kind.SOURCE:
@@ -113,6 +136,7 @@ def fuse(graph: Graph) -> Graph:
         return any(p != target and dag.has_node(target) and nx.has_path(dag, target, p)
                    for p in node_producers)
 
+    index = {id(n): i for i, n in enumerate(graph.nodes)}
     for node in graph.nodes:
         prods = producers(node)
         chosen, reasons = None, []
@@ -133,6 +157,11 @@ def fuse(graph: Graph) -> Graph:
             d.nodes.append(node)
             if _kind(node) is Kind.REDUCTION and d.kind == "elementwise":
                 d.kind = "reduction"  # the elementwise chain becomes its prologue
+            for g in prods:  # sibling chains over the same space join too (adam's m, v, p)
+                if g != chosen and _siblings(drafts[chosen], drafts[g]) and \
+                        not _path_around(dag, chosen, g):
+                    _absorb(drafts, group_of, dag, chosen, g, index)
+                    reasons = [(h, why) for h, why in reasons if h != g]
         for g, why in reasons:
             drafts[chosen].notes.append(f"not fused with group of %{drafts[g].nodes[-1].outputs[0].name} "
                                         f"({drafts[g].kind}) at {node.op} "
@@ -144,9 +173,10 @@ def fuse(graph: Graph) -> Graph:
                 dag.add_edge(g, chosen)
 
     order = list(nx.lexicographical_topological_sort(dag, key=lambda g: g))
-    sources = [g for g, d in enumerate(drafts) if d.kind == "source"]
-    order = sources + [g for g in order if g not in sources]
-    groups = [Group(drafts[g].kind, tuple(drafts[g].nodes), tuple(drafts[g].notes))
-              for g in order]
+    consts = tuple(n for d in drafts if d.kind == "source" for n in d.nodes)
+    order = [g for g in order if drafts[g].nodes]  # absorbed groups are empty
+    groups = [Group("source", consts)] if consts else []
+    groups += [Group(drafts[g].kind, tuple(drafts[g].nodes), tuple(drafts[g].notes))
+               for g in order if drafts[g].kind != "source"]
     nodes = [n for grp in groups for n in grp.nodes]
     return Graph(graph.name, list(graph.inputs), nodes, list(graph.outputs), groups)

@@ -1,0 +1,198 @@
+"""Fusion groups, the fused numpy kernels, memory planning and buffer safety."""
+import threading
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import graphc
+from graphc.ir import TensorType, Value
+from passes.dce import dce
+from passes.fusion import fuse
+from passes.memory import LiveRange, assign_slots
+
+F32 = np.float32
+
+
+def softmax(x):
+    e = np.exp(x - np.max(x, axis=-1, keepdims=True))
+    return e / np.sum(e, axis=-1, keepdims=True)
+
+
+def layernorm(x, w, b):
+    mean = np.mean(x, axis=-1, keepdims=True)
+    var = np.mean((x - mean) ** 2, axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + 1e-5) * w + b
+
+
+def gelu(x):
+    return 0.5 * x * (1.0 + np.tanh(0.7978845608 * (x + 0.044715 * x**3)))
+
+
+def chain(x):
+    return np.exp(np.tanh(x * 1.5 + 0.5) * 0.8 + x) * 0.5 - 1.0
+
+
+def mlp(x, w1, b1, w2, b2):
+    return gelu(x @ w1 + b1) @ w2 + b2
+
+
+def adam(p, g, m, v, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, t=3):
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    mhat = m / (1 - b1**t)
+    vhat = v / (1 - b2**t)
+    return p - lr * mhat / (np.sqrt(vhat) + eps), m, v
+
+
+def _args(rng, name, rows=512, cols=256):
+    x = rng.standard_normal((rows, cols)).astype(F32)
+    return {
+        "softmax": (x,),
+        "layernorm": (x, rng.standard_normal(cols).astype(F32),
+                      rng.standard_normal(cols).astype(F32)),
+        "gelu": (x.reshape(-1),),
+        "chain": (x,),
+        "mlp": (x, rng.standard_normal((cols, 64)).astype(F32) * 0.1,
+                rng.standard_normal(64).astype(F32),
+                rng.standard_normal((64, 32)).astype(F32) * 0.1,
+                rng.standard_normal(32).astype(F32)),
+        "adam": tuple(np.abs(rng.standard_normal(rows * cols)).astype(F32) for _ in range(4)),
+    }[name]
+
+
+FUNCTIONS = {"softmax": softmax, "layernorm": layernorm, "gelu": gelu, "chain": chain,
+             "mlp": mlp, "adam": adam}
+# kernels after fusion: every elementwise op sits in a group; mlp is two matmuls,
+# each with its elementwise epilogue (bias + gelu, then bias)
+EXPECTED_KERNELS = {"softmax": 1, "layernorm": 1, "gelu": 1, "chain": 1, "mlp": 2, "adam": 1}
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_workloads_fuse_into_the_expected_kernels(name, rng):
+    args = _args(rng, name)
+    f = graphc.compile(FUNCTIONS[name])
+    low = f.lower(*args)
+    before, after = low.kernels
+    assert after == EXPECTED_KERNELS[name], low.fusion_report()
+    assert before > after
+    kinds = [g.kind for g in low.optimized.groups if g.kind != "source"]
+    if name in ("softmax", "layernorm"):
+        assert kinds == ["reduction"]
+    if name == "mlp":
+        assert kinds == ["matmul", "matmul"]
+    got, want = f(*args), FUNCTIONS[name](*args)
+    for g, w in zip(np.atleast_1d(got) if name != "adam" else got,
+                    np.atleast_1d(want) if name != "adam" else want):
+        np.testing.assert_allclose(g, w, rtol=2e-5, atol=2e-5)
+
+
+def test_fusion_never_creates_a_cycle():
+    # c reads a (group G) and a.T (a transpose, which itself reads G): joining G would
+    # make G -> transpose -> G
+    def f(x):
+        a = np.exp(x)
+        return a * a.T
+
+    g = fuse(dce(graphc.trace(f, np.ones((4, 4), F32))))
+    g.verify()
+    group_of = {id(n): i for i, grp in enumerate(g.groups) for n in grp.nodes}
+    exp, mul = (next(n for n in g.nodes if n.op == op) for op in ("exp", "mul"))
+    assert group_of[id(exp)] != group_of[id(mul)]
+    notes = [note for grp in g.groups for note in grp.notes]
+    assert any("cycle" in note for note in notes), notes
+
+
+def test_fusion_report_lists_groups_and_reasons(rng):
+    low = graphc.compile(mlp).lower(*_args(rng, "mlp"))
+    report = low.fusion_report()
+    assert "-> 2 kernels" in report
+    assert "matmul, 11 ops: matmul, add" in report
+    assert "a matmul starts a kernel of its own" in report
+
+
+def test_fused_graph_round_trips_with_its_groups(rng):
+    low = graphc.compile(layernorm).lower(*_args(rng, "layernorm"))
+    text = str(low.optimized)
+    assert "# group 1: reduction" in text
+    again = graphc.ir.parse(text)
+    again.verify()
+    assert str(again) == text and [g.kind for g in again.groups] == ["source", "reduction"]
+
+
+def test_rows_misaligned_by_broadcasting_are_not_fused():
+    # s has shape (n,) and broadcasts along the columns of x: cutting rows of both
+    # would be wrong, so the subtraction must not join the reduction's group
+    def f(x):
+        s = np.sum(x, axis=1)
+        return x - s
+
+    x = np.arange(16, dtype=F32).reshape(4, 4)
+    g = fuse(dce(graphc.trace(f, x)))
+    assert [grp.kind for grp in g.groups if grp.kind != "source"] == ["reduction",
+                                                                        "elementwise"]
+    np.testing.assert_array_equal(graphc.compile(f)(x), f(x))
+
+
+def test_steady_state_call_allocates_only_its_outputs(rng):
+    args = _args(rng, "mlp", rows=1024, cols=256)
+    f = graphc.compile(mlp, check=False)  # check mode would run the interpreter too
+    for _ in range(3):
+        f(*args)  # warm: buffers and scratch now pooled
+    out_bytes = f(*args).nbytes
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        out = f(*args)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    eager_temporaries = 3 * 1024 * 64 * 4  # what even one eager intermediate costs
+    assert out.nbytes == out_bytes
+    assert peak < out_bytes + 64 * 1024, (peak, out_bytes)
+    assert peak < eager_temporaries
+
+
+def test_concurrent_calls_never_share_buffers(rng):
+    args = _args(rng, "layernorm", rows=1024, cols=128)
+    f = graphc.compile(layernorm, check=False)
+    want = layernorm(*args)
+    f(*args)
+    errors = []
+
+    def worker(scale):
+        x = args[0] * scale
+        expected = layernorm(x, *args[1:])
+        for _ in range(20):
+            got = f(x, *args[1:])
+            if not np.allclose(got, expected, rtol=1e-4, atol=1e-4):
+                errors.append(scale)
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in (1.0, 2.0, -3.0, 0.5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    np.testing.assert_allclose(f(*args), want, rtol=1e-4, atol=1e-4)
+
+
+def _range(name, start, end, nbytes):
+    return LiveRange(Value(name, TensorType((nbytes,), "bool")), start, end)
+
+
+def test_memory_plan_reuses_slots_after_last_use():
+    a, b, c, d = (_range("a", 0, 1, 100), _range("b", 1, 2, 100), _range("c", 2, 3, 80),
+                  _range("d", 2, 4, 300))
+    ranges = [a, b, c, d]
+    slot_of, sizes = assign_slots(ranges)
+    # values alive at once never share a slot, and every slot fits what it holds
+    for r in ranges:
+        for q in ranges:
+            if r is not q and not (r.end < q.start or q.end < r.start):
+                assert slot_of[id(r.value)] != slot_of[id(q.value)]
+        assert sizes[slot_of[id(r.value)]] >= r.value.type.nbytes
+    # a is dead by group 2, so one of the values made there reuses its slot
+    assert slot_of[id(a.value)] in {slot_of[id(c.value)], slot_of[id(d.value)]}
+    assert len(sizes) == 3 and sum(sizes) < 100 + 100 + 80 + 300
