@@ -20,6 +20,8 @@ from collections import namedtuple
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
+
 from graphc.errors import GraphcError
 from graphc.ir import Graph
 from frontend.trace import Traced, arg_paths, signature, trace_function
@@ -103,6 +105,14 @@ class _Entry:
     lowered: Lowered
     paths: list[str]
     keys: tuple
+    check: bool
+
+    def __post_init__(self):
+        # bound once, so that a cache hit does no attribute chasing
+        self.run = self.lowered.executable.fn
+        traced = self.lowered.traced
+        self.rebuild = (lambda outs: outs[0]) if traced.out_treedef == ("leaf",) and \
+            traced.out_slots == [0] else traced.rebuild
 
 
 @dataclass
@@ -136,11 +146,23 @@ class CompiledFunction:
         self.backend = get(backend)
         self.passes = passes
         self._cache: dict[tuple, _Entry] = {}
+        self._fast: dict[tuple, _Entry] = {}  # (shape, dtype, ...) of plain array calls
         self._stats = _Stats()
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args, **kwargs):
         try:
+            if not kwargs:  # the fast path: positional numpy arrays only
+                fast = []
+                for a in args:
+                    if type(a) is not np.ndarray:
+                        break
+                    fast += (a.shape, a.dtype)
+                else:
+                    entry = self._fast.get(tuple(fast))
+                    if entry is not None:
+                        self._stats.hits += 1
+                        return self._finish(entry, args)
             key, leaves = signature(args, kwargs, self.fn)
             entry = self._cache.get(key)
             if entry is None:
@@ -148,12 +170,17 @@ class CompiledFunction:
             else:
                 self._stats.hits += 1
             flat = [leaves[i] for i, k in enumerate(key[1]) if k[0] == "array"]
-            outputs = entry.lowered.executable.fn(*flat)
-            if self.check or (self.check is None and os.environ.get("GRAPHC_CHECK") == "1"):
-                self._check(entry.lowered, flat, outputs)
-            return entry.lowered.traced.rebuild(outputs)
+            if not kwargs and all(type(a) is np.ndarray for a in args):
+                self._fast[tuple(x for a in args for x in (a.shape, a.dtype))] = entry
+            return self._finish(entry, flat)
         except GraphcError as exc:
             raise exc.with_traceback(None) from None
+
+    def _finish(self, entry: "_Entry", flat) -> Any:
+        outputs = entry.run(*flat)
+        if entry.check:
+            self._check(entry.lowered, flat, outputs)
+        return entry.rebuild(outputs)
 
     @_trimmed
     def lower(self, *args, **kwargs) -> Lowered:
@@ -175,6 +202,7 @@ class CompiledFunction:
 
     def cache_clear(self) -> None:
         self._cache.clear()
+        self._fast.clear()
         self._stats = _Stats()
 
     def _compile(self, args, kwargs, key) -> _Entry:
@@ -187,7 +215,9 @@ class CompiledFunction:
                 self._explain_retrace(paths, key)
             lowered = lower_function(self.fn, args, kwargs, self.backend, self.passes,
                                      name=getattr(self.fn, "__name__", "fn"))
-            entry = _Entry(lowered, paths, key)
+            check = self.check if self.check is not None else \
+                os.environ.get("GRAPHC_CHECK") == "1"
+            entry = _Entry(lowered, paths, key, check)
             _dump(lowered, len(self._cache))
             self._cache[key] = entry
             self._stats.misses += 1
