@@ -11,12 +11,20 @@ from dataclasses import dataclass
 from typing import Callable
 
 from graphc.ir import Graph
+from passes.cse import cse
 from passes.dce import dce
+from passes.fold import fold
+from passes.simplify import simplify
+from passes.fusion import fuse
 
 Pass = Callable[[Graph], Graph]
 
 DEFAULT_PIPELINE: list[tuple[str, Pass]] = [
+    ("simplify", simplify),
+    ("cse", cse),
+    ("fold", fold),
     ("dce", dce),
+    ("fusion", fuse),
 ]
 
 
