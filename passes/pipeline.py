@@ -35,13 +35,33 @@ class Stage:
     seconds: float
 
 
-def run(graph: Graph, pipeline: list[tuple[str, Pass]] | None = None,
-        verify: bool = True) -> list[Stage]:
+def resolve(pipeline) -> list[tuple[str, Pass]]:
+    """A pipeline from what `graphc.compile(passes=...)` takes: None (the default), or a
+    list whose items are (name, pass) pairs or names of default passes, e.g.
+    `["dce", "fusion"]` to keep only those two."""
+    if pipeline is None:
+        return list(DEFAULT_PIPELINE)
+    known = dict(DEFAULT_PIPELINE)
+    out = []
+    for item in pipeline:
+        if isinstance(item, str):
+            if item not in known:
+                from graphc.errors import GraphcError
+                raise GraphcError(f"unknown pass {item!r}",
+                                  hint="default passes: " + ", ".join(known))
+            out.append((item, known[item]))
+        else:
+            name, fn = item
+            out.append((name, fn))
+    return out
+
+
+def run(graph: Graph, pipeline=None, verify: bool = True) -> list[Stage]:
     """Run the passes in order; the first stage is the input graph ("traced")."""
     if verify:
         graph.verify()
     stages = [Stage("traced", graph, 0.0)]
-    for name, fn in DEFAULT_PIPELINE if pipeline is None else pipeline:
+    for name, fn in resolve(pipeline):
         start = time.perf_counter()
         graph = fn(graph)
         seconds = time.perf_counter() - start

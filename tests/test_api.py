@@ -213,3 +213,20 @@ def test_compiled_source_traceback_points_into_generated_code():
         f(np.array([5]), np.ones((3, 2)))
     frames = [entry.path for entry in info.traceback]
     assert any(str(p).startswith("<graphc-numpy:f:") for p in frames)
+
+
+def test_passes_option_selects_replaces_or_disables_passes(rng):
+    def f(x):
+        return x**2 + 0.0
+
+    x = _f32(rng, 4)
+    only_dce = graphc.compile(f, passes=["dce"]).lower(x)
+    assert list(only_dce.stages) == ["traced", "dce"]
+    assert "pow" in [n.op for n in only_dce.optimized.nodes]  # simplify did not run
+    full = graphc.compile(f).lower(x)
+    assert "pow" not in [n.op for n in full.optimized.nodes]
+    custom = graphc.compile(f, passes=[("mine", lambda g: g), "fusion"]).lower(x)
+    assert list(custom.stages) == ["traced", "mine", "fusion"]
+    np.testing.assert_allclose(graphc.compile(f, passes=[])(x), x**2, rtol=1e-6)
+    with pytest.raises(graphc.GraphcError, match="unknown pass 'dcee'"):
+        graphc.compile(f, passes=["dcee"])(x)
