@@ -196,3 +196,20 @@ def test_memory_plan_reuses_slots_after_last_use():
     # a is dead by group 2, so one of the values made there reuses its slot
     assert slot_of[id(a.value)] in {slot_of[id(c.value)], slot_of[id(d.value)]}
     assert len(sizes) == 3 and sum(sizes) < 100 + 100 + 80 + 300
+
+
+def test_recycled_outputs_never_overwrite_what_the_caller_holds(rng):
+    # outputs of 1 MiB and more are recycled once the caller drops them: results
+    # still held (whole, or through a view) must keep their values
+    f = graphc.compile(chain, check=False)
+    xs = [rng.standard_normal((512, 1024)).astype(F32) for _ in range(3)]
+    held = [f(x) for x in xs for _ in range(3)]          # 9 live results
+    views = [f(x)[::7] for x in xs]                      # bases kept alive by views only
+    for _ in range(6):
+        f(xs[0])                                         # dropped at once: recycled
+    for i, out in enumerate(held):
+        np.testing.assert_allclose(out, chain(xs[i // 3]), rtol=1e-5, atol=1e-6)
+    for x, v in zip(xs, views):
+        np.testing.assert_allclose(v, chain(x)[::7], rtol=1e-5, atol=1e-6)
+    a, b = f(xs[1]), f(xs[2])
+    assert not np.shares_memory(a, b)

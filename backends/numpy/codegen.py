@@ -49,7 +49,7 @@ class Executable:
     filename: str
 
 
-_RESERVED = {"np", "_consts", "_A", "_arena", "_run", "_view"}
+_RESERVED = {"np", "_consts", "_A", "_arena", "_run", "_view", "_out"}
 
 
 def _ident(name: str, taken: set[str] | None = None) -> str:
@@ -107,7 +107,8 @@ class _Program:
         name = self.name_of(v)
         np_dtype = f"np.{dtypes.to_numpy(v.type.dtype).name}"
         if id(v) in self.outputs:
-            self.body.append(f"{name} = np.empty({v.type.shape!r}, {np_dtype})")
+            alloc = "_out.empty" if v.type.nbytes >= runtime.Recycler.MIN_BYTES else "np.empty"
+            self.body.append(f"{name} = {alloc}({v.type.shape!r}, {np_dtype})")
         else:
             self.buffered.append(v)
             self.body.append(f"{name} = _view(_A[@{id(v)}@], {v.type.shape!r}, {np_dtype})")
@@ -187,7 +188,8 @@ def generate(graph: Graph) -> tuple[str, dict[str, Any]]:
     else:
         lines += ["    " + b for b in body]
     namespace = {"np": np, "_consts": p.em.consts, "_run": runtime.run_blocks,
-                 "_view": runtime.view, "_arena": runtime.arena_pool(slot_bytes)}
+                 "_view": runtime.view, "_arena": runtime.arena_pool(slot_bytes),
+                 "_out": runtime.Recycler()}
     for i, k in enumerate(p.kernels):
         namespace[f"_s{i}"] = runtime.scratch_pool(k.scratch)
     for name in _REF_OPS:
