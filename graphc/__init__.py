@@ -14,13 +14,14 @@ from graphc.errors import (ArgumentError, DtypeError, GraphcError, IRParseError,
                            TracerBoolError, TracerLeakError, UnsupportedError, VerifyError)
 from graphc.interpreter import interpret
 from graphc.api import CompiledFunction, Lowered, RecompileWarning, compile, trace
+from graphc.benchmark import BenchmarkResult, benchmark
 from graphc import nn
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ArgumentError", "CompiledFunction", "DtypeError", "GraphcError", "IRParseError",
-    "Lowered", "MismatchError", "RecompileWarning", "ShapeError", "TracerBoolError", "TracerLeakError",
-    "UnsupportedError", "VerifyError", "compile", "dtypes", "errors", "interpret", "ir",
-    "nn", "ops", "trace",
+    "ArgumentError", "BenchmarkResult", "CompiledFunction", "DtypeError", "GraphcError",
+    "IRParseError", "Lowered", "MismatchError", "RecompileWarning", "ShapeError",
+    "TracerBoolError", "TracerLeakError", "UnsupportedError", "VerifyError", "benchmark",
+    "compile", "dtypes", "errors", "interpret", "ir", "nn", "ops", "trace",
 ]

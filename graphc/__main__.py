@@ -1,0 +1,105 @@
+"""The command line: `python -m graphc bench [options]` (also installed as `graphc`).
+
+    python -m graphc bench                    the whole suite at full size, all peers
+    python -m graphc bench --quick --peers none --json out.json
+    python -m graphc bench --only gelu,softmax --repeats 20 --plot bench.png
+
+Exit status: 0 when every result matched eager numpy, 1 when any was a FAIL,
+2 for a usage error (including --plot without matplotlib).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from typing import Sequence
+
+PEERS = {"none": (), "torch": ("torch",), "jax": ("jax",), "all": ("torch", "jax")}
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    from graphc.bench.workloads import WORKLOADS
+    parser = argparse.ArgumentParser(prog="python -m graphc",
+                                     description="graphc: a graph compiler for numpy code")
+    commands = parser.add_subparsers(dest="command", required=True)
+    bench = commands.add_parser(
+        "bench", help="run the benchmark suite",
+        description="Time each workload as eager numpy, graphc and the installed peers "
+                    "(workloads: " + ", ".join(WORKLOADS) + ").")
+    bench.add_argument("--only", metavar="NAME[,NAME]",
+                       help="run only these workloads (comma-separated)")
+    bench.add_argument("--quick", action="store_true",
+                       help="tiny sizes: the whole suite in a few seconds (for CI)")
+    bench.add_argument("--repeats", type=_positive, default=None, metavar="N",
+                       help="timed rounds per workload (default 10, --quick 5)")
+    bench.add_argument("--peers", choices=list(PEERS), default="all",
+                       help="which peer libraries to run where installed (default: all)")
+    bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    bench.add_argument("--plot", metavar="FILE.png",
+                       help="also draw a bar chart (needs matplotlib)")
+    return parser
+
+
+def _workloads(parser: argparse.ArgumentParser, only: str | None) -> list[str]:
+    from graphc.bench.workloads import WORKLOADS
+    if not only:
+        return list(WORKLOADS)
+    names = [n.strip() for n in only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown or not names:
+        parser.error(f"unknown workload {', '.join(unknown) or repr(only)}; "
+                     f"choose from {', '.join(WORKLOADS)}")
+    return names
+
+
+def bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from graphc.bench import report
+    from graphc.bench.measure import copy_bandwidth
+    from graphc.bench.runner import run_suite
+
+    names = _workloads(parser, args.only)
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        print("graphc bench: --plot needs matplotlib, which is not installed; "
+              "install it with `pip install matplotlib`, or leave out --plot",
+              file=sys.stderr)
+        return 2
+    repeats = args.repeats or (5 if args.quick else 10)
+    bandwidth = copy_bandwidth(32 if args.quick else 256)
+    rows = run_suite(names, quick=args.quick, repeats=repeats, peers=PEERS[args.peers],
+                     bandwidth=bandwidth)
+    size = "quick (tiny) sizes" if args.quick else "full sizes"
+    print(f"graphc bench: {size}, median of {repeats} interleaved samples, copy bandwidth "
+          f"{bandwidth / 1e9:.1f} GB/s\n")
+    print(report.format_table(rows) + "\n")
+    print(report.LEGEND + "\n")
+    print(report.format_compile_table(rows))
+    print("(graphc: trace, passes and codegen; torch.compile and jax.jit: the first call)")
+    notes = report.format_notes(rows)
+    if notes:
+        print("\n" + notes)
+    if args.json:
+        report.write_json(args.json, rows, {"quick": args.quick, "repeats": repeats,
+                                            "peers": args.peers, "workloads": names},
+                          bandwidth)
+    if args.plot:
+        report.plot(args.plot, rows)
+    return 1 if any(row.check == "FAIL" for row in rows) else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "bench":
+        return bench(args, parser)
+    parser.error(f"unknown command {args.command}")  # argparse exits
+
+
+if __name__ == "__main__":
+    sys.exit(main())
