@@ -57,7 +57,9 @@ class Lowered:
     @property
     def kernels(self) -> tuple[int, int]:
         """(before, after) fusion: ops that do work as traced, and kernels launched by
-        the optimized graph (its fusion groups, or its working ops if unfused)."""
+        the optimized graph (its fusion groups, or its working ops if unfused).
+        Constants and pure re-indexing (reshape, transpose, broadcast_to, slice: views,
+        which a backend folds into the indexing of their readers) are not counted."""
         before = _working_ops(self.graph.nodes)
         opt = self.optimized
         if opt.groups is None:
@@ -95,9 +97,12 @@ class Lowered:
         return self.executable.fn(*flat_inputs)
 
 
+_VIEWS = frozenset({"reshape", "transpose", "broadcast_to", "slice"})
+
+
 def _working_ops(nodes) -> int:
     from graphc.ops import OPS, Kind
-    return sum(1 for n in nodes if OPS[n.op].kind is not Kind.SOURCE)
+    return sum(1 for n in nodes if OPS[n.op].kind is not Kind.SOURCE and n.op not in _VIEWS)
 
 
 @dataclass
