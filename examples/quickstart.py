@@ -3,11 +3,10 @@
     python examples/quickstart.py          (or: make demo)
 
 Prints, for each function, the IR as traced, the IR after the pass pipeline, the
-generated numpy source, and the median time of the compiled function against the
-same Python function run eagerly on numpy, after checking that both agree.
+generated numpy source, the fusion groups, and `graphc.benchmark`'s table: the
+compiled function against the same Python function run eagerly on numpy (results
+checked first, calls interleaved, medians).
 """
-import time
-
 import numpy as np
 
 import graphc
@@ -26,17 +25,6 @@ def softmax(x):
     return e / np.sum(e, axis=-1, keepdims=True)
 
 
-def median_ms(fns, x, repeats: int = 15) -> list[float]:
-    """Median time of each function, calls interleaved so that noise hits all alike."""
-    times = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, ts in zip(fns, times):
-            start = time.perf_counter()
-            fn(x)
-            ts.append(time.perf_counter() - start)
-    return [1e3 * float(np.median(ts)) for ts in times]
-
-
 def show(compiled, x) -> None:
     title = f" {compiled.__name__} on float32{list(x.shape)} "
     print(f"\n{title:=^80}")
@@ -47,15 +35,11 @@ def show(compiled, x) -> None:
     print(low.optimized)
     print("--- generated numpy source ---")
     print(low.source)
-    eager = compiled.fn  # the undecorated Python function
-    np.testing.assert_allclose(compiled(x), eager(x), rtol=1e-5, atol=1e-6)
-    compiled(x), eager(x)  # warm up both
-    t_eager, t_compiled = median_ms([eager, compiled], x)
-    print(f"--- timing (median of 15 interleaved calls, compile {low.compile_seconds * 1e3:.1f} ms "
-          "apart) ---")
-    print(f"{'eager numpy':>14}: {t_eager:8.2f} ms")
-    print(f"{'graphc numpy':>14}: {t_compiled:8.2f} ms   ({t_eager / t_compiled:.2f}x)")
-    print(f"results agree; cache: {compiled.cache_info()}")
+    print("--- fusion ---")
+    print(low.fusion_report())
+    print("--- fused against eager (graphc.benchmark) ---")
+    print(graphc.benchmark(compiled, x, repeats=15))
+    print(f"cache: {compiled.cache_info()}")
 
 
 def main() -> None:

@@ -84,7 +84,8 @@ class Lowered:
         if g.groups is None:
             return "no fusion groups: the pipeline has no fusion pass"
         before, after = self.kernels
-        lines = [f"{g.name}: {before} ops as traced -> {after} kernels"]
+        plural = "" if after == 1 else "s"
+        lines = [f"{g.name}: {before} ops as traced -> {after} kernel{plural}"]
         for i, grp in enumerate(g.groups):
             if grp.kind == "source":
                 continue
