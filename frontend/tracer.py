@@ -52,15 +52,16 @@ class TraceContext:
 
     def emit(self, op: str, *inputs: "Tracer", **attrs: Any) -> "Tracer":
         """Record `op` applied to `inputs`; returns the output Tracer."""
+        return self._record(op, inputs, Attrs(attrs), user_location(2))
+
+    def _record(self, op: str, inputs, attrs: Attrs, loc):
         for t in inputs:
             self.check_owned(t)
-        frozen = Attrs(attrs)
-        loc = user_location(2)
         try:
-            out_types = ops.infer_types(op, tuple(t.value.type for t in inputs), frozen)
+            out_types = ops.infer_types(op, tuple(t.value.type for t in inputs), attrs)
         except GraphcError as exc:
             raise exc.with_loc(loc) from None
-        node = Node(op, tuple(t.value for t in inputs), frozen, loc=loc)
+        node = Node(op, tuple(t.value for t in inputs), attrs, loc=loc)
         outs = []
         for ttype in out_types:
             outs.append(Value(str(self._counter), ttype, node))
@@ -69,6 +70,20 @@ class TraceContext:
         self.graph.nodes.append(node)
         results = [Tracer(v, self) for v in outs]
         return results[0] if len(results) == 1 else tuple(results)
+
+    def inline(self, graph: Graph, inputs: list) -> list["Tracer"]:
+        """Replay `graph`'s nodes here on `inputs` (Tracers or numpy arrays), keeping
+        each node's source location; the Tracers of its outputs. This is how a
+        transformed function (a gradient) becomes part of an enclosing trace."""
+        env = {id(v): x if isinstance(x, Tracer) else self.const(x)
+               for v, x in zip(graph.inputs, inputs)}
+        for node in graph.nodes:
+            out = self._record(node.op, [env[id(v)] for v in node.inputs], node.attrs,
+                               node.loc)
+            outs = out if isinstance(out, tuple) else (out,)
+            for v, t in zip(node.outputs, outs):
+                env[id(v)] = t
+        return [env[id(v)] for v in graph.outputs]
 
     def const(self, value: Any, dtype: str | None = None) -> "Tracer":
         """A literal (Python scalar or numpy array) as a const node, deduplicated."""

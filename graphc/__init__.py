@@ -15,6 +15,7 @@ from graphc.errors import (ArgumentError, DtypeError, GraphcError, IRParseError,
 from graphc.interpreter import interpret
 from graphc.api import CompiledFunction, Lowered, RecompileWarning, compile, trace
 from graphc.benchmark import BenchmarkResult, benchmark
+from graphc.transforms import grad, value_and_grad, vjp
 from graphc import nn
 
 __version__ = "0.1.0"
@@ -23,5 +24,6 @@ __all__ = [
     "ArgumentError", "BenchmarkResult", "CompiledFunction", "DtypeError", "GraphcError",
     "IRParseError", "Lowered", "MismatchError", "RecompileWarning", "ShapeError",
     "TracerBoolError", "TracerLeakError", "UnsupportedError", "VerifyError", "benchmark",
-    "compile", "dtypes", "errors", "interpret", "ir", "nn", "ops", "trace",
+    "compile", "dtypes", "errors", "grad", "interpret", "ir", "nn", "ops", "trace",
+    "value_and_grad", "vjp",
 ]

@@ -154,7 +154,7 @@ class CompiledFunction:
         self._cache: dict[tuple, _Entry] = {}
         self._fast: dict[tuple, _Entry] = {}  # (shape, dtype, ...) of plain array calls
         self._stats = _Stats()
-        functools.update_wrapper(self, fn)
+        functools.update_wrapper(self, fn, updated=())  # not __dict__: ours stays ours
 
     def __call__(self, *args, **kwargs):
         try:

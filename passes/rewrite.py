@@ -37,6 +37,18 @@ class GraphBuilder:
         """`node`'s inputs, mapped into the new graph."""
         return tuple(self._map[v] for v in node.inputs)
 
+    def mapped(self, old: Value) -> Value:
+        """What `old` maps to in the new graph."""
+        return self._map[old]
+
+    def fresh_input_name(self, base: str) -> str:
+        """An unused name for a new graph input (for example `ct.0`)."""
+        name, n = base, 1
+        while name in self._taken:
+            name, n = f"{base}_{n}", n + 1
+        self._taken.add(name)
+        return name
+
     def bind(self, old: Value, new: Value) -> None:
         """From now on, readers of `old` read `new` (which must have its type)."""
         assert old.type == new.type, f"%{old.name}: {old.type} replaced by {new.type}"

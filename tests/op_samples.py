@@ -359,6 +359,23 @@ for _shape, _idx, _axis, _dt in [
         ((3, 4), np.array([[1, 1, -1]], np.int64), 1, "bool")]:
     case("gather", [data(_shape, _dt), _idx], gather_ref, axis=_axis)
 
+def scatter_add_ref(x, idx, upd, axis):
+    """Add the update of each index position into its row, one at a time."""
+    out = x.astype(np.float64)
+    lead = (slice(None),) * axis
+    for pos in np.ndindex(*np.shape(idx)):
+        out[lead + (np.asarray(idx)[pos],)] += upd[lead + pos]
+    return out.astype(x.dtype)
+
+
+for _shape, _idx, _axis, _dt in [
+        ((5, 3), np.array([0, -1, 2, 0], np.int64), 0, "float32"),     # 0 twice: accumulates
+        ((2, 4), np.array([[3, 1], [-1, 1]], np.int32), 1, "float64"),
+        ((3,), np.zeros((0,), np.int64), 0, "float32")]:
+    _upd_shape = _shape[:_axis] + _idx.shape + _shape[_axis + 1:]
+    case("scatter_add", [data(_shape, _dt), _idx, data(_upd_shape, _dt)], scatter_add_ref,
+         axis=_axis)
+
 for _shape, _axis, _dt in [((5,), 0, "int32"), ((2, 3), 1, "int64"), ((3, 4, 2), 0, "float32"),
                            ((0, 3), 1, "int32"), ((2, 3), 0, "float64")]:
     case("iota", [], lambda shape, axis, dtype: np.indices(shape)[axis].astype(dtype),

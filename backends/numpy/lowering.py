@@ -122,7 +122,7 @@ LOWERINGS: dict[str, Callable] = {
     "slice": _slice,
     "concat": lambda em, a, at: f"np.concatenate(({', '.join(a)},), axis={at['axis']})",
     "pad": _pad,
-    "gather": _call("np.take"),
+    "gather": _call("np.take"), "scatter_add": _ref("scatter_add"),
     "iota": _iota, "const": _const,
     "matmul": _call("np.matmul"),
     "conv2d": _ref("conv2d"), "max_pool2d": _ref("max_pool2d"),

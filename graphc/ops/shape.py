@@ -144,6 +144,29 @@ register(OpDef("gather", ("axis",), _gather_infer,
                    "range raise IndexError"))
 
 
+def _scatter_add_infer(ins, attrs):
+    x, idx, upd = ins
+    (axis,) = check_axes((attrs["axis"],), x.ndim, "scatter_add")
+    if idx.dtype not in dtypes.INTS:
+        raise DtypeError(f"scatter_add indices must be integers, got {idx.dtype}")
+    want = x.shape[:axis] + idx.shape + x.shape[axis + 1:]
+    if upd.shape != want or upd.dtype != x.dtype:
+        raise ShapeError(f"scatter_add: updates are {upd.dtype}{list(upd.shape)}, expected "
+                         f"{x.dtype}{list(want)}")
+    return (x,)
+
+
+def _scatter_add(x, idx, upd, axis):
+    out = np.array(x, copy=True)
+    np.add.at(out, (slice(None),) * axis + (idx,), upd)
+    return out
+
+
+register(OpDef("scatter_add", ("axis",), _scatter_add_infer, _scatter_add, Kind.OPAQUE, 3,
+               doc="x with upd added at idx along axis (repeated indices accumulate); "
+                   "the gradient of gather"))
+
+
 def _iota_infer(ins, attrs):
     shape = tuple(attrs["shape"])
     check_axes((attrs["axis"],), len(shape), "iota")

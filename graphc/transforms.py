@@ -1,0 +1,190 @@
+"""`graphc.grad`, `graphc.value_and_grad` and `graphc.vjp`: gradients as graphs.
+
+A gradient function traces the user's function into a graph, asks
+`passes.autodiff.backward` for the joint forward + backward graph, and replays that
+graph into the trace it is called from. Called on numpy arrays, it compiles itself
+(with `graphc.compile`) and so traces itself with Tracers first; inside a compiled
+function, or inside another gradient (second derivatives), it simply adds its nodes to
+the enclosing trace. Either way the backward is ordinary IR that the pipeline
+simplifies and fuses with the rest.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from graphc.api import CompiledFunction
+from graphc.errors import ArgumentError, GraphcError
+from frontend.pytree import flatten, unflatten
+from frontend.trace import trace_function
+from frontend.tracer import Tracer
+from passes.autodiff import backward
+
+
+def _is_array(leaf: Any) -> bool:
+    return isinstance(leaf, (Tracer, np.ndarray, np.generic))
+
+
+def _argnums(argnums, nargs: int) -> tuple[int, ...]:
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    for i in nums:
+        if not -nargs <= i < nargs:
+            raise ArgumentError(f"argnums {argnums} is out of range for {nargs} positional "
+                                "arguments")
+    return tuple(i % nargs for i in nums)
+
+
+class _Transformed:
+    """What grad / value_and_grad / vjp share: eager calls compile the traced form."""
+
+    def __init__(self, fn: Callable, label: str):
+        self.fn = fn
+        functools.update_wrapper(self, fn, updated=())  # not __dict__: ours stays ours
+
+        @functools.wraps(fn)
+        def traced_entry(*args, **kwargs):
+            return self._traced(args, kwargs)
+        traced_entry.__name__ = f"{label}_{getattr(fn, '__name__', 'fn')}"
+        self._compiled = CompiledFunction(traced_entry)
+
+    def __call__(self, *args, **kwargs):
+        leaves = flatten((args, kwargs))[0]
+        if any(isinstance(x, Tracer) for x in leaves):
+            return self._traced(args, kwargs)
+        return self._compiled(*args, **kwargs)
+
+    def lower(self, *args, **kwargs):
+        """The compiled forms (traced, optimized, source) for these arguments."""
+        return self._compiled.lower(*args, **kwargs)
+
+    def _traced(self, args: tuple, kwargs: dict):
+        raise NotImplementedError
+
+
+class GradFunction(_Transformed):
+    """The gradient of `fn` with respect to the arguments in `argnums`."""
+
+    def __init__(self, fn: Callable, argnums, has_aux: bool, with_value: bool):
+        self.argnums, self.has_aux, self.with_value = argnums, has_aux, with_value
+        super().__init__(fn, "value_and_grad" if with_value else "grad")
+
+    def _traced(self, args: tuple, kwargs: dict):
+        nums = _argnums(self.argnums, len(args))
+        # graph inputs are the array leaves of (args, kwargs), in order
+        counts = [sum(map(_is_array, flatten(a)[0])) for a in args]
+        starts = np.cumsum([0] + counts)
+        wrt = [j for i in nums for j in range(starts[i], starts[i] + counts[i])]
+        traced = trace_function(self.fn, args, kwargs)
+        _check_loss(traced, self.has_aux)
+        joint = backward(traced.graph, wrt)
+        ctx = next(x for x in flatten((args, kwargs))[0] if isinstance(x, Tracer)).ctx
+        inputs = [x for x in flatten((args, kwargs))[0] if _is_array(x)]
+        outs = ctx.inline(joint, inputs)
+        n_out = len(traced.graph.outputs)
+        value, grads = traced.rebuild(outs[:n_out]), outs[n_out:]
+        per_arg = []
+        for i in nums:
+            leaves, treedef, _ = flatten(args[i])
+            it = iter(grads[:counts[i]])
+            grads = grads[counts[i]:]
+            per_arg.append(unflatten(treedef, [next(it) if _is_array(x) else None
+                                               for x in leaves]))
+        g = per_arg[0] if isinstance(self.argnums, int) else tuple(per_arg)
+        if self.has_aux:
+            loss, aux = value
+            return ((loss, aux), g) if self.with_value else (g, aux)
+        return (value, g) if self.with_value else g
+
+
+def _check_loss(traced, has_aux: bool) -> None:
+    if has_aux:
+        ok = traced.out_treedef[0] == "tuple" and len(traced.out_treedef[1]) == 2 \
+            and traced.out_treedef[1][0] == ("leaf",)
+        if not ok:
+            raise GraphcError("with has_aux=True the function must return (loss, aux)")
+    if not traced.out_slots or traced.out_slots[0] != 0:
+        raise GraphcError("grad needs a function returning one float scalar (an array "
+                          "computed from its inputs)",
+                          hint="return a scalar loss such as np.sum(...) or np.mean(...)")
+    if not has_aux and len(traced.out_slots) != 1:
+        raise GraphcError("grad needs a function returning one float scalar; this one "
+                          f"returns {len(traced.out_slots)} values",
+                          hint="return only the loss, or pass has_aux=True and return "
+                               "(loss, aux)")
+
+
+def grad(fn: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> GradFunction:
+    """The gradient of a scalar function, derived symbolically on the IR.
+
+    `argnums` picks the positional arguments (an int, or a tuple for a tuple of
+    gradients); a pytree argument (a dict of parameters) gets a gradient of the same
+    structure. With `has_aux`, `fn` returns `(loss, aux)` and the result is `(g, aux)`.
+
+    >>> import graphc, numpy as np
+    >>> g = graphc.grad(lambda x: np.sum(x ** 3))
+    >>> g(np.array([1.0, 2.0]))
+    array([ 3., 12.])
+    >>> graphc.grad(graphc.grad(lambda x: x ** 3))(np.float64(2.0))  # second derivative
+    array(12.)
+    """
+    return GradFunction(fn, argnums, has_aux, with_value=False)
+
+
+def value_and_grad(fn: Callable, argnums: int | Sequence[int] = 0,
+                   has_aux: bool = False) -> GradFunction:
+    """Like `grad`, returning `(value, gradient)`: one graph computes both.
+
+    >>> import graphc, numpy as np
+    >>> loss, g = graphc.value_and_grad(lambda w: np.sum(w * w))(np.array([3.0]))
+    >>> float(loss), g
+    (9.0, array([6.]))
+    """
+    return GradFunction(fn, argnums, has_aux, with_value=True)
+
+
+class _VJP(_Transformed):
+    """(primals, cotangents) -> gradients of every array leaf of the primals."""
+
+    def __init__(self, fn: Callable):
+        super().__init__(fn, "vjp")
+
+    def _traced(self, args: tuple, kwargs: dict):
+        primals, cts = args
+        traced = trace_function(self.fn, primals, {})
+        ct_leaves = [c for c in flatten(cts)[0]]
+        if len(ct_leaves) != len(traced.graph.outputs):
+            raise GraphcError(f"vjp: {len(ct_leaves)} cotangents for "
+                              f"{len(traced.graph.outputs)} outputs",
+                              hint="pass one cotangent per output, shaped like it")
+        float_inputs = [i for i, v in enumerate(traced.graph.inputs)
+                        if v.type.dtype.startswith(("float", "bfloat"))]
+        joint = backward(traced.graph, float_inputs, seed_inputs=True)
+        leaves = flatten((primals, {}))[0]
+        ctx = next(x for x in leaves + ct_leaves if isinstance(x, Tracer)).ctx
+        inputs = [x for x in leaves if _is_array(x)] + ct_leaves
+        grads = iter(ctx.inline(joint, inputs)[len(traced.graph.outputs):])
+        out, k = [], 0
+        for x in leaves:  # a gradient for each float array leaf, None elsewhere
+            out.append(next(grads) if _is_array(x) and k in float_inputs else None)
+            k += _is_array(x)
+        return unflatten(flatten(primals)[1], out)
+
+
+def vjp(fn: Callable, *primals: Any):
+    """`(fn(*primals), vjp_fn)`: `vjp_fn(cotangent)` gives the gradient of
+    `sum(cotangent * fn(*primals))` for each primal (a tuple, one per argument).
+
+    >>> import graphc, numpy as np
+    >>> out, back = graphc.vjp(lambda x: x * x, np.array([1.0, 3.0]))
+    >>> back(np.array([1.0, 1.0]))
+    (array([2., 6.]),)
+    """
+    out = CompiledFunction(fn)(*primals) if not any(
+        isinstance(x, Tracer) for x in flatten(primals)[0]) else fn(*primals)
+    backward_fn = _VJP(fn)
+
+    def vjp_fn(cotangent):
+        return backward_fn(tuple(primals), cotangent)
+    return out, vjp_fn
