@@ -176,15 +176,55 @@ def vjp(fn: Callable, *primals: Any):
     """`(fn(*primals), vjp_fn)`: `vjp_fn(cotangent)` gives the gradient of
     `sum(cotangent * fn(*primals))` for each primal (a tuple, one per argument).
 
+    On numpy arrays the forward and the backward are compiled apart: the forward saves
+    the intermediates a minimum cut picks (`passes/remat.py`) and the backward
+    recomputes the cheap rest; `vjp_fn.saved_bytes` and `vjp_fn.save_all_bytes` say
+    what was kept against saving every intermediate the backward reads.
+
     >>> import graphc, numpy as np
     >>> out, back = graphc.vjp(lambda x: x * x, np.array([1.0, 3.0]))
     >>> back(np.array([1.0, 1.0]))
     (array([2., 6.]),)
     """
-    out = CompiledFunction(fn)(*primals) if not any(
-        isinstance(x, Tracer) for x in flatten(primals)[0]) else fn(*primals)
-    backward_fn = _VJP(fn)
+    if any(isinstance(x, Tracer) for x in flatten(primals)[0]):
+        backward_fn = _VJP(fn)  # inside a trace: the backward joins the enclosing graph
+        return fn(*primals), lambda cotangent: backward_fn(tuple(primals), cotangent)
+    return _split_vjp(fn, primals)
+
+
+def _split_vjp(fn: Callable, primals: tuple):
+    from backends import get
+    from passes.pipeline import run
+    from passes.remat import split
+
+    def build(graph):
+        return get("numpy").compile_graph(run(graph)[-1].graph).fn
+
+    traced = trace_function(fn, primals, {})
+    graph = traced.graph
+    floats = [i for i, v in enumerate(graph.inputs) if v.type.dtype.startswith(("float", "bf"))]
+    n_out = len(graph.outputs)
+    parts = split(backward(graph, floats, seed_inputs=True), n_out, n_out)
+    leaves = flatten(primals)[0]
+    flat = [x for x in leaves if _is_array(x)]
+    results = build(parts.forward)(*flat)
+    saved = list(results[n_out:])
+    position = {id(v): i for i, v in enumerate(graph.inputs)}
+    take = [position[id(v)] for v in parts.backward.inputs if id(v) in position]
+    run_backward = build(parts.backward)
 
     def vjp_fn(cotangent):
-        return backward_fn(tuple(primals), cotangent)
-    return out, vjp_fn
+        cts = flatten(cotangent)[0]
+        if len(cts) != n_out:
+            raise GraphcError(f"vjp: {len(cts)} cotangents for {n_out} outputs",
+                              hint="pass one cotangent per output, shaped like it")
+        grads = iter(run_backward(*[flat[i] for i in take], *saved, *cts))
+        out, k = [], 0
+        for x in leaves:  # a gradient for each float array leaf, None elsewhere
+            out.append(next(grads) if _is_array(x) and k in floats else None)
+            k += _is_array(x)
+        return unflatten(flatten(primals)[1], out)
+
+    vjp_fn.saved_bytes = parts.saved_bytes
+    vjp_fn.save_all_bytes = parts.save_all_bytes
+    return traced.rebuild(list(results[:n_out])), vjp_fn
