@@ -14,6 +14,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from graphc.transforms import value_and_grad
+
 F32 = np.float32
 
 
@@ -96,6 +98,18 @@ def polyfit_step(x, y, a, b, c, d):
     return loss, grads
 
 
+def mlp_loss(x, target, w1, b1, w2, b2):
+    """mlp_train's loss alone: graphc derives its backward (`graphc.value_and_grad`)."""
+    h = x @ w1 + b1
+    a = 0.5 * h * (1.0 + np.tanh(0.7978845608 * (h + 0.044715 * h**3)))
+    return np.mean((a @ w2 + b2 - target) ** 2)
+
+
+def polyfit_loss(x, y, a, b, c, d):
+    """polyfit_step's loss alone: graphc derives the four gradients."""
+    return np.sum((a + b * x + c * x**2 + d * x**3 - y) ** 2)
+
+
 def tiny(x):
     """one elementwise op: what is left is the per-call overhead."""
     return x + 1.0
@@ -165,6 +179,9 @@ class Workload:
     fn: Callable[..., Any]
     make_args: Callable[[np.random.Generator, bool], tuple]
     memory_bound: bool = False
+    # what graphc compiles, if not `fn`: for a training step, the loss alone under
+    # graphc.value_and_grad (graphc derives the backward the others write by hand)
+    graphc_fn: Callable[..., Any] | None = None
 
     def args(self, quick: bool = False, seed: int = 0) -> tuple:
         """Fresh arguments (float32 arrays and static Python values)."""
@@ -182,13 +199,13 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in [
              _args_vector(4_194_304, 4096), memory_bound=True),
     Workload("mlp", "gelu(x @ W1 + b1) @ W2 + b2", mlp, _args_mlp),
     Workload("mlp_train", "mlp forward, MSE loss, hand-written backward", mlp_train,
-             _args_mlp_train),
+             _args_mlp_train, graphc_fn=value_and_grad(mlp_loss, argnums=(2, 3, 4, 5))),
     Workload("attention", "softmax(q k^T / sqrt(d)) v, single head", attention,
              _args_attention),
     Workload("adam", "one Adam update of parameters and moments", adam, _args_adam,
              memory_bound=True),
     Workload("polyfit_step", "polyfit loss and its four gradients", polyfit_step,
-             _args_polyfit),
+             _args_polyfit, graphc_fn=value_and_grad(polyfit_loss, argnums=(2, 3, 4, 5))),
     Workload("tiny", "one elementwise op on 16 elements (per-call overhead)", tiny,
              _args_vector(16, 16)),
 ]}
