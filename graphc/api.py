@@ -161,7 +161,7 @@ class CompiledFunction:
             if not kwargs:  # the fast path: positional numpy arrays only
                 fast = []
                 for a in args:
-                    if type(a) is not np.ndarray:
+                    if type(a) is not np.ndarray and not isinstance(a, np.generic):
                         break
                     fast += (a.shape, a.dtype)
                 else:
@@ -176,7 +176,8 @@ class CompiledFunction:
             else:
                 self._stats.hits += 1
             flat = [leaves[i] for i, k in enumerate(key[1]) if k[0] == "array"]
-            if not kwargs and all(type(a) is np.ndarray for a in args):
+            if not kwargs and all(type(a) is np.ndarray or isinstance(a, np.generic)
+                                  for a in args):
                 self._fast[tuple(x for a in args for x in (a.shape, a.dtype))] = entry
             return self._finish(entry, flat)
         except GraphcError as exc:

@@ -46,7 +46,9 @@ def _call(fn: str, **fixed: Any) -> Callable:
 
 
 def _reduce(fn: str, keep_dtype: bool = False) -> Callable:
-    # keep_dtype: np.sum would give int64 for int32; the primitive keeps the dtype
+    # the ufunc's own reduce: np.sum and np.max add a Python layer that costs more than
+    # the reduction itself on small arrays; keep_dtype: numpy would sum int32 as int64,
+    # the primitive keeps the dtype
     def lower(em, args, attrs):
         dtype = f", dtype={args[0]}.dtype" if keep_dtype else ""
         return (f"{fn}({args[0]}, axis={tuple(attrs['axes'])!r}, "
@@ -112,8 +114,8 @@ LOWERINGS: dict[str, Callable] = {
     "ge": _call("np.greater_equal"), "logical_and": _call("np.logical_and"),
     "logical_or": _call("np.logical_or"), "where": _call("np.where"),
     "cast": lambda em, a, at: f"{a[0]}.astype({_np_dtype(at['dtype'])})",
-    "sum": _reduce("np.sum", keep_dtype=True), "max": _reduce("np.max"),
-    "min": _reduce("np.min"),
+    "sum": _reduce("np.add.reduce", keep_dtype=True), "max": _reduce("np.maximum.reduce"),
+    "min": _reduce("np.minimum.reduce"),
     "argmax": lambda em, a, at: (f"np.argmax({a[0]}, axis={at['axis']}, "
                                  f"keepdims={at['keepdims']}).astype(np.int64)"),
     "reshape": lambda em, a, at: f"np.reshape({a[0]}, {tuple(at['shape'])!r})",
@@ -126,7 +128,10 @@ LOWERINGS: dict[str, Callable] = {
     "iota": _iota, "const": _const,
     "matmul": _call("np.matmul"),
     "conv2d": _ref("conv2d"), "max_pool2d": _ref("max_pool2d"),
-    "avg_pool2d": _ref("avg_pool2d"),
+    "avg_pool2d": _ref("avg_pool2d"), "conv2d_grad_input": _ref("conv2d_grad_input"),
+    "conv2d_grad_weight": _ref("conv2d_grad_weight"),
+    "max_pool2d_grad": _ref("max_pool2d_grad"), "max_pool2d_gather": _ref("max_pool2d_gather"),
+    "avg_pool2d_grad": _ref("avg_pool2d_grad"),
 }
 
 
