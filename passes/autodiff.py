@@ -60,11 +60,12 @@ class Emit:
         if g.type.shape == shape:
             return g
         lead = g.type.ndim - len(shape)
-        axes = tuple(range(lead)) + tuple(
-            lead + i for i, d in enumerate(shape) if d == 1 and g.type.shape[lead + i] != 1)
-        if axes:
-            g = self("sum", g, axes=axes, keepdims=True)
-        return self("reshape", g, shape=shape)
+        if lead:  # axes numpy added in front: summed away
+            g = self("sum", g, axes=tuple(range(lead)), keepdims=False)
+        ones = tuple(i for i, d in enumerate(shape) if d == 1 and g.type.shape[i] != 1)
+        if ones:  # size-1 axes numpy stretched: summed, kept
+            g = self("sum", g, axes=ones, keepdims=True)
+        return g
 
     def expand(self, g: Value, shape: tuple[int, ...], axes: tuple[int, ...],
                keepdims: bool) -> Value:
@@ -130,8 +131,13 @@ defvjp("div")(lambda e, n, g: _binary(
 def _pow(e: Emit, n: Node, g: Value):
     a, b = e.x(0), e.x(1)
 
-    def d_base():  # b * a**(b - 1)
-        return e("mul", g, e("mul", b, e("pow", a, e("sub", b, e.scalar(1, b)))))
+    def d_base():  # b * a**(b - 1); a constant exponent stays constant (x**3 -> 3 x**2)
+        b_node = n.inputs[1].node
+        if b_node is not None and b_node.op == "const":
+            lower = e.gb.const(b_node.attrs["value"].array - 1, e.loc)
+        else:
+            lower = e("sub", b, e.scalar(1, b))
+        return e("mul", g, e("mul", b, e("pow", a, lower)))
 
     def d_exponent():  # y * log(a), taken as 0 where a <= 0 (as torch does at a == 0)
         zero = e.scalar(0, a)
@@ -299,6 +305,56 @@ def _matmul(e: Emit, n: Node, g: Value):
             if e.want(1) else None]
 
 
+# ---- convolution and pooling ---------------------------------------------------------
+# Each gradient op is linear in its cotangent and the adjoint of a forward window op,
+# so their rules pair them up and second derivatives come from this same table:
+# <h, grad_input(g, w)> = <conv2d(h, w), g> = <w, grad_weight(h, g)>.
+def _window_attrs(n: Node, names=("stride", "padding", "dilation", "groups")) -> dict:
+    return {k: n.attrs[k] for k in names}
+
+
+_POOL = ("kernel", "stride", "padding")
+
+
+@defvjp("conv2d")
+def _conv2d(e: Emit, n: Node, g: Value):
+    x, w, at = *n.inputs, _window_attrs(n)
+    return [e("conv2d_grad_input", g, e.x(1), input_shape=x.type.shape, **at)
+            if e.want(0) else None,
+            e("conv2d_grad_weight", e.x(0), g, weight_shape=w.type.shape, **at)
+            if e.want(1) else None]
+
+
+@defvjp("conv2d_grad_input")
+def _conv2d_grad_input(e: Emit, n: Node, h: Value):
+    at = _window_attrs(n)
+    return [e("conv2d", h, e.x(1), **at) if e.want(0) else None,
+            e("conv2d_grad_weight", h, e.x(0), weight_shape=n.inputs[1].type.shape, **at)
+            if e.want(1) else None]
+
+
+@defvjp("conv2d_grad_weight")
+def _conv2d_grad_weight(e: Emit, n: Node, k: Value):
+    at = _window_attrs(n)
+    return [e("conv2d_grad_input", e.x(1), k, input_shape=n.inputs[0].type.shape, **at)
+            if e.want(0) else None,
+            e("conv2d", e.x(0), k, **at) if e.want(1) else None]
+
+
+defvjp("avg_pool2d")(lambda e, n, g: [e("avg_pool2d_grad", g, input_shape=n.inputs[0].type.shape,
+                                        **_window_attrs(n, _POOL))])
+defvjp("avg_pool2d_grad")(lambda e, n, h: [e("avg_pool2d", h, **_window_attrs(n, _POOL))])
+defvjp("max_pool2d")(lambda e, n, g: [e("max_pool2d_grad", e.x(0), g, **_window_attrs(n, _POOL))])
+# Which element wins a window is piecewise constant in x, so these two give x no
+# gradient (as torch's double backward of max_pool2d does); in the cotangent the
+# scatter to each window's max (max_pool2d_grad) and the read from it (gather) are
+# each other's adjoints.
+defvjp("max_pool2d_grad")(lambda e, n, h: [
+    None, e("max_pool2d_gather", e.x(0), h, **_window_attrs(n, _POOL))])
+defvjp("max_pool2d_gather")(lambda e, n, k: [
+    None, e("max_pool2d_grad", e.x(0), k, **_window_attrs(n, _POOL))])
+
+
 # ---- the transformation --------------------------------------------------------------
 def needs_grad(graph: Graph, wrt: Sequence[Value]) -> set[int]:
     """ids of the values that depend on `wrt` through differentiable float ops."""
@@ -314,7 +370,8 @@ def backward(graph: Graph, wrt: Sequence[int], seed_inputs: bool = False,
     """The joint graph: `graph`'s outputs, then the gradient of each input in `wrt`.
 
     With `seed_inputs` the cotangent of each output is a new graph input (`ct.0`, ...;
-    a vjp); otherwise the graph must have one scalar output, seeded with 1 (a grad).
+    a vjp); otherwise the first output must be a float scalar, seeded with 1 (a grad),
+    and any further outputs (the `aux` of has_aux) get no cotangent.
     """
     wrt_values = [graph.inputs[i] for i in wrt]
     for v in wrt_values:
@@ -334,6 +391,8 @@ def backward(graph: Graph, wrt: Sequence[int], seed_inputs: bool = False,
             seed = Value(gb.fresh_input_name(f"ct.{i}"), out.type)
             seeds.append(seed)
             cts[id(out)] = seed
+        elif i > 0:  # has_aux: outputs after the loss are carried along, not differentiated
+            continue
         elif not dtypes.is_float(out.type.dtype) or out.type.shape != ():
             raise GraphcError(f"grad needs a function returning one float scalar; "
                               f"{graph.name} returns {out.type}",

@@ -455,4 +455,80 @@ case("max_pool2d", [data((1, 2, 5, 5), "int32", -9, -1)], _max_pool,
 case("max_pool2d", [data((1, 1, 4, 4), "int64")], _max_pool,
      kernel=(2, 2), stride=(1, 1), padding=(1, 1))
 
+# ---------------------------------------------------------------- conv/pool gradients
+# references: torch.autograd through F.conv2d / F.max_pool2d / F.avg_pool2d in float64
+
+
+def _torch_vjp(fn, primals, cotangent, wrt):
+    """d<fn(*primals), cotangent>/d primals[wrt], by torch autograd in float64."""
+    ts = [torch.tensor(p.astype(F64), requires_grad=(i == wrt)) for i, p in enumerate(primals)]
+    fn(*ts).backward(torch.from_numpy(cotangent.astype(F64)))
+    return ts[wrt].grad.numpy()
+
+
+def _conv(stride, padding, dilation, groups):
+    return lambda x, w: torch.nn.functional.conv2d(x, w, stride=stride, padding=padding,
+                                                   dilation=dilation, groups=groups)
+
+
+def conv2d_grad_input_ref(g, w, stride, padding, dilation, groups, input_shape):
+    x = np.zeros(input_shape)  # conv2d is linear in x: the point does not matter
+    conv = _conv(stride, padding, dilation, groups)
+    return _torch_vjp(conv, [x, w], g, 0).astype(g.dtype)
+
+
+def conv2d_grad_weight_ref(x, g, stride, padding, dilation, groups, weight_shape):
+    conv = _conv(stride, padding, dilation, groups)
+    return _torch_vjp(conv, [x, np.zeros(weight_shape)], g, 1).astype(g.dtype)
+
+
+# (input shape, weight shape, stride, padding, dilation, groups, dtype)
+CONV_GRADS = CONVS + [
+    ((1, 2, 8, 7), (3, 2, 3, 3), (2, 2), (0, 0), (1, 1), 1, "float64"),   # stride 2, odd W
+    ((2, 2, 9, 9), (2, 2, 2, 2), (3, 3), (0, 0), (1, 1), 1, "float64"),   # last rows unread
+    ((1, 2, 9, 10), (2, 2, 3, 3), (2, 3), (2, 1), (2, 1), 1, "float32"),
+    ((2, 4, 7, 7), (4, 1, 3, 3), (2, 2), (1, 1), (1, 1), 4, "float64")]   # depthwise
+for _sx, _sw, _st, _pad, _dil, _g, _dt in CONV_GRADS:
+    _x, _w = data(_sx, _dt), data(_sw, _dt)
+    _y = conv2d_ref(_x, _w, _st, _pad, _dil, _g)
+    _attrs = dict(stride=_st, padding=_pad, dilation=_dil, groups=_g)
+    case("conv2d_grad_input", [data(_y.shape, _dt), _w], conv2d_grad_input_ref,
+         input_shape=_sx, **_attrs)
+    case("conv2d_grad_weight", [_x, data(_y.shape, _dt)], conv2d_grad_weight_ref,
+         weight_shape=_sw, **_attrs)
+
+
+def max_pool2d_grad_ref(x, g, kernel, stride, padding):
+    pool = lambda t: torch.nn.functional.max_pool2d(t, kernel, stride, padding)  # noqa: E731
+    return _torch_vjp(pool, [x], g, 0).astype(g.dtype)
+
+
+def max_pool2d_gather_ref(x, h, kernel, stride, padding):
+    """h at torch's argmax of each window (max_pool2d's return_indices)."""
+    _, idx = torch.nn.functional.max_pool2d(torch.from_numpy(x.astype(F64)), kernel, stride,
+                                            padding, return_indices=True)
+    flat = torch.from_numpy(h.astype(F64)).flatten(2)
+    return torch.gather(flat, 2, idx.flatten(2)).reshape(idx.shape).numpy().astype(h.dtype)
+
+
+def avg_pool2d_grad_ref(g, kernel, stride, padding, input_shape):
+    pool = lambda t: torch.nn.functional.avg_pool2d(t, kernel, stride, padding)  # noqa: E731
+    return _torch_vjp(pool, [np.zeros(input_shape)], g, 0).astype(g.dtype)
+
+
+_edge = ties((1, 2, 5, 5), "float64")  # torch's choice among ties, NaNs and -infs
+_edge[0, 0, 0, :2], _edge[0, 0, 3:, 3:] = np.nan, -np.inf
+POOL_GRADS = [(s, k, st, p, dt) for s, k, st, p, dt in POOLS if dt != "float16"] + [
+    ((2, 2, 7, 9), (2, 2), (2, 2), (0, 0), "float64"),   # odd sizes: last row/col unread
+    ((1, 2, 8, 8), (3, 3), (3, 3), (1, 1), "float32")]
+_POOL_XS = [ties(shape, dt) for shape, _, _, _, dt in POOL_GRADS] + [_edge]  # many ties
+for _x, (_shape, _k, _s, _p, _dt) in zip(
+        _POOL_XS, POOL_GRADS + [(_edge.shape, (3, 3), (2, 2), (1, 1), "float64")]):
+    _y = _max_pool(_x, _k, _s, _p)
+    _attrs = dict(kernel=_k, stride=_s, padding=_p)
+    case("max_pool2d_grad", [_x, data(_y.shape, _dt)], max_pool2d_grad_ref, **_attrs)
+    case("max_pool2d_gather", [_x, data(_shape, _dt)], max_pool2d_gather_ref, **_attrs)
+    case("avg_pool2d_grad", [data(_y.shape, _dt)], avg_pool2d_grad_ref, input_shape=_shape,
+         **_attrs)
+
 SAMPLES = dict(SAMPLES)

@@ -158,6 +158,9 @@ def T(shape, dtype="float32") -> TensorType:
     return TensorType(shape, dtype)
 
 
+_CONV = {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1}
+_POOL = {"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0)}
+
 # (op, input types, attrs, expected error); grouped by family, each says why
 REJECTED = [
     # elementwise: numpy broadcasting, one dtype per op, dtype families
@@ -243,6 +246,31 @@ REJECTED = [
      {"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0)}, DtypeError),
     ("max_pool2d", [T((1, 1, 4, 4), "bool")],
      {"kernel": (2, 2), "stride": (2, 2), "padding": (0, 0)}, DtypeError),
+    # conv/pool gradients: the cotangent must be the forward output's shape
+    ("conv2d_grad_input", [T((1, 4, 3, 3)), T((4, 2, 3, 3))],        # forward gives 4x4
+     {**_CONV, "input_shape": (1, 2, 6, 6)}, ShapeError),
+    ("conv2d_grad_input", [T((1, 4, 4, 4)), T((4, 3, 3, 3))],        # 2 channels, not 3
+     {**_CONV, "input_shape": (1, 2, 6, 6)}, ShapeError),
+    ("conv2d_grad_input", [T((1, 4, 4, 4)), T((4, 2, 3, 3))],
+     {**_CONV, "input_shape": (2, 6, 6)}, ShapeError),
+    ("conv2d_grad_input", [T((1, 4, 4, 4)), T((4, 2, 3, 3), "float64")],
+     {**_CONV, "input_shape": (1, 2, 6, 6)}, DtypeError),
+    ("conv2d_grad_weight", [T((1, 2, 6, 6)), T((1, 4, 4, 5))],
+     {**_CONV, "weight_shape": (4, 2, 3, 3)}, ShapeError),
+    ("conv2d_grad_weight", [T((1, 2, 6, 6)), T((1, 4, 4, 4))],       # 4 out % 3 groups
+     {**_CONV, "groups": 3, "weight_shape": (4, 2, 3, 3)}, ShapeError),
+    ("conv2d_grad_weight", [T((1, 2, 6, 6), "int32"), T((1, 4, 4, 4), "int32")],
+     {**_CONV, "weight_shape": (4, 2, 3, 3)}, DtypeError),
+    ("max_pool2d_grad", [T((1, 1, 4, 4)), T((1, 1, 3, 3))], _POOL, ShapeError),
+    ("max_pool2d_grad", [T((1, 1, 4, 4), "int32"), T((1, 1, 2, 2), "int32")], _POOL,
+     DtypeError),
+    ("max_pool2d_gather", [T((1, 1, 4, 4)), T((1, 1, 2, 2))], _POOL, ShapeError),
+    ("max_pool2d_gather", [T((1, 1, 4, 4)), T((1, 1, 4, 4), "float64")], _POOL, DtypeError),
+    ("avg_pool2d_grad", [T((1, 1, 2, 2))], {**_POOL, "input_shape": (1, 1, 6, 6)}, ShapeError),
+    ("avg_pool2d_grad", [T((1, 1, 2, 2))], {**_POOL, "input_shape": (1, 1, 4, -4)},
+     ShapeError),
+    ("avg_pool2d_grad", [T((1, 1, 2, 2), "int64")], {**_POOL, "input_shape": (1, 1, 4, 4)},
+     DtypeError),
 ]
 
 

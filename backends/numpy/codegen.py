@@ -36,7 +36,9 @@ VIEW_OPS = frozenset({"reshape", "transpose", "broadcast_to", "slice"})  # numpy
 # cost more than they save (and per-call overhead is what counts at this size).
 # GRAPHC_SMALL_GROUP overrides it (the test suite runs once with 0: all kernels).
 SMALL_GROUP = 1 << 15
-_REF_OPS = ("sigmoid", "erf", "conv2d", "max_pool2d", "avg_pool2d", "scatter_add")
+_REF_OPS = ("sigmoid", "erf", "conv2d", "max_pool2d", "avg_pool2d", "scatter_add",
+            "conv2d_grad_input", "conv2d_grad_weight", "max_pool2d_grad",
+            "max_pool2d_gather", "avg_pool2d_grad")
 
 
 @dataclass

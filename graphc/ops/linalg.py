@@ -1,4 +1,5 @@
-"""matmul (batched, broadcasting), conv2d (NCHW, OIHW weights) and 2-d pooling.
+"""matmul (batched, broadcasting), conv2d (NCHW, OIHW weights), 2-d pooling, and the
+gradients of conv2d and pooling as primitives of their own (the end of this file).
 
 Window ops follow torch's conventions: symmetric zero padding `(ph, pw)`,
 `stride`, `dilation`, `groups`; out = (in + 2 pad - dilation (k - 1) - 1) // stride + 1.
@@ -10,7 +11,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from graphc import dtypes
-from graphc.errors import DtypeError, ShapeError
+from graphc.errors import DtypeError, GraphcError, ShapeError
 from graphc.ir.types import TensorType
 from graphc.ops import Kind, OpDef, register
 from graphc.ops.elementwise import broadcast_shapes
@@ -132,3 +133,196 @@ register(OpDef("max_pool2d", ("kernel", "stride", "padding"), _pool_infer("max_p
 register(OpDef("avg_pool2d", ("kernel", "stride", "padding"), _pool_infer("avg_pool2d"),
                _avg_pool2d, Kind.OPAQUE, 1,
                doc="mean over windows, padded zeros counted (count_include_pad)"))
+
+
+# ---------------------------------------------------------------- conv/pool gradients
+# Each is the adjoint (transpose) of a window op, so the VJP of one is the other:
+#
+#     conv2d_grad_input(g, w)   dL/dx of y = conv2d(x, w); linear in g (adjoint: conv2d)
+#     conv2d_grad_weight(x, g)  dL/dw of y = conv2d(x, w); linear in g and in x
+#     avg_pool2d_grad(g)        dL/dx of avg_pool2d; linear (adjoint: avg_pool2d)
+#     max_pool2d_grad(x, g)     dL/dx of max_pool2d: g goes to each window's max
+#     max_pool2d_gather(x, h)   h read at each window's max (the adjoint in g of the above)
+#
+# The shape attributes (`input_shape`, `weight_shape`) name the shape of the gradient,
+# since a strided window need not reach the last rows and columns of its input (those
+# get zero gradient). Every rule checks its inputs by asking the forward op's own rule
+# what the forward output would be.
+#
+# Which element of a max-pool window is "the max" follows torch's CPU kernel: scanning
+# the window in row-major order, an element wins if it is greater than the best so far
+# or is NaN; so among ties the first wins, among NaNs the last, and a window whose real
+# elements are all -inf gives its first real (unpadded) element.
+
+CONV_ATTRS = ("stride", "padding", "dilation", "groups")
+POOL_ATTRS = ("kernel", "stride", "padding")
+
+
+def _shape_attr(name: str, attrs, key: str) -> tuple[int, ...]:
+    shape = attrs[key]
+    if len(shape) != 4 or any(not isinstance(d, int) or d < 0 for d in shape):
+        raise ShapeError(f"{name}: {key} must be 4 non-negative ints (N, C, H, W), "
+                         f"got {shape}")
+    return tuple(shape)
+
+
+def _forward_type(name: str, forward, ins, attrs) -> TensorType:
+    """The forward op's output type, with its errors re-raised under `name`."""
+    try:
+        (out,) = forward(ins, attrs)
+    except GraphcError as err:
+        raise type(err)(f"{name}: {err.message}", hint=err.hint) from None
+    return out
+
+
+def _check_float_pair(name: str, a: TensorType, b: TensorType) -> None:
+    if a.dtype != b.dtype or not dtypes.is_float(a.dtype):
+        raise DtypeError(f"{name} needs two float inputs of one dtype, got "
+                         f"{a.dtype} and {b.dtype}")
+
+
+def _check_cotangent(name: str, g: TensorType, want: TensorType) -> None:
+    if g.shape != want.shape:
+        raise ShapeError(f"{name}: the cotangent is {list(g.shape)} but the forward "
+                         f"output is {list(want.shape)}")
+
+
+def _conv2d_grad_input_infer(ins, attrs):
+    g, w = ins
+    _check_float_pair("conv2d_grad_input", g, w)
+    x = TensorType(_shape_attr("conv2d_grad_input", attrs, "input_shape"), g.dtype)
+    fwd = {k: attrs[k] for k in CONV_ATTRS}
+    _check_cotangent("conv2d_grad_input", g,
+                     _forward_type("conv2d_grad_input", _conv2d_infer, (x, w), fwd))
+    return (x,)
+
+
+def _conv2d_grad_weight_infer(ins, attrs):
+    x, g = ins
+    _check_float_pair("conv2d_grad_weight", x, g)
+    w = TensorType(_shape_attr("conv2d_grad_weight", attrs, "weight_shape"), g.dtype)
+    fwd = {k: attrs[k] for k in CONV_ATTRS}
+    _check_cotangent("conv2d_grad_weight", g,
+                     _forward_type("conv2d_grad_weight", _conv2d_infer, (x, w), fwd))
+    return (w,)
+
+
+def _max_pool2d_pair_infer(name: str, scatter: bool):
+    """max_pool2d_grad (scatter): (x, g shaped like the pooled output) -> x's type;
+    max_pool2d_gather: (x, h shaped like x) -> the pooled output's type."""
+    def infer(ins, attrs):
+        x, g = ins
+        _check_float_pair(name, x, g)
+        y = _forward_type(name, _pool_infer("max_pool2d"), (x,), attrs)
+        _check_cotangent(name, g, y if scatter else x)
+        return (x,) if scatter else (y,)
+    return infer
+
+
+def _avg_pool2d_grad_infer(ins, attrs):
+    (g,) = ins
+    if not dtypes.is_float(g.dtype):
+        raise DtypeError(f"avg_pool2d_grad needs a float cotangent, got {g.dtype}")
+    x = TensorType(_shape_attr("avg_pool2d_grad", attrs, "input_shape"), g.dtype)
+    fwd = {k: attrs[k] for k in POOL_ATTRS}
+    _check_cotangent("avg_pool2d_grad", g,
+                     _forward_type("avg_pool2d_grad", _pool_infer("avg_pool2d"), (x,), fwd))
+    return (x,)
+
+
+def col2im(cols, input_shape, stride, padding, dilation):
+    """The adjoint of `_windows`: add each window element back onto the input.
+
+    `cols` is (N, C, Ho, Wo, kh, kw), what every element of every window receives.
+    One strided slice-add per kernel offset; within one offset no two windows touch
+    the same input element, so `+=` on the slice is exact. Padding is cut off.
+    """
+    n, c, h, w = input_shape
+    ho, wo, kh, kw = cols.shape[2:]
+    (ph, pw), (sh, sw), (dh, dw) = padding, stride, dilation
+    out = np.zeros((n, c, h + 2 * ph, w + 2 * pw), cols.dtype)
+    for a in range(kh):
+        for b in range(kw):
+            rs = slice(a * dh, a * dh + (ho - 1) * sh + 1, sh)  # rows offset a reads
+            cs = slice(b * dw, b * dw + (wo - 1) * sw + 1, sw)
+            out[:, :, rs, cs] += cols[:, :, :, :, a, b]
+    return out[:, :, ph:ph + h, pw:pw + w]
+
+
+def _conv2d_grad_input(g, w, stride, padding, dilation, groups, input_shape):
+    n, c = input_shape[:2]
+    o, cg, kh, kw = w.shape
+    ho, wo = g.shape[2:]
+    # every window element gets sum over the group's output channels of g * w
+    gg = g.reshape(n, groups, o // groups, ho * wo)
+    wg = w.reshape(groups, o // groups, cg * kh * kw)
+    cols = np.matmul(wg.transpose(0, 2, 1), gg)            # (n, groups, cg*kh*kw, ho*wo)
+    cols = cols.reshape(n, c, kh, kw, ho, wo).transpose(0, 1, 4, 5, 2, 3)
+    return col2im(cols, input_shape, stride, padding, dilation).astype(g.dtype, copy=False)
+
+
+def _conv2d_grad_weight(x, g, stride, padding, dilation, groups, weight_shape):
+    n = x.shape[0]
+    o, cg, kh, kw = weight_shape
+    ho, wo = g.shape[2:]
+    win = _windows(x, (kh, kw), stride, padding, dilation, 0)  # (n, c, ho, wo, kh, kw)
+    # dw[o, c, i, j] = sum over n and positions of g[n, o, pos] * window[n, c, pos, i, j]
+    win = win.reshape(n, groups, cg, ho * wo, kh * kw).transpose(1, 2, 4, 0, 3)
+    gg = g.reshape(n, groups, o // groups, ho * wo).transpose(1, 0, 3, 2)
+    win = win.reshape(groups, cg * kh * kw, n * ho * wo)
+    gg = gg.reshape(groups, n * ho * wo, o // groups)
+    dw = np.matmul(win, gg)                                  # (groups, cg*kh*kw, o/groups)
+    dw = dw.reshape(groups, cg, kh, kw, o // groups).transpose(0, 4, 1, 2, 3)
+    return dw.reshape(weight_shape).astype(g.dtype, copy=False)
+
+
+def max_positions(x, kernel, stride, padding):
+    """(N, C, Ho, Wo, kh, kw) bool: the one element of each window that is its max."""
+    kh, kw = kernel
+    win = _windows(x, kernel, stride, padding, (1, 1), 0)
+    real = _windows(np.ones((1, 1) + x.shape[2:], bool), kernel, stride, padding, (1, 1),
+                    False)                                 # False on padding
+    best = np.zeros(win.shape[:4], x.dtype)
+    arg = np.full(win.shape[:4], -1)
+    for t in range(kh * kw):  # row-major scan, as torch's kernel does
+        v, ok = win[..., t // kw, t % kw], real[..., t // kw, t % kw]
+        take = ok & ((arg < 0) | (v > best) | np.isnan(v))
+        best = np.where(take, v, best)
+        arg = np.where(take, t, arg)
+    return arg[..., None, None] == np.arange(kh * kw).reshape(kh, kw)
+
+
+def _max_pool2d_grad(x, g, kernel, stride, padding):
+    hit = max_positions(x, kernel, stride, padding)
+    cols = np.where(hit, g[..., None, None], np.zeros((), g.dtype))
+    return col2im(cols, x.shape, stride, padding, (1, 1))
+
+
+def _max_pool2d_gather(x, h, kernel, stride, padding):
+    hit = max_positions(x, kernel, stride, padding)
+    win = _windows(h, kernel, stride, padding, (1, 1), 0)
+    return np.where(hit, win, np.zeros((), h.dtype)).sum(axis=(4, 5), dtype=h.dtype)
+
+
+def _avg_pool2d_grad(g, kernel, stride, padding, input_shape):
+    share = g / np.array(kernel[0] * kernel[1], g.dtype)
+    cols = np.broadcast_to(share[..., None, None], g.shape + tuple(kernel))
+    return col2im(cols, input_shape, stride, padding, (1, 1))
+
+
+register(OpDef("conv2d_grad_input", CONV_ATTRS + ("input_shape",), _conv2d_grad_input_infer,
+               _conv2d_grad_input, Kind.OPAQUE, 2,
+               doc="dL/dx of conv2d(x, w) from the output cotangent g and w"))
+register(OpDef("conv2d_grad_weight", CONV_ATTRS + ("weight_shape",),
+               _conv2d_grad_weight_infer, _conv2d_grad_weight, Kind.OPAQUE, 2,
+               doc="dL/dw of conv2d(x, w) from x and the output cotangent g"))
+register(OpDef("max_pool2d_grad", POOL_ATTRS, _max_pool2d_pair_infer("max_pool2d_grad", True),
+               _max_pool2d_grad, Kind.OPAQUE, 2,
+               doc="dL/dx of max_pool2d(x): g goes to each window's max (torch's choice)"))
+register(OpDef("max_pool2d_gather", POOL_ATTRS,
+               _max_pool2d_pair_infer("max_pool2d_gather", False), _max_pool2d_gather,
+               Kind.OPAQUE, 2, doc="h at each window's max of x; the adjoint of "
+                                   "max_pool2d_grad in its cotangent"))
+register(OpDef("avg_pool2d_grad", POOL_ATTRS + ("input_shape",), _avg_pool2d_grad_infer,
+               _avg_pool2d_grad, Kind.OPAQUE, 1,
+               doc="dL/dx of avg_pool2d: each window's g shared evenly (padding counted)"))
