@@ -28,13 +28,15 @@ def _round_trip(graph) -> None:
     ROUND_TRIPS["count"] += 1
 
 
-def _checked_trace_function(*args, **kwargs):
-    traced = _original_trace_function(*args, **kwargs)
-    _round_trip(traced.graph)
-    return traced
-
-
-graphc.api.trace_function = _checked_trace_function
+# The wrapper is compiled under a "<graphc..." file name so that graphc's error locator
+# treats it as compiler code: errors raised through it still name the test's own line.
+_namespace = {"_original": _original_trace_function, "_round_trip": _round_trip}
+exec(compile(
+    "def _checked_trace_function(*args, **kwargs):\n"
+    "    traced = _original(*args, **kwargs)\n"
+    "    _round_trip(traced.graph)\n"
+    "    return traced\n", "<graphc-test-hook>", "exec"), _namespace)
+graphc.api.trace_function = _namespace["_checked_trace_function"]
 
 
 @pytest.fixture
