@@ -11,6 +11,8 @@ Groups:
   epilogue; every value in it keeps axis 0, so the group runs block by block over
   rows (softmax and layer norm are one group each);
 * "matmul": a matmul with its elementwise epilogue (bias, activation, residual);
+* "reduce_all": a reduction across axis 0 (a loss's sum, a bias gradient) with the
+  elementwise ops on its result (the mean's division); it runs unblocked;
 * "single": any other op on its own (shape ops, gather, convolution, pooling);
 * "source": the constants, which cost nothing at run time.
 
@@ -50,6 +52,13 @@ def _why_not(group: _Draft, node: Node) -> str | None:
     kind, shape = _kind(node), node.outputs[0].type.shape
     if group.kind in ("single", "source"):
         return f"{group.nodes[0].op} runs as a kernel of its own"
+    if group.kind == "reduce_all":
+        # a reduction across axis 0 cannot be cut into row blocks; what may follow it
+        # in the same kernel is elementwise work on its (small) result
+        out = group.nodes[-1].outputs[0].type.shape
+        if kind is Kind.ELEMENTWISE and shape == out:
+            return None
+        return f"only elementwise ops on the reduced {list(out)} join a full reduction"
     if kind is Kind.MATMUL:
         return "a matmul starts a kernel of its own (no prologue fusion)"
     if kind not in (Kind.ELEMENTWISE, Kind.REDUCTION):
@@ -113,6 +122,8 @@ def _start(node: Node) -> _Draft:
         return _Draft("matmul", [node], shape)
     if kind is Kind.REDUCTION and node.inputs[0].type.shape and not _reduces_axis0(node):
         return _Draft("reduction", [node], node.inputs[0].type.shape)
+    if kind is Kind.REDUCTION:
+        return _Draft("reduce_all", [node], None)
     return _Draft("single", [node], None)
 
 

@@ -213,3 +213,17 @@ def test_recycled_outputs_never_overwrite_what_the_caller_holds(rng):
         np.testing.assert_allclose(v, chain(x)[::7], rtol=1e-5, atol=1e-6)
     a, b = f(xs[1]), f(xs[2])
     assert not np.shares_memory(a, b)
+
+
+def test_training_step_leaves_no_elementwise_op_unfused(rng):
+    # the mean's 1/n after the loss's full reduction joins that reduction's kernel;
+    # every other elementwise op sits in a matmul epilogue or a fused group
+    from graphc.bench.workloads import WORKLOADS
+    w = WORKLOADS["mlp_train"]
+    low = graphc.compile(w.graphc_fn).lower(*w.args(quick=True))
+    for group in low.optimized.groups:
+        if group.kind == "single":
+            assert all(graphc.ops.OPS[n.op].kind is not graphc.ops.Kind.ELEMENTWISE
+                       for n in group.nodes), low.fusion_report()
+    before, after = low.kernels
+    assert after < before / 3

@@ -160,7 +160,7 @@ def generate(graph: Graph) -> tuple[str, dict[str, Any]]:
         if group.kind == "matmul" and not small:
             p.matmul(nodes[0], gi)
             nodes = nodes[1:]
-        if group.kind in ("source", "single") or small:
+        if group.kind in ("source", "single", "reduce_all") or small:
             for node in nodes:
                 p.single(node)
         elif nodes:
