@@ -56,7 +56,8 @@ def sigmoid(x: Array) -> Array:
 
 
 def relu(x: Array) -> Array:
-    return np.maximum(x, 0)
+    """max(x, 0); its gradient at 0 is 0, as torch's relu (np.maximum would split it)."""
+    return np.where(x > 0, x, 0)
 
 
 def silu(x: Array) -> Array:

@@ -20,7 +20,7 @@ from graphc.errors import ArgumentError, GraphcError
 from frontend.pytree import flatten, unflatten
 from frontend.trace import trace_function
 from frontend.tracer import Tracer
-from passes.autodiff import backward
+import passes.autodiff as autodiff  # a module: `import passes.autodiff` alone must work
 
 
 def _is_array(leaf: Any) -> bool:
@@ -78,7 +78,7 @@ class GradFunction(_Transformed):
         wrt = [j for i in nums for j in range(starts[i], starts[i] + counts[i])]
         traced = trace_function(self.fn, args, kwargs)
         _check_loss(traced, self.has_aux)
-        joint = backward(traced.graph, wrt)
+        joint = autodiff.backward(traced.graph, wrt)
         ctx = next(x for x in flatten((args, kwargs))[0] if isinstance(x, Tracer)).ctx
         inputs = [x for x in flatten((args, kwargs))[0] if _is_array(x)]
         outs = ctx.inline(joint, inputs)
@@ -160,7 +160,7 @@ class _VJP(_Transformed):
                               hint="pass one cotangent per output, shaped like it")
         float_inputs = [i for i, v in enumerate(traced.graph.inputs)
                         if v.type.dtype.startswith(("float", "bfloat"))]
-        joint = backward(traced.graph, float_inputs, seed_inputs=True)
+        joint = autodiff.backward(traced.graph, float_inputs, seed_inputs=True)
         leaves = flatten((primals, {}))[0]
         ctx = next(x for x in leaves + ct_leaves if isinstance(x, Tracer)).ctx
         inputs = [x for x in leaves if _is_array(x)] + ct_leaves
@@ -204,7 +204,7 @@ def _split_vjp(fn: Callable, primals: tuple):
     graph = traced.graph
     floats = [i for i, v in enumerate(graph.inputs) if v.type.dtype.startswith(("float", "bf"))]
     n_out = len(graph.outputs)
-    parts = split(backward(graph, floats, seed_inputs=True), n_out, n_out)
+    parts = split(autodiff.backward(graph, floats, seed_inputs=True), n_out, n_out)
     leaves = flatten(primals)[0]
     flat = [x for x in leaves if _is_array(x)]
     results = build(parts.forward)(*flat)
