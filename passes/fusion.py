@@ -11,6 +11,8 @@ Groups:
   epilogue; every value in it keeps axis 0, so the group runs block by block over
   rows (softmax and layer norm are one group each);
 * "matmul": a matmul with its elementwise epilogue (bias, activation, residual);
+* "scalar": a chain of 0-d ops; when one kernel alone reads it, it moves into that
+  kernel (which recomputes the few scalars per block) instead of running on its own;
 * "reduce_all": a reduction across axis 0 (a loss's sum, a bias gradient) with the
   elementwise ops on its result (the mean's division); it runs unblocked;
 * "single": any other op on its own (shape ops, gather, convolution, pooling);
@@ -52,6 +54,11 @@ def _why_not(group: _Draft, node: Node) -> str | None:
     kind, shape = _kind(node), node.outputs[0].type.shape
     if group.kind in ("single", "source"):
         return f"{group.nodes[0].op} runs as a kernel of its own"
+    if group.kind == "scalar":
+        if kind is Kind.ELEMENTWISE and shape == ():
+            return None
+        return "a chain of scalar (0-d) ops ends here; it joins its consumer's kernel " \
+               "if that is its only one"
     if group.kind == "reduce_all":
         # a reduction across axis 0 cannot be cut into row blocks; what may follow it
         # in the same kernel is elementwise work on its (small) result
@@ -112,12 +119,38 @@ def _absorb(drafts: list[_Draft], group_of: dict[int, int], dag: nx.DiGraph, g: 
     nx.contracted_nodes(dag, g, h, self_loops=False, copy=False)
 
 
+def _merge_scalars(graph: Graph, drafts: list[_Draft], group_of: dict[int, int],
+                   dag: nx.DiGraph, index: dict[int, int]) -> None:
+    """A chain of 0-d ops (Adam's 1 - b1**t) read by one kernel only becomes part of
+    that kernel, which computes the few scalars itself."""
+    readers: dict[int, set[int]] = {}
+    for node in graph.nodes:
+        for v in node.inputs:
+            readers.setdefault(id(v), set()).add(group_of[id(node)])
+    outputs = {id(v) for v in graph.outputs}
+    for s, draft in enumerate(drafts):
+        if draft.kind != "scalar" or not draft.nodes:
+            continue
+        values = [v for n in draft.nodes for v in n.outputs]
+        if any(id(v) in outputs for v in values):
+            continue
+        users = set().union(*(readers.get(id(v), set()) for v in values)) - {s}
+        if len(users) != 1:
+            continue
+        (g,) = users
+        if drafts[g].kind in ("elementwise", "reduction", "matmul") and \
+                not _path_around(dag, g, s):
+            _absorb(drafts, group_of, dag, g, s, index)
+
+
 def _start(node: Node) -> _Draft:
     kind, shape = _kind(node), node.outputs[0].type.shape
     if kind is Kind.SOURCE:
         return _Draft("source", [node], None)
     if kind is Kind.ELEMENTWISE and shape:
         return _Draft("elementwise", [node], shape)
+    if kind is Kind.ELEMENTWISE:
+        return _Draft("scalar", [node], ())
     if kind is Kind.MATMUL:
         return _Draft("matmul", [node], shape)
     if kind is Kind.REDUCTION and node.inputs[0].type.shape and not _reduces_axis0(node):
@@ -183,6 +216,7 @@ def fuse(graph: Graph) -> Graph:
             if g != chosen:
                 dag.add_edge(g, chosen)
 
+    _merge_scalars(graph, drafts, group_of, dag, index)
     order = list(nx.lexicographical_topological_sort(dag, key=lambda g: g))
     consts = tuple(n for d in drafts if d.kind == "source" for n in d.nodes)
     order = [g for g in order if drafts[g].nodes]  # absorbed groups are empty

@@ -227,3 +227,16 @@ def test_training_step_leaves_no_elementwise_op_unfused(rng):
                        for n in group.nodes), low.fusion_report()
     before, after = low.kernels
     assert after < before / 3
+
+
+def test_scalar_chains_join_the_kernel_that_reads_them(rng):
+    # Adam with a traced step: 1 - b1**t and 1 - b2**t are 0-d ops that only the
+    # update reads; they become part of its kernel instead of kernels of their own
+    def adam_traced_t(p, g, m, v, t):
+        return adam(p, g, m, v, t=t)
+
+    args = _args(rng, "adam") + (np.float32(3),)
+    f = graphc.compile(adam_traced_t)
+    assert f.lower(*args).kernels[1] == 1, f.lower(*args).fusion_report()
+    for got, want in zip(f(*args), adam_traced_t(*args)):
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)

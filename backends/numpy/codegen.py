@@ -138,7 +138,8 @@ class _Program:
     def kernel(self, nodes: list[Node], gi: int, kind: str) -> None:
         escaping = {id(v) for n in nodes for v in n.outputs if self.escapes(v, gi)}
         k = row_kernel(f"_k{len(self.kernels)}", nodes, escaping,
-                       lambda n, args, out: lower_into(n, args, out, self.em), describe)
+                       lambda n, args, out: lower_into(n, args, out, self.em), describe,
+                       lambda n, args: LOWERINGS[n.op](self.em, args, n.attrs))
         self.kernels.append(k)
         outs = [self.buffer(v) for v in k.outputs]
         args = [self.names[id(v)] for v in k.inputs] + outs
@@ -158,9 +159,10 @@ def generate(graph: Graph) -> tuple[str, dict[str, Any]]:
         nodes = list(group.nodes)
         small = _elements(group) <= int(os.environ.get("GRAPHC_SMALL_GROUP", SMALL_GROUP))
         if group.kind == "matmul" and not small:
-            p.matmul(nodes[0], gi)
-            nodes = nodes[1:]
-        if group.kind in ("source", "single", "reduce_all") or small:
+            mm = next(n for n in nodes if ops.OPS[n.op].kind is ops.Kind.MATMUL)
+            p.matmul(mm, gi)
+            nodes = [n for n in nodes if n is not mm]
+        if group.kind in ("source", "single", "reduce_all", "scalar") or small:
             for node in nodes:
                 p.single(node)
         elif nodes:

@@ -42,15 +42,17 @@ class Kernel:
 
 def row_kernel(name: str, nodes: list[Node], escaping: set[int],
                lower_into: Callable[[Node, list[str], str], str],
-               describe: Callable[[Node], str]) -> Kernel:
+               describe: Callable[[Node], str],
+               lower_expr: Callable[[Node, list[str]], str]) -> Kernel:
     """Generate the block function of `nodes` (a fused group, or a matmul epilogue).
 
     `escaping` holds ids of values needed outside the nodes; they are written into
     full-size output buffers. `lower_into(node, args, out)` gives the statement that
-    computes `node` into `out`.
+    computes `node` into `out`; `lower_expr(node, args)` an expression for it (0-d
+    values, computed afresh in each block: a few scalars).
     """
     internal = {id(v) for n in nodes for v in n.outputs}
-    first = nodes[0]
+    first = next(n for n in nodes if n.outputs[0].type.ndim)
     space = first.inputs[0].type.shape if OPS[first.op].kind is Kind.REDUCTION \
         else first.outputs[0].type.shape
     rows = space[0]
@@ -112,6 +114,10 @@ def row_kernel(name: str, nodes: list[Node], escaping: set[int],
 
     for i, node in enumerate(nodes):
         args = [operand(v, node) for v in node.inputs]
+        if node.outputs[0].type.ndim == 0:  # a scalar the kernel recomputes per block
+            local[id(node.outputs[0])] = f"c{i}"
+            body.append(f"{f'c{i} = ' + lower_expr(node, args):<56}  # {describe(node)}")
+            continue
         in_place = OPS[node.op].kind is Kind.ELEMENTWISE
         if in_place:  # an elementwise op may write over an input that dies here
             release(node, i)
