@@ -9,29 +9,42 @@ from __future__ import annotations
 from typing import Any, Callable
 
 
-def flatten(tree: Any, prefix: str = "") -> tuple[list[Any], tuple, list[str]]:
+def flatten(tree: Any, prefix: str = "", with_paths: bool = True
+            ) -> tuple[list[Any], tuple, list[str]]:
+    """(leaves, treedef, paths); paths are only built when asked for (they cost string
+    formatting on every call of a compiled function)."""
     leaves: list[Any] = []
-    paths: list[str] = []
+    paths: list[str] | None = [] if with_paths else None
     treedef = _flatten(tree, prefix, leaves, paths)
-    return leaves, treedef, paths
+    return leaves, treedef, paths if paths is not None else []
 
 
 def _flatten(tree, path, leaves, paths):
-    if isinstance(tree, tuple) and type(tree) is tuple:
-        return ("tuple", tuple(_flatten(x, f"{path}[{i}]", leaves, paths)
+    if type(tree) is tuple:
+        return ("tuple", tuple(_flatten(x, _sub(path, paths, i), leaves, paths)
                                for i, x in enumerate(tree)))
     if isinstance(tree, list):
-        return ("list", tuple(_flatten(x, f"{path}[{i}]", leaves, paths)
+        return ("list", tuple(_flatten(x, _sub(path, paths, i), leaves, paths)
                               for i, x in enumerate(tree)))
     if isinstance(tree, dict):
         keys = tuple(tree)
-        return ("dict", keys, tuple(_flatten(tree[k], f"{path}[{k!r}]", leaves, paths)
-                                    for k in keys))
+        return ("dict", keys, tuple(_flatten(tree[k], _sub(path, paths, repr(k)), leaves,
+                                             paths) for k in keys))
     if tree is None:
         return ("none",)
     leaves.append(tree)
-    paths.append(path)
+    if paths is not None:
+        paths.append(path)
     return ("leaf",)
+
+
+def _sub(path: str, paths, key) -> str:
+    return f"{path}[{key}]" if paths is not None else ""
+
+
+def leaves(tree: Any) -> list[Any]:
+    """Just the leaves, in order."""
+    return flatten(tree, with_paths=False)[0]
 
 
 def unflatten(treedef: tuple, leaves: list[Any]) -> Any:

@@ -58,7 +58,7 @@ def leaf_key(leaf: Any, path: str) -> tuple:
 
 def signature(args: tuple, kwargs: dict, fn: Callable | None = None) -> tuple[tuple, list]:
     """The cache key of a call (pytree structure plus one key per leaf), and the leaves."""
-    leaves, treedef, _ = flatten((args, kwargs))
+    leaves, treedef, _ = flatten((args, kwargs), with_paths=False)
     try:
         return (treedef, tuple(leaf_key(x, "") for x in leaves)), leaves
     except ArgumentError:

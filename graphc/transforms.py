@@ -18,6 +18,7 @@ import numpy as np
 from graphc.api import CompiledFunction
 from graphc.errors import ArgumentError, GraphcError
 from frontend.pytree import flatten, unflatten
+from frontend.pytree import leaves as leaves_of
 from frontend.trace import trace_function
 from frontend.tracer import Tracer
 import passes.autodiff as autodiff  # a module: `import passes.autodiff` alone must work
@@ -50,8 +51,7 @@ class _Transformed:
         self._compiled = CompiledFunction(traced_entry)
 
     def __call__(self, *args, **kwargs):
-        leaves = flatten((args, kwargs))[0]
-        if any(isinstance(x, Tracer) for x in leaves):
+        if any(isinstance(x, Tracer) for x in leaves_of((args, kwargs))):
             return self._traced(args, kwargs)
         return self._compiled(*args, **kwargs)
 
@@ -73,14 +73,14 @@ class GradFunction(_Transformed):
     def _traced(self, args: tuple, kwargs: dict):
         nums = _argnums(self.argnums, len(args))
         # graph inputs are the array leaves of (args, kwargs), in order
-        counts = [sum(map(_is_array, flatten(a)[0])) for a in args]
+        counts = [sum(map(_is_array, leaves_of(a))) for a in args]
         starts = np.cumsum([0] + counts)
         wrt = [j for i in nums for j in range(starts[i], starts[i] + counts[i])]
         traced = trace_function(self.fn, args, kwargs)
         _check_loss(traced, self.has_aux)
         joint = autodiff.backward(traced.graph, wrt)
-        ctx = next(x for x in flatten((args, kwargs))[0] if isinstance(x, Tracer)).ctx
-        inputs = [x for x in flatten((args, kwargs))[0] if _is_array(x)]
+        ctx = next(x for x in leaves_of((args, kwargs)) if isinstance(x, Tracer)).ctx
+        inputs = [x for x in leaves_of((args, kwargs)) if _is_array(x)]
         outs = ctx.inline(joint, inputs)
         n_out = len(traced.graph.outputs)
         value, grads = traced.rebuild(outs[:n_out]), outs[n_out:]
@@ -153,7 +153,7 @@ class _VJP(_Transformed):
     def _traced(self, args: tuple, kwargs: dict):
         primals, cts = args
         traced = trace_function(self.fn, primals, {})
-        ct_leaves = [c for c in flatten(cts)[0]]
+        ct_leaves = [c for c in leaves_of(cts)]
         if len(ct_leaves) != len(traced.graph.outputs):
             raise GraphcError(f"vjp: {len(ct_leaves)} cotangents for "
                               f"{len(traced.graph.outputs)} outputs",
@@ -161,7 +161,7 @@ class _VJP(_Transformed):
         float_inputs = [i for i, v in enumerate(traced.graph.inputs)
                         if v.type.dtype.startswith(("float", "bfloat"))]
         joint = autodiff.backward(traced.graph, float_inputs, seed_inputs=True)
-        leaves = flatten((primals, {}))[0]
+        leaves = leaves_of((primals, {}))
         ctx = next(x for x in leaves + ct_leaves if isinstance(x, Tracer)).ctx
         inputs = [x for x in leaves if _is_array(x)] + ct_leaves
         grads = iter(ctx.inline(joint, inputs)[len(traced.graph.outputs):])
@@ -186,7 +186,7 @@ def vjp(fn: Callable, *primals: Any):
     >>> back(np.array([1.0, 1.0]))
     (array([2., 6.]),)
     """
-    if any(isinstance(x, Tracer) for x in flatten(primals)[0]):
+    if any(isinstance(x, Tracer) for x in leaves_of(primals)):
         backward_fn = _VJP(fn)  # inside a trace: the backward joins the enclosing graph
         return fn(*primals), lambda cotangent: backward_fn(tuple(primals), cotangent)
     return _split_vjp(fn, primals)
@@ -205,7 +205,7 @@ def _split_vjp(fn: Callable, primals: tuple):
     floats = [i for i, v in enumerate(graph.inputs) if v.type.dtype.startswith(("float", "bf"))]
     n_out = len(graph.outputs)
     parts = split(autodiff.backward(graph, floats, seed_inputs=True), n_out, n_out)
-    leaves = flatten(primals)[0]
+    leaves = leaves_of(primals)
     flat = [x for x in leaves if _is_array(x)]
     results = build(parts.forward)(*flat)
     saved = list(results[n_out:])
@@ -214,7 +214,7 @@ def _split_vjp(fn: Callable, primals: tuple):
     run_backward = build(parts.backward)
 
     def vjp_fn(cotangent):
-        cts = flatten(cotangent)[0]
+        cts = leaves_of(cotangent)
         if len(cts) != n_out:
             raise GraphcError(f"vjp: {len(cts)} cotangents for {n_out} outputs",
                               hint="pass one cotangent per output, shaped like it")
