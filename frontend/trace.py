@@ -27,16 +27,24 @@ STATIC_TYPES = (bool, int, float, complex, str, bytes, type(None), np.dtype, typ
                 slice, type(Ellipsis))
 
 
+# numpy dtype -> graphc's name for it, filled as dtypes are met (np.dtype.name is slow
+# enough to show in the per-call cost of a compiled function)
+_DTYPE_NAMES: dict[np.dtype, str] = {}
+
+
 def leaf_key(leaf: Any, path: str) -> tuple:
     """The part of the cache key a leaf contributes: ('array', shape, dtype) or
     ('static', type, value)."""
     if isinstance(leaf, (np.ndarray, np.generic)):
-        if leaf.dtype.kind in "OUSVcMm":
-            raise ArgumentError(f"argument {path} is an array of dtype {leaf.dtype}, which "
-                                "graphc cannot compile",
-                                hint="graphc takes bool, int32/int64 and float arrays; "
-                                     "convert or leave this argument out")
-        return ("array", leaf.shape, dtypes.canonical(leaf.dtype))
+        name = _DTYPE_NAMES.get(leaf.dtype)
+        if name is None:
+            if leaf.dtype.kind in "OUSVcMm":
+                raise ArgumentError(f"argument {path} is an array of dtype {leaf.dtype}, "
+                                    "which graphc cannot compile",
+                                    hint="graphc takes bool, int32/int64 and float arrays; "
+                                         "convert or leave this argument out")
+            name = _DTYPE_NAMES[leaf.dtype] = dtypes.canonical(leaf.dtype)
+        return ("array", leaf.shape, name)
     if isinstance(leaf, Tracer):
         return ("array", leaf.shape, leaf.value.type.dtype)
     if inspect.isgenerator(leaf) or (hasattr(leaf, "__next__") and hasattr(leaf, "__iter__")):
