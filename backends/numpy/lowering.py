@@ -138,6 +138,16 @@ LOWERINGS: dict[str, Callable] = {
 def lower_into(node: Node, args: list[str], out: str, em: Emitter | None = None) -> str:
     """A statement that computes `node` into the array named `out`."""
     lower = LOWERINGS[node.op]
+    x = node.inputs[0].type if node.inputs else None
+    if node.op == "sum" and em is not None and x.dtype in ("float32", "float64") and \
+            x.ndim >= 2 and tuple(node.attrs["axes"]) == (x.ndim - 1,) and x.shape[-1] > 1:
+        # a row sum as a matrix-vector product: BLAS runs it ~3x faster than numpy's
+        # pairwise add.reduce (float32 accumulation either way, different rounding)
+        ones = np.ones((x.shape[-1],) + ((1,) if node.attrs["keepdims"] else ()),
+                       dtypes.to_numpy(x.dtype))
+        ones.flags.writeable = False
+        return f"np.matmul({args[0]}, {em.hoist(ones, f'ones for row sums of {x.shape[-1]}')}, " \
+               f"out={out})"
     if getattr(lower, "takes_out", False):
         return lower(em, args, node.attrs)[:-1] + f", out={out})"
     if node.op == "cast":
