@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from graphc import dtypes
-from graphc.errors import UnsupportedError
+from graphc.errors import IndexingError, UnsupportedError
 from frontend import prims
 from frontend.tracer import Tracer
 
@@ -47,11 +47,11 @@ def getitem(x: Tracer, key) -> Tracer:
 def _expand_ellipsis(key: tuple, ndim: int) -> tuple:
     n_ell = sum(1 for k in key if k is Ellipsis)
     if n_ell > 1:
-        raise IndexError("an index can only have a single ellipsis ('...')")
+        raise IndexingError("an index can only have a single ellipsis ('...')")
     used = sum(1 for k in key if k is not None and k is not Ellipsis)
     if used > ndim:
-        raise IndexError(f"too many indices: array is {ndim}-dimensional, but {used} "
-                         "were indexed")
+        raise IndexingError(f"too many indices: array is {ndim}-dimensional, but {used} "
+                            "were indexed")
     if n_ell:
         # by identity: key.index would compare index arrays (and Tracers) with ==
         i = next(j for j, k in enumerate(key) if k is Ellipsis)
@@ -70,7 +70,8 @@ def _basic(x: Tracer, key: tuple) -> Tracer:
         n = x.shape[axis]
         if _is_int(k):
             if not -n <= k < n:
-                raise IndexError(f"index {k} is out of bounds for axis {axis} with size {n}")
+                raise IndexingError(
+                    f"index {k} is out of bounds for axis {axis} with size {n}")
             i = int(k) % n
             starts.append(i), stops.append(i + 1), steps.append(1)
         elif isinstance(k, slice):
@@ -107,7 +108,7 @@ def _index_operand(x: Tracer, k, size: int):
         raise UnsupportedError(f"array indices must be integers, got {arr.dtype}")
     if arr.size and (arr.min() < -size or arr.max() >= size):
         bad = arr[(arr < -size) | (arr >= size)].flat[0]
-        raise IndexError(f"index {bad} is out of bounds for an axis of size {size}")
+        raise IndexingError(f"index {bad} is out of bounds for an axis of size {size}")
     arr = np.where(arr < 0, arr + size, arr).astype(np.int64)
     return arr, None
 

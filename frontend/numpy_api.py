@@ -478,10 +478,16 @@ def _pow_operator(a, b):
 
 
 def _no_operator(name: str):
-    hints = {"floordiv": "use np.floor(a / b) ... not yet supported; restructure with "
-                         "float division", "mod": "use a - b * (a // b) outside tracing"}
+    hints = {
+        "floordiv": "graphc has no floor division yet: for non-negative operands "
+                    "(a / b).astype(np.int64) equals a // b; otherwise compute it before "
+                    "calling the compiled function and pass the result in",
+        "mod": "graphc has no remainder yet: for non-negative integers "
+               "a - b * (a / b).astype(a.dtype) equals a % b; otherwise compute it before "
+               "calling the compiled function and pass the result in",
+    }
     raise UnsupportedError(f"the operator __{name}__ is not supported on traced arrays",
-                           hint=hints.get(name))
+                           hint=hints.get(name, "rewrite it with supported numpy functions"))
 
 
 _install()

@@ -55,6 +55,12 @@ class TraceContext:
         return self._record(op, inputs, Attrs(attrs), user_location(2))
 
     def _record(self, op: str, inputs, attrs: Attrs, loc):
+        if not self.active:  # a leaked Tracer used outside any trace (eagerly)
+            t = inputs[0] if inputs else None
+            what = f" ({t.value.type})" if t is not None else ""
+            raise TracerLeakError(
+                f"a traced value{what} from the finished trace of {self.graph.name} was "
+                "used after that trace ended", loc=loc or None)
         for t in inputs:
             self.check_owned(t)
         try:
@@ -183,7 +189,22 @@ class Tracer:
             "(np.asarray/np.array, or a numpy array indexed by a traced index)",
             hint="make every array the function computes with an argument of the "
                  "compiled function (a closed-over numpy `table[idx]` cannot be traced: "
-                 "pass `table` in), and use the returned value instead of np.asarray")
+                 "pass `table` in as an argument), use np.stack([...]) "
+                 "instead of np.array([...]) to combine traced arrays, and use the "
+                 "returned value instead of np.asarray")
+
+    def __getattr__(self, name: str):
+        # only for names that are not attributes: an ndarray method graphc lacks
+        if not name.startswith("_") and hasattr(np.ndarray, name):
+            from frontend.numpy_api import FUNCTIONS, UFUNCS
+            fn = getattr(np, name, None)
+            known = fn in FUNCTIONS or fn in UFUNCS
+            hint = (f"call the function instead: np.{name}(x, ...)" if known else
+                    f"graphc does not support np.{name} either: rewrite it with supported "
+                    "numpy functions (see README: what traces)")
+            raise UnsupportedError(f"the array method .{name}() is not supported on "
+                                   "traced arrays", hint=hint)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def tolist(self):
         self._concrete(".tolist()")

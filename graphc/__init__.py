@@ -17,6 +17,7 @@ from graphc.api import CompiledFunction, Lowered, RecompileWarning, compile, tra
 from graphc.benchmark import BenchmarkResult, benchmark
 from graphc.transforms import grad, value_and_grad, vjp
 from graphc import nn
+from graphc import debug
 
 __version__ = "0.1.0"
 
@@ -24,6 +25,6 @@ __all__ = [
     "ArgumentError", "BenchmarkResult", "CompiledFunction", "DtypeError", "GraphcError",
     "IRParseError", "Lowered", "MismatchError", "RecompileWarning", "ShapeError",
     "TracerBoolError", "TracerLeakError", "UnsupportedError", "VerifyError", "benchmark",
-    "compile", "dtypes", "errors", "grad", "interpret", "ir", "nn", "ops", "trace",
+    "compile", "debug", "dtypes", "errors", "grad", "interpret", "ir", "nn", "ops", "trace",
     "value_and_grad", "vjp",
 ]

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from graphc.errors import GraphcError
+from graphc.errors import DtypeError, GraphcError
 from graphc.ir import Graph
 from frontend.trace import Traced, arg_paths, signature, trace_function
 
@@ -146,6 +146,8 @@ class CompiledFunction:
     def __init__(self, fn: Callable, backend: str = "numpy", passes=None,
                  check: bool | None = None):
         from backends import get
+        from passes.pipeline import resolve
+        resolve(passes)  # an unknown pass name is an error here, at the compile call
         self.fn = fn
         self.check = check
         self.backend_name = backend
@@ -315,11 +317,24 @@ def lower_function(fn: Callable, args: tuple, kwargs: dict, backend, passes=None
     t1 = time.perf_counter()
     stages = run(traced.graph, passes)
     t2 = time.perf_counter()
-    executable = backend.compile_graph(stages[-1].graph)
+    try:
+        executable = backend.compile_graph(stages[-1].graph)
+    except DtypeError as exc:
+        raise exc.with_loc(_dtype_origin(traced.graph, exc.message)) from None
     t3 = time.perf_counter()
     return Lowered(traced, {s.name: s.graph for s in stages},
                    {s.name: s.seconds for s in stages}, executable,
                    {"trace": t1 - t0, "passes": t2 - t1, "codegen": t3 - t2})
+
+
+def _dtype_origin(graph: Graph, message: str):
+    """The user's line that made the first value of a dtype named in `message` (a
+    backend rejects a dtype without knowing where it came from), or None."""
+    named = set(re.findall(r"\w+", message))
+    for node in graph.nodes:
+        if node.loc is not None and any(v.type.dtype in named for v in node.outputs):
+            return node.loc
+    return None
 
 
 def _dump(lowered: Lowered, index: int) -> None:

@@ -116,6 +116,13 @@ class DtypeError(GraphcError, TypeError):
     default_hint = "cast with .astype(np.float32) (or another supported dtype) first"
 
 
+class IndexingError(GraphcError, IndexError):
+    """An index out of range for the (static) shape, or too many indices."""
+
+    default_hint = ("indices are checked against the shape while tracing: an axis of "
+                    "size n takes indices -n..n-1; print x.shape to see it")
+
+
 class TracerBoolError(GraphcError, TypeError):
     """Python control flow, or a conversion to a Python number, on a traced value."""
 

@@ -33,7 +33,10 @@ def _argnums(argnums, nargs: int) -> tuple[int, ...]:
     for i in nums:
         if not -nargs <= i < nargs:
             raise ArgumentError(f"argnums {argnums} is out of range for {nargs} positional "
-                                "arguments")
+                                "arguments",
+                                hint=f"argnums counts positional arguments from 0: this call "
+                                     f"takes 0..{nargs - 1} (keyword arguments are never "
+                                     "differentiated)")
     return tuple(i % nargs for i in nums)
 
 
@@ -103,7 +106,10 @@ def _check_loss(traced, has_aux: bool) -> None:
         ok = traced.out_treedef[0] == "tuple" and len(traced.out_treedef[1]) == 2 \
             and traced.out_treedef[1][0] == ("leaf",)
         if not ok:
-            raise GraphcError("with has_aux=True the function must return (loss, aux)")
+            raise GraphcError("with has_aux=True the function must return a pair (loss, "
+                              "aux) whose first item is the scalar loss",
+                              hint="return (loss, aux), packing several extra results into "
+                                   "aux, e.g. return loss, (a, b); or drop has_aux=True")
     if not traced.out_slots or traced.out_slots[0] != 0:
         raise GraphcError("grad needs a function returning one float scalar (an array "
                           "computed from its inputs)",
