@@ -9,7 +9,8 @@ array([0., 0., 0.], dtype=float32)
 """
 # The core first: frontends, passes and backends import it while graphc loads.
 from graphc import dtypes, errors, ir, ops
-from graphc.errors import (ArgumentError, DtypeError, GraphcError, IRParseError, MismatchError,
+from graphc.errors import (ArgumentError, DtypeError, GraphcError, IndexingError, IRParseError,
+                           MismatchError,
                            ShapeError,
                            TracerBoolError, TracerLeakError, UnsupportedError, VerifyError)
 from graphc.interpreter import interpret
@@ -23,7 +24,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ArgumentError", "BenchmarkResult", "CompiledFunction", "DtypeError", "GraphcError",
-    "IRParseError", "Lowered", "MismatchError", "RecompileWarning", "ShapeError",
+    "IndexingError", "IRParseError", "Lowered", "MismatchError", "RecompileWarning", "ShapeError",
     "TracerBoolError", "TracerLeakError", "UnsupportedError", "VerifyError", "benchmark",
     "compile", "debug", "dtypes", "errors", "grad", "interpret", "ir", "nn", "ops", "trace",
     "value_and_grad", "vjp",
