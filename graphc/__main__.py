@@ -1,11 +1,13 @@
-"""The command line: `python -m graphc bench [options]` (also installed as `graphc`).
+"""The command line: `python -m graphc bench|fuzz [options]` (also installed as `graphc`).
 
     python -m graphc bench                    the whole suite at full size, all peers
     python -m graphc bench --quick --peers none --json out.json
+    python -m graphc fuzz --examples 3000 --seed 1   random graphs vs. the interpreter
     python -m graphc bench --only gelu,softmax --repeats 20 --plot bench.png
 
 Exit status: 0 when every result matched eager numpy, 1 when any was a FAIL,
-2 for a usage error (including --plot without matplotlib).
+2 for a usage error (including --plot without matplotlib). `fuzz` exits 0 when no
+random graph differed from the reference interpreter, else 1.
 """
 from __future__ import annotations
 
@@ -44,6 +46,17 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     bench.add_argument("--plot", metavar="FILE.png",
                        help="also draw a bar chart (needs matplotlib)")
+    fuzz = commands.add_parser(
+        "fuzz", help="differential fuzzing of the passes and the numpy backend",
+        description="Build random graphs over the primitives, compile each through the "
+                    "full pipeline and the numpy backend (normally and with tiny block "
+                    "kernels) and compare with the reference interpreter.")
+    fuzz.add_argument("--examples", type=_positive, default=1000, metavar="N",
+                      help="how many random graphs to check (default 1000)")
+    fuzz.add_argument("--seed", type=int, default=0, metavar="S",
+                      help="random seed (default 0): the same seed checks the same graphs")
+    fuzz.add_argument("--max-nodes", type=_positive, default=12, metavar="K",
+                      help="at most this many nodes per graph (default 12)")
     return parser
 
 
@@ -98,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "bench":
         return bench(args, parser)
+    if args.command == "fuzz":
+        from graphc.fuzz import run
+        return 1 if run(args.examples, seed=args.seed, max_nodes=args.max_nodes) else 0
     parser.error(f"unknown command {args.command}")  # argparse exits
 
 

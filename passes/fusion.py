@@ -97,9 +97,17 @@ def _reduces_axis0(node: Node) -> bool:
 
 
 def _siblings(g: _Draft, h: _Draft) -> bool:
-    """Whether elementwise group `h` may merge into `g`: the same iteration space."""
-    return h.kind == "elementwise" and g.kind in ("elementwise", "reduction", "matmul") \
-        and h.space == g.space
+    """Whether elementwise group `h` may merge into `g`: the same iteration space, and
+    for a matmul group, h must not feed the matmul (that would be a prologue, which a
+    matmul group cannot run: the backend computes the matmul first)."""
+    if not (h.kind == "elementwise" and g.kind in ("elementwise", "reduction", "matmul")
+            and h.space == g.space):
+        return False
+    if g.kind == "matmul":
+        mm = next(n for n in g.nodes if _kind(n) is Kind.MATMUL)
+        made = {id(v) for n in h.nodes for v in n.outputs}
+        return not any(id(v) in made for v in mm.inputs)
+    return True
 
 
 def _path_around(dag: nx.DiGraph, g: int, h: int) -> bool:

@@ -1,0 +1,564 @@
+"""Differential graph fuzzing: random IR graphs, compiled vs. the reference interpreter.
+
+`python -m graphc fuzz --examples N [--seed S]` builds N random graphs over the
+primitives (random shapes with broadcasting, size-1 and size-0 axes, every dtype the
+ops accept, reductions, shape ops, gather, matmul, where, cast, ...), runs each
+through the full pass pipeline and the numpy backend, once normally and once with
+every fused group forced through tiny block kernels (GRAPHC_SMALL_GROUP=0,
+GRAPHC_BLOCK_ELEMENTS=7), and compares each result with `graphc.interpret` on the
+unoptimized graph (`graphc.check.compare`). It also round-trips the text IR.
+
+The builder takes its decisions from a `Chooser` so that the same code serves the
+hypothesis strategies of the test suite (`tests/fuzz/generate.py`, which shrink)
+and this stand-alone runner (a seeded `random.Random`).
+
+Values made from float reductions or matmuls are not bit-exact across backends
+(the kernels sum in blocks), so the builder keeps track of which values are exact
+and only feeds exact values to ops that amplify rounding (comparisons, argmax,
+sign, casts from float to int/bool, reciprocal, division's denominator, log, ...).
+"""
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import random
+import sys
+import traceback
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from graphc import ops
+from graphc.errors import GraphcError
+from graphc.ir import Attrs, Graph, Node, TensorType, Value
+
+DTYPES = ("float32", "float64", "int32", "int64", "bool")
+FLOATS = ("float32", "float64")
+NUMERIC = ("float32", "float64", "int32", "int64")
+DIMS = (1, 1, 2, 2, 3, 3, 4, 5, 0)
+
+UNARY_ANY_FLOAT = ("neg", "abs", "exp", "expm1", "log1p", "sqrt", "tanh", "sigmoid",
+                   "sin", "cos", "erf")
+UNARY_EXACT_FLOAT = ("log", "rsqrt", "reciprocal")  # blow up rounding errors near 0
+BINARY_NUMERIC = ("add", "sub", "mul", "maximum", "minimum")
+COMPARISONS = ("eq", "ne", "lt", "le", "gt", "ge")
+KERNEL_ENV = {"GRAPHC_SMALL_GROUP": "0", "GRAPHC_BLOCK_ELEMENTS": "7"}
+
+
+class Chooser:
+    """Where the builder's decisions come from: `integer(lo, hi)` (inclusive)."""
+
+    def __init__(self, integer: Callable[[int, int], int]):
+        self.integer = integer
+
+    def choice(self, seq):
+        seq = list(seq)
+        return seq[self.integer(0, len(seq) - 1)]
+
+    def chance(self, percent: int) -> bool:
+        return self.integer(0, 99) < percent
+
+    @classmethod
+    def from_random(cls, rnd: random.Random) -> "Chooser":
+        return cls(rnd.randint)
+
+
+@dataclass
+class InputSpec:
+    """How to fill one graph input: "data" (any value), "positive", or "index" (ints
+    in [-bound, bound - 1], for gather and scatter_add)."""
+
+    type: TensorType
+    kind: str = "data"
+    bound: int = 0
+
+
+@dataclass
+class Case:
+    graph: Graph
+    specs: list[InputSpec]
+    seed: int
+
+    def inputs(self) -> list[np.ndarray]:
+        return make_inputs(self.specs, self.seed)
+
+
+def make_inputs(specs: list[InputSpec], seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in specs:
+        shape, dt = s.type.shape, s.type.dtype
+        if s.kind == "index":
+            arr = rng.integers(-s.bound, s.bound, size=shape) if s.bound else \
+                np.zeros(shape, np.int64)
+            out.append(np.asarray(arr, dtype=dt))
+        elif dt == "bool":
+            out.append(np.asarray(rng.random(shape) < 0.5))
+        elif dt in ("int32", "int64"):
+            lo = 0 if s.kind == "positive" else -4
+            out.append(np.asarray(rng.integers(lo, 5, size=shape), dtype=dt))
+        elif s.kind == "positive":
+            out.append(np.asarray(rng.uniform(0.1, 3.0, size=shape), dtype=dt))
+        else:
+            x = rng.uniform(-3.0, 3.0, size=shape)
+            # a few exact small integers: comparisons and max/argmax meet ties
+            x = np.where(rng.random(shape) < 0.2, np.round(x), x)
+            out.append(np.asarray(x, dtype=dt))
+    return out
+
+
+class _Builder:
+    def __init__(self, ch: Chooser, max_nodes: int):
+        self.ch = ch
+        self.max_nodes = max_nodes
+        self.inputs: list[Value] = []
+        self.specs: list[InputSpec] = []
+        self.nodes: list[Node] = []
+        self.values: list[Value] = []
+        self.exact: dict[int, bool] = {}
+        self.names = itertools.count()
+
+    # -------------------------------------------------------------- values
+    def shape(self, ndim: int | None = None) -> tuple[int, ...]:
+        if ndim is None:
+            ndim = self.ch.choice((0, 1, 1, 2, 2, 2, 3, 3, 4))
+        return tuple(self.ch.choice(DIMS) for _ in range(ndim))
+
+    def new_input(self, ttype: TensorType, kind: str | None = None, bound: int = 0) -> Value:
+        if kind is None:
+            kind = "positive" if self.ch.chance(25) else "data"
+        v = Value(f"x{len(self.inputs)}", ttype)
+        self.inputs.append(v)
+        self.specs.append(InputSpec(ttype, kind, bound))
+        self.values.append(v)
+        self.exact[id(v)] = True
+        return v
+
+    def pick(self, pred=lambda v: True, exact: bool = False, make: TensorType | None = None,
+             fresh: int = 15) -> Value | None:
+        """An existing value satisfying pred (exact if asked), or a new input of type
+        `make` (also sometimes when candidates exist, to keep graphs branching)."""
+        cands = [v for v in self.values if pred(v) and (self.exact[id(v)] or not exact)]
+        if make is not None and (not cands or self.ch.chance(fresh)):
+            return self.new_input(make)
+        if not cands:
+            return None
+        # prefer recent values, so that chains grow deep
+        if self.ch.chance(60):
+            return cands[-1 - self.ch.integer(0, min(2, len(cands) - 1))]
+        return self.ch.choice(cands)
+
+    def partner_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """A shape that broadcasts with `shape`."""
+        keep = self.ch.integer(0, len(shape))
+        tail = [1 if self.ch.chance(30) else d for d in shape[len(shape) - keep:]]
+        lead = [self.ch.choice(DIMS) for _ in range(self.ch.choice((0, 0, 0, 1)))]
+        if len(lead) + len(tail) > 4:
+            lead = []
+        return tuple(lead + tail)
+
+    def partner(self, a: Value, dtype: str | None = None, exact: bool = False) -> Value:
+        dt = dtype or a.dtype
+
+        def ok(v):
+            if v.dtype != dt:
+                return False
+            try:
+                np.broadcast_shapes(v.shape, a.shape)
+            except ValueError:
+                return False
+            return True
+        return self.pick(ok, exact, TensorType(self.partner_shape(a.shape), dt), fresh=35)
+
+    # -------------------------------------------------------------- nodes
+    def add(self, op: str, inputs, attrs: dict) -> bool:
+        frozen = Attrs(attrs)
+        try:
+            out_types = ops.infer_types(op, tuple(v.type for v in inputs), frozen)
+        except GraphcError:
+            return False
+        if any(t.size > 4096 or t.ndim > 5 for t in out_types):
+            return False
+        node = Node(op, tuple(inputs), frozen, loc=None)
+        node.outputs = tuple(Value(str(next(self.names)), t, node) for t in out_types)
+        exact = all(self.exact[id(v)] for v in inputs)
+        if op in ("sum", "matmul", "scatter_add", "conv2d", "avg_pool2d") and \
+                out_types[0].dtype in FLOATS:
+            exact = False
+        self.nodes.append(node)
+        for v in node.outputs:
+            self.values.append(v)
+            self.exact[id(v)] = exact
+        return True
+
+    def step(self) -> bool:
+        ch = self.ch
+        family = ch.choice(("unary", "unary", "binary", "binary", "binary", "compare",
+                            "logic", "where", "cast", "reduce", "reduce", "argmax",
+                            "reshape", "transpose", "broadcast", "slice", "slice",
+                            "concat", "pad", "gather", "scatter", "matmul", "matmul",
+                            "source", "pool"))
+        return getattr(self, "op_" + family)()
+
+    def any_type(self, dtypes=DTYPES) -> TensorType:
+        return TensorType(self.shape(), self.ch.choice(dtypes))
+
+    def op_unary(self) -> bool:
+        ch = self.ch
+        kind = ch.choice(("float", "float", "float", "exactfloat", "numeric", "sign"))
+        if kind == "float":
+            op = ch.choice(UNARY_ANY_FLOAT)
+            x = self.pick(lambda v: v.dtype in FLOATS, make=self.any_type(FLOATS))
+        elif kind == "exactfloat":
+            op = ch.choice(UNARY_EXACT_FLOAT)
+            x = self.pick(lambda v: v.dtype in FLOATS, exact=True, make=self.any_type(FLOATS))
+        elif kind == "numeric":
+            op = ch.choice(("neg", "abs"))
+            x = self.pick(lambda v: v.dtype in NUMERIC, make=self.any_type(NUMERIC))
+        else:
+            op = "sign"
+            x = self.pick(lambda v: v.dtype in NUMERIC, exact=True,
+                          make=self.any_type(NUMERIC))
+        return self.add(op, [x], {})
+
+    def op_binary(self) -> bool:
+        ch = self.ch
+        op = ch.choice(BINARY_NUMERIC + ("div", "pow"))
+        if op in ("div", "pow"):
+            a = self.pick(lambda v: v.dtype in FLOATS, exact=op == "pow",
+                          make=self.any_type(FLOATS))
+            b = self.partner(a, exact=True)
+        else:
+            a = self.pick(lambda v: v.dtype in NUMERIC, make=self.any_type(NUMERIC))
+            b = self.partner(a)
+        if ch.chance(50):
+            a, b = (b, a) if op not in ("div", "pow") else (a, b)
+        return self.add(op, [a, b], {})
+
+    def op_compare(self) -> bool:
+        a = self.pick(exact=True, make=self.any_type())
+        b = self.partner(a, exact=True)
+        return self.add(self.ch.choice(COMPARISONS), [a, b], {})
+
+    def op_logic(self) -> bool:
+        a = self.pick(lambda v: v.dtype == "bool", make=self.any_type(("bool",)))
+        if self.ch.chance(30):
+            return self.add("logical_not", [a], {})
+        b = self.partner(a)
+        return self.add(self.ch.choice(("logical_and", "logical_or")), [a, b], {})
+
+    def op_where(self) -> bool:
+        c = self.pick(lambda v: v.dtype == "bool", make=self.any_type(("bool",)))
+        a = self.pick(make=self.any_type())
+        b = self.partner(a)
+        c2 = c
+        try:
+            np.broadcast_shapes(c.shape, a.shape, b.shape)
+        except ValueError:
+            c2 = self.new_input(TensorType(self.partner_shape(a.shape), "bool"))
+        return self.add("where", [c2, a, b], {})
+
+    def op_cast(self) -> bool:
+        x = self.pick(make=self.any_type())
+        dt = self.ch.choice(DTYPES)
+        if x.dtype in FLOATS and dt not in FLOATS and not self.exact[id(x)]:
+            dt = self.ch.choice(FLOATS)
+        return self.add("cast", [x], {"dtype": dt})
+
+    def axes(self, ndim: int) -> tuple[int, ...]:
+        return tuple(a for a in range(ndim) if self.ch.chance(50))
+
+    def op_reduce(self) -> bool:
+        op = self.ch.choice(("sum", "sum", "max", "min"))
+        x = self.pick(lambda v: len(v.shape) > 0 or self.ch.chance(20), make=self.any_type(NUMERIC))
+        return self.add(op, [x], {"axes": self.axes(len(x.shape)), "keepdims": self.ch.chance(40)})
+
+    def op_argmax(self) -> bool:
+        x = self.pick(lambda v: len(v.shape) > 0 and v.dtype != "bool", exact=True,
+                      make=TensorType(self.shape(self.ch.integer(1, 3)),
+                                      self.ch.choice(NUMERIC)))
+        if len(x.shape) == 0:
+            return False
+        return self.add("argmax", [x], {"axis": self.ch.integer(0, len(x.shape) - 1),
+                                        "keepdims": self.ch.chance(40)})
+
+    def op_reshape(self) -> bool:
+        x = self.pick(make=self.any_type())
+        dims = [d for d in x.shape]
+        how = self.ch.choice(("flat", "insert1", "drop1", "merge", "split", "zero"))
+        if how == "flat":
+            dims = [x.type.size] if self.ch.chance(80) or x.type.size != 1 else []
+        elif how == "insert1":
+            dims.insert(self.ch.integer(0, len(dims)), 1)
+        elif how == "drop1" and 1 in dims:
+            dims.remove(1)
+        elif how == "merge" and len(dims) >= 2:
+            i = self.ch.integer(0, len(dims) - 2)
+            dims[i:i + 2] = [dims[i] * dims[i + 1]]
+        elif how == "split":
+            cands = [i for i, d in enumerate(dims) if d in (4, 6, 9, 10, 12, 15)]
+            if cands:
+                i = self.ch.choice(cands)
+                d = dims[i]
+                f = next(k for k in (2, 3, 5) if d % k == 0)
+                dims[i:i + 1] = [f, d // f]
+        elif how == "zero" and x.type.size == 0:
+            dims = [0, self.ch.choice((1, 3))]
+        if how != "flat" and dims == list(x.shape):
+            dims = dims[::-1]  # still a valid reshape (same size)
+        return self.add("reshape", [x], {"shape": tuple(dims)})
+
+    def op_transpose(self) -> bool:
+        x = self.pick(lambda v: len(v.shape) >= 2, make=TensorType(self.shape(self.ch.integer(2, 4)),
+                                                              self.ch.choice(DTYPES)))
+        perm = list(range(len(x.shape)))
+        for i in range(len(perm) - 1, 0, -1):
+            j = self.ch.integer(0, i)
+            perm[i], perm[j] = perm[j], perm[i]
+        return self.add("transpose", [x], {"perm": tuple(perm)})
+
+    def op_broadcast(self) -> bool:
+        x = self.pick(lambda v: len(v.shape) <= 3, make=self.any_type())
+        lead = [self.ch.choice(DIMS) for _ in range(self.ch.integer(0, 4 - len(x.shape)))]
+        tail = [self.ch.choice((2, 3)) if d == 1 and self.ch.chance(60) else d
+                for d in x.shape]
+        return self.add("broadcast_to", [x], {"shape": tuple(lead + tail)})
+
+    def op_slice(self) -> bool:
+        x = self.pick(lambda v: len(v.shape) > 0, make=self.any_type())
+        starts, stops, steps = [], [], []
+        for n in x.shape:
+            s = self.ch.choice((1, 1, 1, 2, 3, -1, -1, -2))
+            if n == 0 and s < 0:
+                s = 1
+            if s > 0:
+                a, b = self.ch.integer(0, n), self.ch.integer(0, n)
+                if self.ch.chance(40):
+                    a, b = 0, n
+                elif b < a and self.ch.chance(70):
+                    a, b = b, a
+            else:
+                a, b = self.ch.integer(0, n - 1), self.ch.integer(-1, n - 1)
+                if self.ch.chance(40):
+                    a, b = n - 1, -1
+                elif b > a and self.ch.chance(70):
+                    a, b = b, a
+            starts.append(a)
+            stops.append(b)
+            steps.append(s)
+        return self.add("slice", [x], {"starts": tuple(starts), "stops": tuple(stops),
+                                       "steps": tuple(steps)})
+
+    def op_concat(self) -> bool:
+        x = self.pick(lambda v: len(v.shape) > 0, make=TensorType(self.shape(self.ch.integer(1, 3)),
+                                                             self.ch.choice(DTYPES)))
+        axis = self.ch.integer(0, len(x.shape) - 1)
+        parts = [x]
+        for _ in range(self.ch.integer(0, 2)):
+            def ok(v, x=x):
+                return v.dtype == x.dtype and len(v.shape) == len(x.shape) and all(
+                    a == b for i, (a, b) in enumerate(zip(v.shape, x.shape)) if i != axis)
+            shape = list(x.shape)
+            shape[axis] = self.ch.choice((0, 1, 2, 3))
+            parts.append(self.pick(ok, make=TensorType(tuple(shape), x.dtype), fresh=50))
+        if self.ch.chance(30):
+            parts.reverse()
+        return self.add("concat", parts, {"axis": axis})
+
+    def op_pad(self) -> bool:
+        x = self.pick(make=self.any_type())
+        widths = tuple((self.ch.choice((0, 0, 1, 2)), self.ch.choice((0, 0, 1, 2)))
+                       for _ in range(len(x.shape)))
+        if x.dtype == "bool":
+            value = self.ch.chance(50)
+        elif x.dtype in FLOATS:
+            value = self.ch.choice((0.0, 0.0, 1.5, -2.0))
+        else:
+            value = self.ch.choice((0, 0, 1, -3))
+        return self.add("pad", [x], {"widths": widths, "value": value})
+
+    def index_input(self, bound: int) -> Value:
+        shape = self.shape(self.ch.choice((0, 1, 1, 2)))
+        if bound == 0:
+            shape = (0,)
+        dt = self.ch.choice(("int32", "int64"))
+        return self.new_input(TensorType(shape, dt), "index", bound)
+
+    def op_gather(self) -> bool:
+        x = self.pick(lambda v: len(v.shape) > 0, make=TensorType(self.shape(self.ch.integer(1, 3)),
+                                                             self.ch.choice(DTYPES)))
+        axis = self.ch.integer(0, len(x.shape) - 1)
+        idx = self.index_input(x.shape[axis])
+        return self.add("gather", [x, idx], {"axis": axis})
+
+    def op_scatter(self) -> bool:
+        x = self.pick(lambda v: len(v.shape) > 0 and v.dtype in NUMERIC,
+                      make=TensorType(self.shape(self.ch.integer(1, 3)),
+                                      self.ch.choice(NUMERIC)))
+        axis = self.ch.integer(0, len(x.shape) - 1)
+        idx = self.index_input(x.shape[axis])
+        want = x.shape[:axis] + idx.shape + x.shape[axis + 1:]
+        upd = self.pick(lambda v: v.type == TensorType(want, x.dtype),
+                        make=TensorType(want, x.dtype), fresh=50)
+        return self.add("scatter_add", [x, idx, upd], {"axis": axis})
+
+    def op_matmul(self) -> bool:
+        a = self.pick(lambda v: len(v.shape) >= 2 and v.dtype in NUMERIC,
+                      make=TensorType(self.shape(self.ch.choice((2, 2, 3))),
+                                      self.ch.choice(NUMERIC)))
+        k = a.shape[-1]
+        batch = self.partner_shape(a.shape[:-2])
+
+        def ok(v):
+            if len(v.shape) < 2 or v.dtype != a.dtype or v.shape[-2] != k:
+                return False
+            try:
+                np.broadcast_shapes(v.shape[:-2], a.shape[:-2])
+            except ValueError:
+                return False
+            return True
+        b = self.pick(ok, make=TensorType(batch + (k, self.ch.choice(DIMS)), a.dtype),
+                      fresh=50)
+        return self.add("matmul", [a, b], {})
+
+    def op_source(self) -> bool:
+        if self.ch.chance(50):
+            shape = self.shape(self.ch.integer(1, 3))
+            return self.add("iota", [], {"shape": shape, "axis": self.ch.integer(0, len(shape) - 1),
+                                         "dtype": self.ch.choice(DTYPES[:4])})
+        t = self.any_type()
+        (arr,) = make_inputs([InputSpec(t)], self.ch.integer(0, 2**31))
+        return self.add("const", [], {"value": arr})
+
+    def op_pool(self) -> bool:
+        def four(dts):
+            return TensorType((self.ch.choice((1, 2)), self.ch.choice((1, 2, 3)),
+                               self.ch.integer(2, 5), self.ch.integer(2, 5)),
+                              self.ch.choice(dts))
+        op = self.ch.choice(("conv2d", "max_pool2d", "avg_pool2d"))
+        if op == "conv2d":
+            x = self.pick(lambda v: len(v.shape) == 4 and v.dtype in FLOATS, make=four(FLOATS))
+            groups = self.ch.choice((1, 1, max(1, x.shape[1])))
+            w = self.new_input(TensorType((groups * self.ch.integer(1, 2), x.shape[1] // groups,
+                                           self.ch.integer(1, 3), self.ch.integer(1, 3)),
+                                          x.dtype))
+            pair = lambda lo, hi: (self.ch.integer(lo, hi), self.ch.integer(lo, hi))  # noqa
+            return self.add("conv2d", [x, w], {"stride": pair(1, 2), "padding": pair(0, 1),
+                                               "dilation": pair(1, 2), "groups": groups})
+        x = self.pick(lambda v: len(v.shape) == 4 and v.dtype in (FLOATS if op == "avg_pool2d"
+                                                            else NUMERIC),
+                      make=four(FLOATS if op == "avg_pool2d" else NUMERIC))
+        kernel = (self.ch.integer(1, 3), self.ch.integer(1, 3))
+        return self.add(op, [x], {"kernel": kernel,
+                                  "stride": (self.ch.integer(1, 2), self.ch.integer(1, 2)),
+                                  "padding": tuple(self.ch.integer(0, k // 2) for k in kernel)})
+
+    def finish(self) -> tuple[Graph, list[InputSpec]]:
+        produced = [v for n in self.nodes for v in n.outputs]
+        if not produced:
+            produced = list(self.inputs)
+        outs = [produced[-1]]
+        for _ in range(self.ch.integer(0, 2)):
+            pool = produced if self.ch.chance(90) or not self.inputs else self.inputs
+            outs.append(self.ch.choice(pool))
+        graph = Graph("fuzz", list(self.inputs), list(self.nodes), outs)
+        return graph, self.specs
+
+
+def build(ch: Chooser, max_nodes: int = 8) -> tuple[Graph, list[InputSpec]]:
+    """A random verified graph of 1 to `max_nodes` nodes and its input specs."""
+    b = _Builder(ch, max_nodes)
+    target = ch.integer(1, max_nodes)
+    tries = 0
+    while len(b.nodes) < target and tries < 6 * max_nodes:
+        tries += 1
+        b.step()
+    if not b.nodes:
+        b.new_input(TensorType((2,), "float32"))
+        b.add("exp", [b.inputs[-1]], {})
+    graph, specs = b.finish()
+    graph.verify()
+    return graph, specs
+
+
+# ------------------------------------------------------------------ checking
+
+@contextlib.contextmanager
+def environ(values: dict[str, str]):
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def round_trip(graph: Graph) -> None:
+    from graphc.ir import parse
+    text = str(graph)
+    again = parse(text)
+    assert str(again) == text, f"text IR round trip changed the graph:\n{text}\n---\n{again}"
+    again.verify()
+
+
+def compile_optimized(graph: Graph, forced: bool):
+    import backends
+    from passes import pipeline
+    with environ(KERNEL_ENV if forced else {}):
+        stages = pipeline.run(graph)
+        return backends.get("numpy").compile_graph(stages[-1].graph)
+
+
+def check_graph(graph: Graph, inputs: list[np.ndarray], modes=(False, True)) -> None:
+    """Raise (MismatchError or whatever the compiler raised) unless the optimized,
+    compiled graph agrees with the interpreter in every mode."""
+    import graphc
+    from graphc.check import compare
+    round_trip(graph)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        want = graphc.interpret(graph, *inputs)
+        if len(graph.outputs) == 1:
+            want = (want,)
+        for forced in modes:
+            exe = compile_optimized(graph, forced)
+            got = exe.fn(*[np.array(a) for a in inputs])
+            compare("fuzz" + (" (forced kernels)" if forced else ""), list(got), list(want))
+
+
+def run(examples: int, seed: int = 0, max_nodes: int = 8, out=sys.stdout,
+        stop_after: int = 10) -> int:
+    """Fuzz `examples` graphs; print failures; return the number of failures."""
+    rnd = random.Random(seed)
+    failures = 0
+    ops_seen: dict[str, int] = {}
+    for i in range(examples):
+        case_seed = rnd.randrange(2**32)
+        ch = Chooser.from_random(random.Random(case_seed))
+        graph, specs = build(ch, max_nodes)
+        for n in graph.nodes:
+            ops_seen[n.op] = ops_seen.get(n.op, 0) + 1
+        inputs = make_inputs(specs, case_seed)
+        try:
+            check_graph(graph, inputs)
+        except Exception as e:  # noqa: BLE001 - report anything the compiler raised
+            failures += 1
+            print(f"--- mismatch in example {i} (case seed {case_seed}):", file=out)
+            where = traceback.extract_tb(e.__traceback__)[-1]
+            print("".join(traceback.format_exception_only(type(e), e)).rstrip()
+                  + f"  (raised at {where.filename}:{where.lineno})", file=out)
+            print(str(graph), file=out)
+            if failures >= stop_after:
+                print(f"stopping after {failures} failures", file=out)
+                examples = i + 1
+                break
+    print(f"graphc fuzz: checked {examples} graphs ({sum(ops_seen.values())} nodes, "
+          f"{len(ops_seen)} primitives) with seed {seed}: {failures} mismatches", file=out)
+    return failures
