@@ -126,7 +126,12 @@ class _Stats:
     hits: int = 0
     misses: int = 0
     warned: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.Lock = field(default_factory=threading.Lock)          # compiling
+    hit_lock: threading.Lock = field(default_factory=threading.Lock)      # counting
+
+    def hit(self) -> None:
+        with self.hit_lock:  # `+=` on an attribute can lose counts between threads
+            self.hits += 1
 
 
 def _trimmed(fn):
@@ -169,14 +174,14 @@ class CompiledFunction:
                 else:
                     entry = self._fast.get(tuple(fast))
                     if entry is not None:
-                        self._stats.hits += 1
+                        self._stats.hit()
                         return self._finish(entry, args)
             key, leaves = signature(args, kwargs, self.fn)
             entry = self._cache.get(key)
             if entry is None:
                 entry = self._compile(args, kwargs, key)
             else:
-                self._stats.hits += 1
+                self._stats.hit()
             flat = [leaves[i] for i, k in enumerate(key[1]) if k[0] == "array"]
             if not kwargs and all(type(a) is np.ndarray or isinstance(a, np.generic)
                                   for a in args):
@@ -218,6 +223,7 @@ class CompiledFunction:
         with self._stats.lock:
             entry = self._cache.get(key)
             if entry is not None:  # another thread compiled it meanwhile
+                self._stats.hit()
                 return entry
             paths = arg_paths(self.fn, args, kwargs)
             if self._cache:
