@@ -79,7 +79,8 @@ class Recycler:
     """
 
     MIN_BYTES = 1 << 20  # smaller arrays come back warm from malloc anyway
-    KEEP = 4             # arrays remembered per (shape, dtype)
+    KEEP = 8             # arrays remembered per (shape, dtype): a step that returns
+    #                      three (Adam) while its last three are its inputs needs six
 
     def __init__(self):
         self._arrays: dict[tuple, list[np.ndarray]] = {}
