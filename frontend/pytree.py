@@ -78,6 +78,7 @@ def describe(treedef: tuple) -> str:
     if kind == "none":
         return "None"
     if kind == "dict":
-        return "{" + ", ".join(f"{k!r}: {describe(s)}" for k, s in zip(treedef[1], treedef[2])) + "}"
+        items = (f"{k!r}: {describe(s)}" for k, s in zip(treedef[1], treedef[2]))
+        return "{" + ", ".join(items) + "}"
     inner = ", ".join(describe(s) for s in treedef[1])
     return f"({inner})" if kind == "tuple" else f"[{inner}]"

@@ -247,7 +247,8 @@ def _spread(e: Emit, g: Value, axis: int, s: int) -> Value:
     widths[axis + 1] = (0, s - 1)
     g = e("pad", g, widths=tuple(widths), value=0.0)
     g = e("reshape", g, shape=shape[:axis] + (n * s,) + shape[axis + 1:])
-    starts, stops = [0] * len(shape), list(shape[:axis]) + [(n - 1) * s + 1] + list(shape[axis + 1:])
+    starts = [0] * len(shape)
+    stops = list(shape[:axis]) + [(n - 1) * s + 1] + list(shape[axis + 1:])
     return e("slice", g, starts=tuple(starts), stops=tuple(stops), steps=(1,) * len(shape))
 
 

@@ -37,7 +37,8 @@ from graphc.ops import OPS, Kind
 class _Draft:
     kind: str
     nodes: list[Node]
-    space: tuple[int, ...] | None  # elementwise/matmul: shape of every node; reduction: full input shape
+    # elementwise/matmul: the shape of every node; reduction: its full input shape
+    space: tuple[int, ...] | None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -215,9 +216,9 @@ def fuse(graph: Graph) -> Graph:
                     _absorb(drafts, group_of, dag, chosen, g, index)
                     reasons = [(h, why) for h, why in reasons if h != g]
         for g, why in reasons:
-            drafts[chosen].notes.append(f"not fused with group of %{drafts[g].nodes[-1].outputs[0].name} "
-                                        f"({drafts[g].kind}) at {node.op} "
-                                        f"%{node.outputs[0].name}: {why}")
+            last = drafts[g].nodes[-1].outputs[0].name
+            drafts[chosen].notes.append(f"not fused with group of %{last} ({drafts[g].kind}) "
+                                        f"at {node.op} %{node.outputs[0].name}: {why}")
         group_of[id(node)] = chosen
         dag.add_node(chosen)
         for g in prods:
