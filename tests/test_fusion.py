@@ -219,3 +219,18 @@ def test_scalar_chains_join_the_kernel_that_reads_them(rng):
     assert f.lower(*args).kernels[1] == 1, f.lower(*args).fusion_report()
     for got, want in zip(f(*args), adam_traced_t(*args)):
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+
+
+def test_rank3_kernels_cut_rows_across_all_leading_dims(rng):
+    # attention scores (batch, query, key): the softmax kernel runs over batch * query
+    # rows, not just `batch` of them, with weights that broadcast over every row
+    def scaled_softmax(s, w):
+        e = np.exp(s * w - np.max(s * w, axis=-1, keepdims=True))
+        return e / np.sum(e, axis=-1, keepdims=True)
+
+    s = rng.standard_normal((4, 256, 64)).astype(F32)
+    w = rng.standard_normal(64).astype(F32)
+    f = graphc.compile(scaled_softmax)
+    source = f.lower(s, w).source
+    assert "_run(_k0, 1024," in source and "np.reshape(s, (1024, 64))" in source, source
+    np.testing.assert_allclose(f(s, w), scaled_softmax(s, w), rtol=1e-5, atol=1e-6)

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from graphc import dtypes, ops
-from graphc.ir import Graph, Group, Node, Value
+from graphc.ir import Attrs, Graph, Group, Node, TensorType, Value
 from graphc.ir.text import format_node
 from backends.numpy import runtime
 from backends.numpy.kernels import Kernel, row_kernel
@@ -137,14 +137,90 @@ class _Program:
 
     def kernel(self, nodes: list[Node], gi: int, kind: str) -> None:
         escaping = {id(v) for n in nodes for v in n.outputs if self.escapes(v, gi)}
+        flat = flatten_rows(nodes)
+        origin: dict[int, Any] = {}  # the kernel's values -> the graph's
+        if flat is not None:
+            nodes, origin, of_node = flat
+            escaping = {id(v) for n in nodes for v in n.outputs
+                        if id(origin[id(v)]) in escaping}
+            described = lambda n: describe(of_node[id(n)])  # noqa: E731
+        else:
+            described = describe
         k = row_kernel(f"_k{len(self.kernels)}", nodes, escaping,
-                       lambda n, args, out: lower_into(n, args, out, self.em), describe,
+                       lambda n, args, out: lower_into(n, args, out, self.em), described,
                        lambda n, args: LOWERINGS[n.op](self.em, args, n.attrs))
         self.kernels.append(k)
-        outs = [self.buffer(v) for v in k.outputs]
-        args = [self.names[id(v)] for v in k.inputs] + outs
+        args = []
+        for v in k.inputs + k.outputs:
+            graph_v = origin.get(id(v), v)
+            name = self.buffer(graph_v) if v in k.outputs else self.names[id(graph_v)]
+            same = graph_v.type.shape == v.type.shape
+            args.append(name if same else f"np.reshape({name}, {v.type.shape!r})")
         self.body.append(f"_run({k.name}, {k.rows}, {k.block}, _s{len(self.kernels) - 1}, "
                          f"{', '.join(args)})  # group {gi}: {kind}, {len(nodes)} ops")
+
+
+def _reduced_axes(node: Node) -> tuple[int, ...]:
+    return tuple(node.attrs["axes"]) if "axes" in node.attrs else (node.attrs["axis"],)
+
+
+def flatten_rows(nodes: list[Node]):
+    """The kernel's nodes over 2-d values when every value shares the leading dims of a
+    rank >= 3 space (or broadcasts over all of them) and reductions only take the last
+    axis: then the rows to cut into blocks are all the leading dims together, not just
+    axis 0 (attention's (8, 512, 512) scores give 4096 rows, not 8). None otherwise.
+    Returns (nodes, kernel value id -> graph value, kernel node id -> graph node)."""
+    first = next(n for n in nodes if n.outputs[0].type.ndim)
+    space = first.inputs[0].type.shape if ops.OPS[first.op].kind is ops.Kind.REDUCTION \
+        else first.outputs[0].type.shape
+    if len(space) < 3:
+        return None
+    lead = space[:-1]
+    rows = int(np.prod(lead))
+
+    def proxy_shape(v: Value):
+        shape = v.type.shape
+        if not shape:
+            return shape
+        if len(shape) == len(space) and shape[:-1] == lead:
+            return (rows, shape[-1])
+        if all(d == 1 for d in shape[:-1]):  # broadcast over every row
+            return shape[-1:]
+        return None
+
+    for n in nodes:
+        if ops.OPS[n.op].kind is ops.Kind.REDUCTION and (
+                _reduced_axes(n) != (len(space) - 1,) or not n.attrs["keepdims"]):
+            return None
+        for v in (*n.inputs, *n.outputs):
+            if proxy_shape(v) is None or (v in n.outputs and v.type.ndim and
+                                          proxy_shape(v)[0] != rows):
+                return None
+    proxies: dict[int, Value] = {}
+    origin: dict[int, Value] = {}
+
+    def proxy(v: Value) -> Value:
+        if id(v) not in proxies:
+            shape = proxy_shape(v)
+            p = v if shape == v.type.shape else Value(v.name, TensorType(shape, v.type.dtype))
+            proxies[id(v)], origin[id(p)] = p, v
+        return proxies[id(v)]
+
+    out, of_node = [], {}
+    for n in nodes:
+        attrs = dict(n.attrs)
+        if ops.OPS[n.op].kind is ops.Kind.REDUCTION:
+            attrs["axes" if "axes" in attrs else "axis"] = (1,) if "axes" in attrs else 1
+        copy = Node(n.op, tuple(proxy(v) for v in n.inputs), Attrs(attrs), loc=n.loc)
+        outs = []
+        for v in n.outputs:
+            p = Value(v.name, TensorType(proxy_shape(v), v.type.dtype), copy)
+            proxies[id(v)], origin[id(p)] = p, v
+            outs.append(p)
+        copy.outputs = tuple(outs)
+        out.append(copy)
+        of_node[id(copy)] = n
+    return out, origin, of_node
 
 
 def generate(graph: Graph) -> tuple[str, dict[str, Any]]:
