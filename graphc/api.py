@@ -165,6 +165,7 @@ class CompiledFunction:
 
     def __call__(self, *args, **kwargs):
         try:
+            fast_key = None
             if not kwargs:  # the fast path: positional numpy arrays only
                 fast = []
                 for a in args:
@@ -172,7 +173,8 @@ class CompiledFunction:
                         break
                     fast += (a.shape, a.dtype)
                 else:
-                    entry = self._fast.get(tuple(fast))
+                    fast_key = tuple(fast)
+                    entry = self._fast.get(fast_key)
                     if entry is not None:
                         self._stats.hit()
                         return self._finish(entry, args)
@@ -182,10 +184,9 @@ class CompiledFunction:
                 entry = self._compile(args, kwargs, key)
             else:
                 self._stats.hit()
+            if fast_key is not None:
+                self._fast[fast_key] = entry
             flat = [leaves[i] for i, k in enumerate(key[1]) if k[0] == "array"]
-            if not kwargs and all(type(a) is np.ndarray or isinstance(a, np.generic)
-                                  for a in args):
-                self._fast[tuple(x for a in args for x in (a.shape, a.dtype))] = entry
             return self._finish(entry, flat)
         except GraphcError as exc:
             raise exc.with_traceback(None) from None

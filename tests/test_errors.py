@@ -104,10 +104,12 @@ CASES = [
 ]
 
 
-def _marked_line(fn) -> int:
+def marked_line(fn) -> int:
+    """The line number of the one line of `fn` marked `# <- error here`."""
     lines, start = inspect.getsourcelines(fn)
-    offset = next(i for i, line in enumerate(lines) if "# <- error here" in line)
-    return start + offset
+    offsets = [i for i, line in enumerate(lines) if "# <- error here" in line]
+    assert len(offsets) == 1, fn.__name__
+    return start + offsets[0]
 
 
 @pytest.mark.parametrize("fn, error, message", CASES, ids=[c[0].__name__ for c in CASES])
@@ -118,7 +120,7 @@ def test_error_names_the_user_line(fn, error, message):
         graphc.compile(fn)(X)
     text = str(info.value)
     assert re.search(message, text), text
-    assert text.startswith(f"{__file__}:{_marked_line(fn)}: "), text
+    assert text.startswith(f"{__file__}:{marked_line(fn)}: "), text
     assert "\n  hint: " in text  # says what to do
     assert isinstance(info.value, graphc.GraphcError)
 

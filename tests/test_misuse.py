@@ -6,7 +6,7 @@ in the arguments or in how graphc is called). Every case must raise a GraphcErro
 subclass whose message starts with this file's path and that line, and says what to do
 (a `hint:` line). A few misuses that graphc allows on purpose are tested at the end.
 """
-import inspect
+
 import logging
 import math
 import re
@@ -16,6 +16,7 @@ import pytest
 
 import graphc
 from graphc.errors import IndexingError
+from test_errors import marked_line  # the same "# <- error here" convention
 
 X = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)
 C = graphc.compile
@@ -398,20 +399,13 @@ CASES = [
 ]
 
 
-def _marked_line(fn) -> int:
-    lines, start = inspect.getsourcelines(fn)
-    offsets = [i for i, line in enumerate(lines) if "# <- error here" in line]
-    assert len(offsets) == 1, fn.__name__
-    return start + offsets[0]
-
-
 @pytest.mark.parametrize("case, error, message", CASES, ids=[c[0].__name__ for c in CASES])
 def test_misuse_names_the_user_line_and_says_what_to_do(case, error, message):
     with pytest.raises(error) as info:
         case()
     text = str(info.value)
     assert isinstance(info.value, graphc.GraphcError), text
-    assert text.startswith(f"{__file__}:{_marked_line(case)}: "), text
+    assert text.startswith(f"{__file__}:{marked_line(case)}: "), text
     assert re.search(message, text), text
     assert "\n  hint: " in text, text  # says what to do
     assert text.split("\n  hint: ")[-1].strip(), text  # ... and the hint is not empty
