@@ -9,6 +9,7 @@ function it warns with the same explanation.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import os
 import re
@@ -108,30 +109,47 @@ def _working_ops(nodes) -> int:
 
 @dataclass
 class _Entry:
+    """One cached signature. A hit calls `run(*flat_inputs)`, which returns the output
+    tuple (in check mode it also compares against the interpreter), then `rebuild`s the
+    user's result from it; `rebuild` is None when that result is just the one output."""
+
     lowered: Lowered
     paths: list[str]
     keys: tuple
-    check: bool
+    run: Callable[..., tuple]
 
     def __post_init__(self):
-        # bound once, so that a cache hit does no attribute chasing
-        self.run = self.lowered.executable.fn
         traced = self.lowered.traced
-        self.rebuild = (lambda outs: outs[0]) if traced.out_treedef == ("leaf",) and \
-            traced.out_slots == [0] else traced.rebuild
+        single = traced.out_treedef == ("leaf",) and traced.out_slots == [0]
+        self.rebuild = None if single else traced.rebuild
 
 
-@dataclass
 class _Stats:
-    hits: int = 0
-    misses: int = 0
-    warned: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)          # compiling
-    hit_lock: threading.Lock = field(default_factory=threading.Lock)      # counting
+    """Hits, misses, and whether the retrace warning was given.
+
+    A hit is counted on every call, so without a lock: `next()` on an itertools.count
+    is a single C call, which no other thread can interleave with (`+= 1` on an
+    attribute can lose counts). The count cannot be read without advancing it, so
+    `hits` takes off the steps that earlier reads added.
+    """
+
+    def __init__(self):
+        self.hit_counter = itertools.count()
+        self.misses = 0
+        self.warned = False
+        self.lock = threading.Lock()  # compiling
+        self._read_lock = threading.Lock()
+        self._reads = 0
 
     def hit(self) -> None:
-        with self.hit_lock:  # `+=` on an attribute can lose counts between threads
-            self.hits += 1
+        next(self.hit_counter)
+
+    @property
+    def hits(self) -> int:
+        with self._read_lock:
+            steps = next(self.hit_counter)
+            self._reads += 1
+            return steps - (self._reads - 1)
 
 
 def _trimmed(fn):
@@ -165,37 +183,43 @@ class CompiledFunction:
 
     def __call__(self, *args, **kwargs):
         try:
-            fast_key = None
-            if not kwargs:  # the fast path: positional numpy arrays only
-                fast = []
+            # the fast path: positional numpy arrays (or numpy scalars) only, looked up
+            # by their shapes and dtypes, with no pytree flattening
+            if kwargs:
+                return self._call(args, kwargs, None)
+            if len(args) == 1:  # the commonest call: even a one-round loop costs ~40 ns
+                a = args[0]
+                if type(a) is not np.ndarray and not isinstance(a, np.generic):
+                    return self._call(args, kwargs, None)
+                fast_key = (a.shape, a.dtype)
+            else:
+                fast_key = ()
                 for a in args:
                     if type(a) is not np.ndarray and not isinstance(a, np.generic):
-                        break
-                    fast += (a.shape, a.dtype)
-                else:
-                    fast_key = tuple(fast)
-                    entry = self._fast.get(fast_key)
-                    if entry is not None:
-                        self._stats.hit()
-                        return self._finish(entry, args)
-            key, leaves = signature(args, kwargs, self.fn)
-            entry = self._cache.get(key)
+                        return self._call(args, kwargs, None)
+                    fast_key += (a.shape, a.dtype)
+            entry = self._fast.get(fast_key)
             if entry is None:
-                entry = self._compile(args, kwargs, key)
-            else:
-                self._stats.hit()
-            if fast_key is not None:
-                self._fast[fast_key] = entry
-            flat = [leaves[i] for i, k in enumerate(key[1]) if k[0] == "array"]
-            return self._finish(entry, flat)
+                return self._call(args, kwargs, fast_key)
+            next(self._stats.hit_counter)  # what _Stats.hit does, less a method call
+            outputs = entry.run(*args)
+            return outputs[0] if entry.rebuild is None else entry.rebuild(outputs)
         except GraphcError as exc:
             raise exc.with_traceback(None) from None
 
-    def _finish(self, entry: "_Entry", flat) -> Any:
+    def _call(self, args: tuple, kwargs: dict, fast_key: tuple | None) -> Any:
+        """A call off the fast path: any pytree, kwargs, static values, or a first call."""
+        key, leaves = signature(args, kwargs, self.fn)
+        entry = self._cache.get(key)
+        if entry is None:
+            entry = self._compile(args, kwargs, key)
+        else:
+            self._stats.hit()
+        if fast_key is not None:
+            self._fast[fast_key] = entry
+        flat = [leaves[i] for i, k in enumerate(key[1]) if k[0] == "array"]
         outputs = entry.run(*flat)
-        if entry.check:
-            self._check(entry.lowered, flat, outputs)
-        return entry.rebuild(outputs)
+        return outputs[0] if entry.rebuild is None else entry.rebuild(outputs)
 
     @_trimmed
     def lower(self, *args, **kwargs) -> Lowered:
@@ -204,12 +228,19 @@ class CompiledFunction:
         entry = self._cache.get(key) or self._compile(args, kwargs, key)
         return entry.lowered
 
-    def _check(self, lowered: Lowered, flat: list, outputs: tuple) -> None:
+    def _checked(self, lowered: Lowered) -> Callable[..., tuple]:
+        """The generated function, comparing each call's outputs with the interpreter's."""
         from graphc.check import compare
         from graphc.interpreter import interpret
-        want = interpret(lowered.graph, *flat)
-        want = [want] if len(lowered.graph.outputs) == 1 else list(want)
-        compare(self.__name__, list(outputs), want)
+        fn = lowered.executable.fn
+
+        def run(*flat):
+            outputs = fn(*flat)
+            want = interpret(lowered.graph, *flat)
+            want = [want] if len(lowered.graph.outputs) == 1 else list(want)
+            compare(self.__name__, list(outputs), want)
+            return outputs
+        return run
 
     def cache_info(self) -> CacheInfo:
         """Hits, misses (traces) and cached signatures so far."""
@@ -233,7 +264,9 @@ class CompiledFunction:
                                      name=getattr(self.fn, "__name__", "fn"))
             check = self.check if self.check is not None else \
                 os.environ.get("GRAPHC_CHECK") == "1"
-            entry = _Entry(lowered, paths, key, check)
+            # decided once per signature, so that a hit does not ask again
+            run = self._checked(lowered) if check else lowered.executable.fn
+            entry = _Entry(lowered, paths, key, run)
             _dump(lowered, len(self._cache))
             self._cache[key] = entry
             self._stats.misses += 1
@@ -251,8 +284,10 @@ class CompiledFunction:
             log.warning(text)
         if want_warn:
             self._stats.warned = True
+            # the user's call is 5 frames up, through __call__ and _call, or through
+            # lower and its _trimmed wrapper
             warnings.warn(f"{self.__name__} has been traced {retraces + 1} times; each "
-                          f"trace compiles it again.\n{text}", RecompileWarning, stacklevel=4)
+                          f"trace compiles it again.\n{text}", RecompileWarning, stacklevel=5)
 
 
 def explain_retrace(name: str, entries: list[_Entry], paths: list[str], key: tuple) -> str:

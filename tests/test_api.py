@@ -24,7 +24,7 @@ def test_bare_decorator_keeps_name_and_doc(rng):
     assert scaled_tanh.__name__ == "scaled_tanh"
     assert scaled_tanh.__doc__ == "Doc of scaled_tanh."
     x = _f32(rng, 5, 3)
-    np.testing.assert_array_equal(scaled_tanh(x), np.tanh(x) * 3.0)
+    np.testing.assert_allclose(scaled_tanh(x), np.tanh(x) * 3.0, rtol=1e-6)
 
 
 def test_decorator_with_options(rng):
@@ -135,7 +135,8 @@ def test_lower_exposes_every_stage(rng):
     assert [n.op for n in low.graph.nodes] == ["exp", "tanh"]
     assert [n.op for n in low.optimized.nodes] == ["tanh"]
     assert list(low.stages) == ["traced"] + [name for name, _ in DEFAULT_PIPELINE]
-    assert "def f(x):" in low.source and "np.tanh(" in low.source
+    # numpy's tanh, or C's tanhf where groups are forced into native kernels
+    assert "def f(x):" in low.source and ("np.tanh(" in low.source or "tanhf(" in low.source)
     assert f.cache_info().entries == 1
 
 
@@ -152,7 +153,8 @@ def test_interpret_matches_compiled(rng):
 
     x, w = _f32(rng, 4, 5), _f32(rng, 5, 5)
     g = graphc.trace(f, x, w)
-    np.testing.assert_allclose(graphc.interpret(g, x, w), graphc.compile(f)(x, w), rtol=1e-6)
+    np.testing.assert_allclose(graphc.interpret(g, x, w), graphc.compile(f)(x, w), rtol=1e-6,
+                               atol=1e-6)
     with pytest.raises(graphc.ArgumentError, match="takes 2 inputs"):
         graphc.interpret(g, x)
 
@@ -187,6 +189,52 @@ def test_check_mode_catches_a_wrong_pass(rng):
     g = graphc.compile(f, passes=[("broken", broken)], check=True)
     with pytest.raises(graphc.MismatchError, match=r"f: output 0 .* differs .* max abs error"):
         g(_f32(rng, 8))
+
+
+def test_check_mode_checks_every_call_not_just_the_first(rng, monkeypatch):
+    # the cached runner decides check mode once per signature: a hit must still compare
+    def broken(graph):
+        return Graph(graph.name, graph.inputs, graph.nodes, [graph.inputs[0]])
+
+    x = _f32(rng, 8)
+    for g in (graphc.compile(lambda x: x + 1.0, passes=[("broken", broken)], check=True),
+              graphc.compile(lambda x: x + 1.0, passes=[("broken", broken)])):
+        if g.check is None:
+            monkeypatch.setenv("GRAPHC_CHECK", "1")
+        # positional arrays, keywords and numpy scalars: three signatures, each hit once
+        for call in [lambda: g(x), lambda: g(x=x), lambda: g(x[0])] * 2:
+            with pytest.raises(graphc.MismatchError):
+                call()
+        assert g.cache_info() == (3, 3, 3)
+
+
+def test_fast_path_results_match_the_general_path(rng):
+    # positional arrays take the fast path, keywords the general one (and a signature
+    # of their own): both give the same results, single arrays and pytrees alike
+    @graphc.compile
+    def one(x):
+        return x * 2.0
+
+    @graphc.compile
+    def several(x, y):
+        return {"sum": x + y}, (x * y, 3)
+
+    x, y = _f32(rng, 5), _f32(rng, 5)
+    for _ in range(2):
+        np.testing.assert_array_equal(one(x), x * 2.0)
+        np.testing.assert_array_equal(one(x=x), x * 2.0)
+        got = several(x, y)
+        assert isinstance(got, tuple) and isinstance(got[1], tuple) and got[1][1] == 3
+        np.testing.assert_array_equal(got[0]["sum"], x + y)
+        np.testing.assert_array_equal(several(x, y=y)[1][0], x * y)
+    s = np.float32(1.5)
+    assert one(s) == 3.0 and one(s) == 3.0 and one(np.array(s)) == 3.0  # same signature
+    assert one.cache_info() == (4, 3, 3)
+    assert several.cache_info() == (2, 2, 2)
+    assert one.cache_info() == (4, 3, 3)  # reading the counts leaves them as they are
+    one.cache_clear()
+    one(x)
+    assert one.cache_info() == (0, 1, 1)
 
 
 def test_inputs_never_mutated_and_outputs_fresh(rng):

@@ -49,3 +49,33 @@ def test_eight_threads_with_different_shapes_trace_each_signature_once():
     for i, a in enumerate(live):
         for b in live[i + 1:]:
             assert not any(np.shares_memory(p, q) for p in a for q in b)
+
+
+def test_hits_are_exact_while_threads_call_and_read_the_counts():
+    f = graphc.compile(lambda x: x + 1.0, check=False)
+    x = np.ones(16, np.float32)
+    f(x)
+    barrier = threading.Barrier(9)
+    stop = threading.Event()
+    seen = []
+
+    def caller():
+        barrier.wait()
+        for _ in range(2000):
+            f(x)
+
+    def reader():
+        barrier.wait()
+        while not stop.is_set():
+            seen.append(f.cache_info().hits)
+
+    threads = [threading.Thread(target=caller) for _ in range(8)]
+    watcher = threading.Thread(target=reader)
+    for t in threads + [watcher]:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    watcher.join()
+    assert f.cache_info() == (8 * 2000, 1, 1)
+    assert seen == sorted(seen) and all(0 <= h <= 8 * 2000 for h in seen)
