@@ -18,12 +18,16 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) examples/quickstart.py
 
-# The suite runs twice: as configured, then with every fused group forced through the
-# block-by-block kernels with tiny blocks (GRAPHC_SMALL_GROUP=0, GRAPHC_BLOCK_ELEMENTS=7),
-# so that the kernel path and its block edges meet every test graph.
+# The suite runs three times: as configured; with every fused group forced through the
+# numpy block-by-block kernels with tiny blocks (GRAPHC_SMALL_GROUP=0,
+# GRAPHC_BLOCK_ELEMENTS=7, GRAPHC_NATIVE=0), so that the kernel path and its block edges
+# meet every test graph; and with every fused group forced through native C kernels
+# (GRAPHC_SMALL_GROUP=0), built into a cache of the run's own.
 test: $(STAMP)
 	$(PY) -m pytest -n 2 tests
-	GRAPHC_SMALL_GROUP=0 GRAPHC_BLOCK_ELEMENTS=7 $(PY) -m pytest -n 2 tests
+	GRAPHC_SMALL_GROUP=0 GRAPHC_BLOCK_ELEMENTS=7 GRAPHC_NATIVE=0 $(PY) -m pytest -n 2 tests
+	rm -rf .graphc-test-cache
+	GRAPHC_SMALL_GROUP=0 GRAPHC_CACHE_DIR=.graphc-test-cache $(PY) -m pytest -n 2 tests
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info .graphc-test-cache

@@ -10,6 +10,7 @@ from graphc.ir import TensorType, Value
 from passes.dce import dce
 from passes.fusion import fuse
 from passes.memory import LiveRange, assign_slots
+from backends.numpy.codegen import native_enabled
 # the suite's own workloads, written as users write them
 from graphc.bench.workloads import chain, gelu, layernorm, mlp, softmax
 
@@ -221,7 +222,8 @@ def test_scalar_chains_join_the_kernel_that_reads_them(rng):
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
 
 
-def test_rank3_kernels_cut_rows_across_all_leading_dims(rng):
+@pytest.mark.parametrize("native", ["0", "1"])
+def test_rank3_kernels_cut_rows_across_all_leading_dims(rng, monkeypatch, native):
     # attention scores (batch, query, key): the softmax kernel runs over batch * query
     # rows, not just `batch` of them, with weights that broadcast over every row
     def scaled_softmax(s, w):
@@ -230,7 +232,9 @@ def test_rank3_kernels_cut_rows_across_all_leading_dims(rng):
 
     s = rng.standard_normal((4, 256, 64)).astype(F32)
     w = rng.standard_normal(64).astype(F32)
+    monkeypatch.setenv("GRAPHC_NATIVE", native)
     f = graphc.compile(scaled_softmax)
     source = f.lower(s, w).source
-    assert "_run(_k0, 1024," in source and "np.reshape(s, (1024, 64))" in source, source
+    call = "_runc(_n0, 1024," if native_enabled() else "_run(_k0, 1024,"
+    assert call in source and "np.reshape(s, (1024, 64))" in source, source
     np.testing.assert_allclose(f(s, w), scaled_softmax(s, w), rtol=1e-5, atol=1e-6)

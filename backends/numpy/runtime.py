@@ -142,3 +142,33 @@ def _run(kernel, starts, rows, block, scratch, args) -> None:
             kernel(lo, min(lo + block, rows), s, *args)
     finally:
         scratch.put(s)
+
+
+# A native kernel runs on one thread below this many elements: handing work to a
+# thread costs ~10-20 us, the time to stream ~256 KB.
+NATIVE_SPLIT_ELEMENTS = 1 << 16
+
+
+def run_native(kernel: Callable, rows: int, align: int, elements: int, n_inputs: int,
+               *arrays: np.ndarray) -> None:
+    """Run the C function `kernel(lo, hi, *pointers)` over [0, rows), split into one
+    contiguous run per thread (ctypes releases the GIL for the call). The kernel
+    reads its inputs as C-contiguous arrays: others are copied first."""
+    kept = list(arrays)  # holds the copies alive until the kernel returns
+    for i in range(n_inputs):
+        a = kept[i]
+        if type(a) is not np.ndarray or not a.flags.c_contiguous:
+            kept[i] = np.ascontiguousarray(a)
+    pointers = [a.ctypes.data for a in kept]
+    runs = min(_threads, max(1, elements // NATIVE_SPLIT_ELEMENTS), -(-rows // align))
+    if runs <= 1:
+        kernel(0, rows, *pointers)
+        return
+    per = -(-rows // runs // align) * align
+    bounds = [(lo, min(lo + per, rows)) for lo in range(0, rows, per)]
+    futures = [_pool().submit(kernel, lo, hi, *pointers) for lo, hi in bounds[1:]]
+    try:
+        kernel(bounds[0][0], bounds[0][1], *pointers)
+    finally:
+        for f in futures:
+            f.result()

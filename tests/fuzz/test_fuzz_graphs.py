@@ -1,8 +1,9 @@
 """Differential fuzzing of the pass pipeline and the numpy backend.
 
 Random IR graphs (tests/fuzz/generate.py) run through every default pass and the
-numpy backend, normally and with every fused group forced through tiny block kernels,
-and must agree with the reference interpreter; their text IR must round-trip. Random
+numpy backend, normally, with every fused group forced through tiny block kernels, and
+(where a C compiler exists) with every fused group forced through native kernels, and
+must agree with the reference interpreter; their text IR must round-trip. Random
 numpy programs go through `graphc.compile` and must agree with eager numpy.
 Derandomized: CI runs the same examples every time.
 """
@@ -11,12 +12,13 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, reject, settings
 
 import graphc
 from graphc import dtypes
 from graphc.check import TOLERANCES
-from graphc.fuzz import check_graph
+from graphc.fuzz import check_graph, native_available
 
 from tests.fuzz.generate import graphs, numpy_programs
 
@@ -37,6 +39,14 @@ def test_random_graphs_match_interpreter(case):
 @given(case=graphs(max_nodes=16))
 def test_random_deep_graphs_match_interpreter(case):
     check_graph(case.graph, case.inputs())
+
+
+# each example builds a C library (~0.1 s): fewer of them
+@pytest.mark.skipif(not native_available(), reason="no C compiler for native kernels")
+@fuzz(300)
+@given(case=graphs(max_nodes=10))
+def test_random_graphs_match_interpreter_in_native_kernels(case):
+    check_graph(case.graph, case.inputs(), modes=("native",))
 
 
 def _close(got, want, what):

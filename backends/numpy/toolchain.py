@@ -1,0 +1,124 @@
+"""The system C compiler, for native kernels: finding it, building a shared library
+from generated C, and a disk cache of what it built.
+
+A library is cached under a hash of its source, the flags, the compiler's version
+and the CPU's feature flags (the code is built with -march=native, so a library
+built on one machine must not load on another that shares the cache directory).
+The cache lives in GRAPHC_CACHE_DIR, else ~/.cache/graphc. Building writes to a
+temporary file and renames it, so parallel processes never load a half-written one.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+# -fno-math-errno lets sqrt vectorize; -fopenmp-simd enables only the `omp simd`
+# pragmas (no OpenMP runtime), which is what allows reductions to be vectorized
+# without -ffast-math changing the meaning of every other operation.
+FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-fPIC", "-shared",
+         "-std=c11")
+_MVEC_ISAS = (("b", 4), ("c", 8), ("d", 8), ("e", 16))  # SSE, AVX, AVX2, AVX-512
+
+_lock = threading.Lock()
+_loaded: dict[str, ctypes.CDLL] = {}
+
+
+class BuildError(RuntimeError):
+    """The compiler rejected generated C (a graphc bug; the caller falls back)."""
+
+
+@functools.lru_cache(maxsize=1)
+def compiler() -> str | None:
+    """The C compiler native kernels are built with (CC, else gcc, else cc), or None."""
+    for name in (os.environ.get("CC"), "gcc", "cc"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def vector_math() -> frozenset[str]:
+    """C math functions glibc's libmvec has in every vector width (expf, tanhf, ...):
+    declared `simd` in generated C, a loop calling them runs 8 or 16 lanes at a time.
+    Empty where there is no libmvec (the loops then call the scalar functions)."""
+    name = ctypes.util.find_library("mvec")
+    if name is None:
+        return frozenset()
+    try:
+        lib = ctypes.CDLL(name)
+    except OSError:
+        return frozenset()
+    found = set()
+    for fn in ("exp", "expm1", "log", "log1p", "tanh", "sin", "cos", "erf", "pow"):
+        for c_name, scale in ((fn + "f", 1), (fn, 2)):  # float, double: half the lanes
+            args = "vv" if fn == "pow" else "v"
+            if all(hasattr(lib, f"_ZGV{isa}N{lanes // scale}{args}_{c_name}")
+                   for isa, lanes in _MVEC_ISAS):
+                found.add(c_name)
+    return frozenset(found)
+
+
+def _libs() -> list[str]:
+    return ["-lmvec", "-lm"] if vector_math() else ["-lm"]
+
+
+@functools.lru_cache(maxsize=1)
+def _fingerprint() -> str:
+    cc = compiler() or ""
+    try:
+        version = subprocess.run([cc, "--version"], capture_output=True, text=True,
+                                 timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        version = ""
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((line for line in fh if line.startswith("flags")), "")
+    except OSError:
+        pass
+    return hashlib.sha256("\n".join([cc, version, cpu, *FLAGS, *_libs()]).encode()).hexdigest()
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("GRAPHC_CACHE_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "graphc")
+    return Path(root) / "native"
+
+
+def build(source: str) -> ctypes.CDLL:
+    """The shared library compiled from C `source`, built once and cached on disk."""
+    key = hashlib.sha256((_fingerprint() + source).encode()).hexdigest()[:32]
+    with _lock:
+        if key in _loaded:
+            return _loaded[key]
+        directory = cache_dir()
+        path = directory / f"k{key}.so"
+        if not path.exists():
+            _compile(source, directory, path)
+        lib = ctypes.CDLL(str(path))
+        _loaded[key] = lib
+        return lib
+
+
+def _compile(source: str, directory: Path, path: Path) -> None:
+    cc = compiler()
+    if cc is None:
+        raise BuildError("no C compiler found (set CC)")
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=directory) as tmp:
+        src = Path(tmp) / "kernels.c"
+        src.write_text(source)
+        out = Path(tmp) / "kernels.so"
+        done = subprocess.run([cc, *FLAGS, str(src), "-o", str(out), *_libs()],
+                              capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            raise BuildError(f"{cc} failed:\n{done.stderr[-4000:]}")
+        os.replace(out, path)
