@@ -207,6 +207,9 @@ class CompiledFunction:
         except GraphcError as exc:
             raise exc.with_traceback(None) from None
 
+    # where the C fast path (graphc/fastcall.c) sends a call it cannot serve
+    _py_call = __call__
+
     def _call(self, args: tuple, kwargs: dict, fast_key: tuple | None) -> Any:
         """A call off the fast path: any pytree, kwargs, static values, or a first call."""
         key, leaves = signature(args, kwargs, self.fn)
@@ -217,6 +220,9 @@ class CompiledFunction:
             self._stats.hit()
         if fast_key is not None:
             self._fast[fast_key] = entry
+            register = getattr(self, "_register", None)  # the C fast path, if built
+            if register is not None:
+                register(args, entry.run, entry.rebuild)
         flat = [leaves[i] for i, k in enumerate(key[1]) if k[0] == "array"]
         outputs = entry.run(*flat)
         return outputs[0] if entry.rebuild is None else entry.rebuild(outputs)
@@ -244,11 +250,14 @@ class CompiledFunction:
 
     def cache_info(self) -> CacheInfo:
         """Hits, misses (traces) and cached signatures so far."""
-        return CacheInfo(self._stats.hits, self._stats.misses, len(self._cache))
+        hits = self._stats.hits + getattr(self, "_fast_hits", 0)
+        return CacheInfo(hits, self._stats.misses, len(self._cache))
 
     def cache_clear(self) -> None:
         self._cache.clear()
         self._fast.clear()
+        if hasattr(self, "_clear_fast"):
+            self._clear_fast()
         self._stats = _Stats()
 
     def _compile(self, args, kwargs, key) -> _Entry:
@@ -416,9 +425,21 @@ def compile(fn: Callable | None = None, *, backend: str = "numpy",
     >>> gelu.cache_info()
     CacheInfo(hits=0, misses=1, entries=1)
     """
+    cls = _compiled_class()
     if fn is None:
-        return lambda f: CompiledFunction(f, backend=backend, passes=passes, check=check)
-    return CompiledFunction(fn, backend=backend, passes=passes, check=check)
+        return lambda f: cls(f, backend=backend, passes=passes, check=check)
+    return cls(fn, backend=backend, passes=passes, check=check)
+
+
+@functools.lru_cache(maxsize=1)
+def _compiled_class() -> type:
+    """CompiledFunction on top of the C fast path where that builds (see fastcall)."""
+    from graphc.fastcall import dispatcher
+    base = dispatcher()
+    if base is None:
+        return CompiledFunction
+    return type("CompiledFunction", (base, CompiledFunction),
+                {"__doc__": CompiledFunction.__doc__, "__module__": __name__})
 
 
 @_trimmed

@@ -179,6 +179,8 @@ def test_non_contiguous_inputs(rng):
     got, source = compiled(f, x, y)
     assert "_runc(" in source
     np.testing.assert_allclose(got, f(x, y), rtol=1e-6)
+    swapped = y.astype(">f4")  # big-endian: C reads the machine's byte order
+    np.testing.assert_allclose(compiled(f, x, swapped)[0], f(x, y), rtol=1e-6)
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
@@ -235,3 +237,14 @@ def test_native_off_by_environment(monkeypatch, rng):
     monkeypatch.setenv("GRAPHC_NATIVE", "0")
     x = rng.standard_normal((5, 6)).astype(F32)
     assert "_runc(" not in graphc.compile(lambda x: np.exp(x) + 1.0).lower(x).source
+
+
+def test_an_unwritable_cache_warns_and_runs_numpy_kernels(monkeypatch, tmp_path, rng):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(blocked))
+    x = rng.standard_normal((5, 7)).astype(F32)
+    f = graphc.compile(lambda x: np.tanh(x) * 0.5)
+    with pytest.warns(RuntimeWarning, match="failed to build"):
+        got = f(x)
+    np.testing.assert_allclose(got, np.tanh(x) * 0.5, rtol=1e-6)

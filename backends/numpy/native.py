@@ -170,6 +170,9 @@ EXPRESSIONS: dict[str, Callable] = {
     "cast": None,  # needs both dtypes: see _cast
 }
 REDUCTIONS = ("sum", "max", "min")
+# Stack bytes per kernel call for rows of values that later loops read (see
+# plan_saved); what does not fit is computed again. Threads' stacks are megabytes.
+SCRATCH_BYTES = 64 * 1024
 # Primitives of the kinds fused into kernels that run as numpy kernels instead, and why.
 NOT_NATIVE = {
     "argmax": "numpy's first-index tie and NaN rules are kept by numpy's own argmax",
@@ -374,7 +377,7 @@ class _Kernel:
                         v.type.shape != (R, 1):
                     raise _Unsupported("per-row value broadcast along a row")
         self.kind, self.level = kind, level
-        top = self.scalar_lines()
+        top = self.scalar_lines() + self.plan_saved(C)
         body: list[str] = []
         last = max(level.values())
         for k in range(last + 1):
@@ -386,6 +389,30 @@ class _Kernel:
             body += self.loop(k, C)
         return top + [f"for (int64_t r = lo; r < hi; r++) {{"] + \
             ["  " + line for line in body] + ["}"]
+
+    def plan_saved(self, C: int) -> list[str]:
+        """Full values that a later loop reads, kept in a row of scratch on the stack
+        (a store and a load from L1) rather than computed again (softmax's exp)."""
+        self.saved: dict[int, str] = {}
+        budget = SCRATCH_BYTES
+        for n in self.nodes:
+            v = n.output
+            if self.kind[id(v)] != "full" or id(v) in self.out_name:
+                continue
+            later = any(self.kind[id(u.output)] == "full" and
+                        self.level[id(u.output)] > self.level[id(v)]
+                        for u in self.nodes if v in u.inputs)
+            row_bytes = v.type.nbytes // max(1, self.space[0])
+            if later and row_bytes <= budget:
+                budget -= row_bytes
+                self.saved[id(v)] = f"s{len(self.saved)}"
+        return [f"{CTYPE[self.internal[vid].output.type.dtype]} {name}[{C}];  "
+                f"// a row of {_describe(self.internal[vid])}"
+                for vid, name in self.saved.items()]
+
+    def written(self, vid: int, k: int) -> bool:
+        """Whether full value vid was stored by a loop before loop k."""
+        return (vid in self.out_name or vid in self.saved) and self.level[vid] < k
 
     def row_operand(self, v: Value) -> str:
         if id(v) in self.local:
@@ -404,6 +431,7 @@ class _Kernel:
         targets = {id(n.output) for n in self.nodes if self.kind[id(n.output)] == "full"
                    and self.level[id(n.output)] == k and id(n.output) in self.out_name}
         targets |= {id(n.inputs[0]) for _, n in reductions if id(n.inputs[0]) in self.internal}
+        targets |= {vid for vid in self.saved if self.level[vid] == k}
         if not targets and not reductions:
             return []
         needed = set()
@@ -415,8 +443,7 @@ class _Kernel:
             needed.add(vid)
             n = self.internal[vid]
             for v in n.inputs:
-                if self.kind.get(id(v)) == "full" and not (
-                        id(v) in self.out_name and self.level[id(v)] < k):
+                if self.kind.get(id(v)) == "full" and not self.written(id(v), k):
                     stack.append(id(v))
         head, pragma, inner, tail = [], ["#pragma omp simd"], [], []
         self.in_loop = needed
@@ -425,6 +452,8 @@ class _Kernel:
                 inner.append(self.define(n, i, [self.full_operand(v, C) for v in n.inputs]))
                 if id(n.output) in self.out_name and self.level[id(n.output)] == k:
                     inner.append(f"{self.out_name[id(n.output)]}[r * {C} + c] = v{i};")
+                if id(n.output) in self.saved and self.level[id(n.output)] == k:
+                    inner.append(f"{self.saved[id(n.output)]}[c] = v{i};")
         for i, n in reductions:
             x = self.full_operand(n.inputs[0], C)
             self.reduction(i, n, x, head, pragma, inner, tail)
@@ -436,7 +465,9 @@ class _Kernel:
     def full_operand(self, v: Value, C: int) -> str:
         """v as read inside a loop over the columns of row r."""
         kind = self.kind.get(id(v))
-        if kind == "full" and id(v) not in self.in_loop:  # written out by an earlier loop
+        if kind == "full" and id(v) not in self.in_loop:  # stored by an earlier loop
+            if id(v) in self.saved:
+                return f"{self.saved[id(v)]}[c]"
             return f"{self.out_name[id(v)]}[r * {C} + c]"
         if kind is not None:
             return self.local[id(v)]

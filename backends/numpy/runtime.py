@@ -153,12 +153,15 @@ def run_native(kernel: Callable, rows: int, align: int, elements: int, n_inputs:
                *arrays: np.ndarray) -> None:
     """Run the C function `kernel(lo, hi, *pointers)` over [0, rows), split into one
     contiguous run per thread (ctypes releases the GIL for the call). The kernel
-    reads its inputs as C-contiguous arrays: others are copied first."""
+    reads its inputs as C-contiguous, aligned arrays in the machine's byte order: others
+    are copied first."""
     kept = list(arrays)  # holds the copies alive until the kernel returns
     for i in range(n_inputs):
         a = kept[i]
-        if type(a) is not np.ndarray or not a.flags.c_contiguous:
-            kept[i] = np.ascontiguousarray(a)
+        if type(a) is not np.ndarray or not (a.flags.c_contiguous and a.flags.aligned
+                                             and a.dtype.isnative):
+            a = np.asarray(a)  # a numpy scalar, say
+            kept[i] = np.require(a, a.dtype.newbyteorder("="), ["C", "A"])
     pointers = [a.ctypes.data for a in kept]
     runs = min(_threads, max(1, elements // NATIVE_SPLIT_ELEMENTS), -(-rows // align))
     if runs <= 1:

@@ -13,12 +13,15 @@ import ctypes
 import ctypes.util
 import functools
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
+from types import ModuleType
 
 # -fno-math-errno lets sqrt vectorize; -fopenmp-simd enables only the `omp simd`
 # pragmas (no OpenMP runtime), which is what allows reductions to be vectorized
@@ -28,7 +31,7 @@ FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-fPIC", "-
 _MVEC_ISAS = (("b", 4), ("c", 8), ("d", 8), ("e", 16))  # SSE, AVX, AVX2, AVX-512
 
 _lock = threading.Lock()
-_loaded: dict[str, ctypes.CDLL] = {}
+_loaded: dict[str, ctypes.CDLL | ModuleType] = {}
 
 
 class BuildError(RuntimeError):
@@ -99,16 +102,43 @@ def build(source: str) -> ctypes.CDLL:
     with _lock:
         if key in _loaded:
             return _loaded[key]
-        directory = cache_dir()
-        path = directory / f"k{key}.so"
-        if not path.exists():
-            _compile(source, directory, path)
-        lib = ctypes.CDLL(str(path))
+        try:
+            lib = ctypes.CDLL(str(_built(source, key, ())))
+        except OSError as exc:  # a library that does not load is no better than none
+            raise BuildError(f"loading the kernels failed: {exc}") from exc
         _loaded[key] = lib
         return lib
 
 
-def _compile(source: str, directory: Path, path: Path) -> None:
+def build_extension(name: str, source: str, include_dirs: list[str]) -> ModuleType:
+    """The Python extension module `name` compiled from C `source` (which includes
+    Python.h from `include_dirs`), built once per Python and numpy and cached."""
+    import numpy
+    stamp = "\n".join([sys.version, numpy.__version__, *include_dirs])
+    key = hashlib.sha256((_fingerprint() + stamp + source).encode()).hexdigest()[:32]
+    with _lock:
+        if key in _loaded:
+            return _loaded[key]
+        path = _built(source, key, tuple(f"-I{d}" for d in include_dirs))
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _loaded[key] = module
+        return module
+
+
+def _built(source: str, key: str, flags: tuple[str, ...]) -> Path:
+    directory = cache_dir()
+    path = directory / f"k{key}.so"
+    if not path.exists():
+        try:
+            _compile(source, directory, path, flags)
+        except (OSError, subprocess.SubprocessError) as exc:  # unwritable cache, timeout
+            raise BuildError(f"building in {directory} failed: {exc}") from exc
+    return path
+
+
+def _compile(source: str, directory: Path, path: Path, flags: tuple[str, ...]) -> None:
     cc = compiler()
     if cc is None:
         raise BuildError("no C compiler found (set CC)")
@@ -117,7 +147,7 @@ def _compile(source: str, directory: Path, path: Path) -> None:
         src = Path(tmp) / "kernels.c"
         src.write_text(source)
         out = Path(tmp) / "kernels.so"
-        done = subprocess.run([cc, *FLAGS, str(src), "-o", str(out), *_libs()],
+        done = subprocess.run([cc, *FLAGS, *flags, str(src), "-o", str(out), *_libs()],
                               capture_output=True, text=True, timeout=300)
         if done.returncode != 0:
             raise BuildError(f"{cc} failed:\n{done.stderr[-4000:]}")
