@@ -28,6 +28,9 @@ their first call, which includes one run); steady state is the median of `--repe
 samples after warm-up, the implementations interleaved round-robin, a sample of a fast
 call repeating it for about 2 ms. The memory floor of a memory-bound workload is the
 bytes it must move (its input arrays read once, its outputs written once) over the
-machine's copy bandwidth, measured once at the start with `np.copyto`.
+machine's copy bandwidth, measured once at the start with `np.copyto`. The floor of
+a matmul workload (mlp, mlp_train) is its matmuls alone through numpy's
+BLAS, timed in the same rounds as the implementations: fusion removes what lies
+between the matmuls, never the matmuls themselves.
 A peer that is not installed, or whose compile fails, shows as n/a with the reason.
 """

@@ -104,7 +104,8 @@ def format_notes(rows: Sequence[Row]) -> str:
 
 LEGEND = ("vs numpy, vs best peer: graphc's speedup (above 1: graphc is faster); kernels: "
           "before -> after fusion;\nfloor: bytes moved (inputs read, outputs written) over "
-          "the copy bandwidth, for memory-bound workloads")
+          "the copy bandwidth, for memory-bound workloads;\n       the workload's matmuls "
+          "alone in numpy's BLAS, timed with the others, for mlp and mlp_train")
 
 
 def machine(bandwidth: float) -> dict[str, Any]:

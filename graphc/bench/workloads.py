@@ -115,6 +115,20 @@ def tiny(x):
     return x + 1.0
 
 
+# --- the matmuls alone: the floor of the matmul workloads ---------------------------------
+
+def mlp_matmuls(x, w1, b1, w2, b2):
+    """mlp's two matmuls, nothing else."""
+    return (x @ w1) @ w2
+
+
+def mlp_train_matmuls(x, target, w1, b1, w2, b2):
+    """mlp_train's five matmuls (two forward, three backward), nothing else."""
+    h = x @ w1
+    y = h @ w2
+    return h.T @ y, x.T @ (y @ w2.T)
+
+
 # --- arguments ------------------------------------------------------------------------
 
 def _normal(rng: np.random.Generator, *shape: int, scale: float = 1.0) -> np.ndarray:
@@ -182,6 +196,9 @@ class Workload:
     # what graphc compiles, if not `fn`: for a training step, the loss alone under
     # graphc.value_and_grad (graphc derives the backward the others write by hand)
     graphc_fn: Callable[..., Any] | None = None
+    # for matmul workloads: the same matmuls alone, timed with the others as the
+    # floor that fusion cannot go below (BLAS does that work however it is called)
+    matmuls: Callable[..., Any] | None = None
 
     def args(self, quick: bool = False, seed: int = 0) -> tuple:
         """Fresh arguments (float32 arrays and static Python values)."""
@@ -197,9 +214,10 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in [
              _args_layernorm, memory_bound=True),
     Workload("chain", "8 elementwise ops in a chain", chain,
              _args_vector(4_194_304, 4096), memory_bound=True),
-    Workload("mlp", "gelu(x @ W1 + b1) @ W2 + b2", mlp, _args_mlp),
+    Workload("mlp", "gelu(x @ W1 + b1) @ W2 + b2", mlp, _args_mlp, matmuls=mlp_matmuls),
     Workload("mlp_train", "mlp forward, MSE loss, hand-written backward", mlp_train,
-             _args_mlp_train, graphc_fn=value_and_grad(mlp_loss, argnums=(2, 3, 4, 5))),
+             _args_mlp_train, graphc_fn=value_and_grad(mlp_loss, argnums=(2, 3, 4, 5)),
+             matmuls=mlp_train_matmuls),
     Workload("attention", "softmax(q k^T / sqrt(d)) v, single head", attention,
              _args_attention),
     Workload("adam", "one Adam update of parameters and moments", adam, _args_adam,
