@@ -406,6 +406,10 @@ def _dump(lowered: Lowered, index: int) -> None:
         fh.write(str(lowered.optimized) + "\n")
     with open(f"{base}.py", "w") as fh:
         fh.write(lowered.source)
+    native = getattr(lowered.executable, "native_source", "")
+    if native:  # also inside the .py; on its own, it compiles as it is
+        with open(f"{base}.c", "w") as fh:
+            fh.write(native)
 
 
 def compile(fn: Callable | None = None, *, backend: str = "numpy",

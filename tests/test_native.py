@@ -248,3 +248,16 @@ def test_an_unwritable_cache_warns_and_runs_numpy_kernels(monkeypatch, tmp_path,
     with pytest.warns(RuntimeWarning, match="failed to build"):
         got = f(x)
     np.testing.assert_allclose(got, np.tanh(x) * 0.5, rtol=1e-6)
+
+
+def test_dump_writes_the_c_source(monkeypatch, tmp_path, rng):
+    monkeypatch.setenv("GRAPHC_DUMP", str(tmp_path))
+
+    def scaled_exp(x):
+        return np.exp(x) * 2.0
+    x = rng.standard_normal((4, 9)).astype(F32)
+    f = graphc.compile(scaled_exp)
+    f(x)
+    c_file = tmp_path / "scaled_exp.0.c"
+    assert c_file.exists() and "expf(" in c_file.read_text()
+    assert c_file.read_text() in (tmp_path / "scaled_exp.0.py").read_text()

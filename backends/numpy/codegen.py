@@ -52,6 +52,7 @@ class Executable:
     source: str
     fn: Callable[..., tuple]
     filename: str
+    native_source: str = ""  # the C of its native kernels, if any (also in `source`)
 
 
 _RESERVED = {"np", "_consts", "_A", "_arena", "_run", "_runc", "_view", "_out", "_C_SOURCE"}
@@ -368,4 +369,5 @@ def compile_graph(graph: Graph) -> Executable:
     filename = f"<graphc-numpy:{graph.name}:{next(_counter)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     exec(compile(source, filename, "exec"), namespace)
-    return Executable(graph.name, source, namespace[_ident(graph.name)], filename)
+    return Executable(graph.name, source, namespace[_ident(graph.name)], filename,
+                      namespace.get("_C_SOURCE", ""))
