@@ -261,3 +261,19 @@ def test_dump_writes_the_c_source(monkeypatch, tmp_path, rng):
     c_file = tmp_path / "scaled_exp.0.c"
     assert c_file.exists() and "expf(" in c_file.read_text()
     assert c_file.read_text() in (tmp_path / "scaled_exp.0.py").read_text()
+
+
+def test_nd_kernels_split_their_first_axis_across_threads(rng):
+    def f(x, bias):
+        return np.maximum(x + bias, 0.0) * 0.5
+
+    x = rng.standard_normal((37, 16, 12, 20)).astype(F32)  # 142080 elements: two runs
+    bias = rng.standard_normal((1, 16, 1, 1)).astype(F32)
+    old = get_num_threads()
+    set_num_threads(2)
+    try:
+        got, source = compiled(f, x, bias)
+    finally:
+        set_num_threads(old)
+    assert "_runc(_n0, 37," in source
+    np.testing.assert_array_equal(got, f(x, bias))
