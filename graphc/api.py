@@ -404,8 +404,10 @@ def _dump(lowered: Lowered, index: int) -> None:
             fh.write(header + "\n" + str(lowered.stages[name]) + "\n")
     with open(f"{base}.optimized.ir", "w") as fh:
         fh.write(str(lowered.optimized) + "\n")
+    times = ", ".join(f"{stage} {secs * 1e3:.2f} ms" for stage, secs in
+                      lowered.stage_seconds.items())
     with open(f"{base}.py", "w") as fh:
-        fh.write(lowered.source)
+        fh.write(f"# compile time: {times}\n" + lowered.source)
     native = getattr(lowered.executable, "native_source", "")
     if native:  # also inside the .py; on its own, it compiles as it is
         with open(f"{base}.c", "w") as fh:

@@ -1,6 +1,7 @@
 """The public API: compile (bare and with options), the signature cache and its
 retrace explanations, lower, trace, interpret, GRAPHC_DUMP, check mode."""
 import os
+import re
 import warnings
 
 import numpy as np
@@ -175,7 +176,11 @@ def test_dump_directory(rng, tmp_path, monkeypatch):
             assert f"dumped.{index}.{suffix}" in files
     traced = (tmp_path / "dumped.0.traced.ir").read_text()
     assert "graph dumped(%x: f32[2])" in traced and "exp %x" in traced
-    assert "def dumped(x):" in (tmp_path / "dumped.1.py").read_text()
+    source = (tmp_path / "dumped.1.py").read_text()
+    assert "def dumped(x):" in source
+    # the time of each stage heads the generated source
+    assert re.match(r"# compile time: trace [\d.]+ ms, passes [\d.]+ ms, codegen [\d.]+ ms",
+                    source), source[:200]
 
 
 def test_check_mode_catches_a_wrong_pass(rng):
