@@ -30,7 +30,7 @@ from graphc.ir.text import format_node
 from backends.numpy import runtime
 from backends.numpy.kernels import Kernel, row_kernel
 from backends.numpy.lowering import LOWERINGS, Emitter, lower_into
-from backends.numpy import native, toolchain
+from backends.numpy import native, toolchain, windows
 from passes.memory import LiveRange, assign_slots
 
 _counter = itertools.count()
@@ -64,7 +64,7 @@ def _ident(name: str, taken: set[str] | None = None) -> str:
     if not ident or ident[0].isdigit():
         ident = "v" + ident
     if keyword.iskeyword(ident) or ident in _RESERVED or ident.startswith(
-            ("_c", "_ref_", "_k", "_s", "_n")):
+            ("_c", "_ref_", "_k", "_s", "_n", "_win_")):
         ident += "_"
     if taken is not None:
         base, n = ident, 1
@@ -314,6 +314,8 @@ def generate(graph: Graph, use_native: bool | None = None) -> tuple[str, dict[st
             namespace[nk.name] = fn
     for name in _REF_OPS:
         namespace[f"_ref_{name}"] = ops.OPS[name].impl
+    for name in ("max_pool2d", "max_pool2d_grad", "max_pool2d_gather"):  # C loops
+        namespace[f"_win_{name}"] = getattr(windows, name)
     return "\n".join(lines) + "\n", namespace
 
 

@@ -127,10 +127,11 @@ LOWERINGS: dict[str, Callable] = {
     "gather": _call("np.take"), "scatter_add": _ref("scatter_add"),
     "iota": _iota, "const": _const,
     "matmul": _call("np.matmul"),
-    "conv2d": _ref("conv2d"), "max_pool2d": _ref("max_pool2d"),
+    "conv2d": _ref("conv2d"), "max_pool2d": _call("_win_max_pool2d"),
     "avg_pool2d": _ref("avg_pool2d"), "conv2d_grad_input": _ref("conv2d_grad_input"),
     "conv2d_grad_weight": _ref("conv2d_grad_weight"),
-    "max_pool2d_grad": _ref("max_pool2d_grad"), "max_pool2d_gather": _ref("max_pool2d_gather"),
+    "max_pool2d_grad": _call("_win_max_pool2d_grad"),
+    "max_pool2d_gather": _call("_win_max_pool2d_gather"),
     "avg_pool2d_grad": _ref("avg_pool2d_grad"),
 }
 

@@ -163,15 +163,22 @@ def run_native(kernel: Callable, rows: int, align: int, elements: int, n_inputs:
             a = np.asarray(a)  # a numpy scalar, say
             kept[i] = np.require(a, a.dtype.newbyteorder("="), ["C", "A"])
     pointers = [a.ctypes.data for a in kept]
-    runs = min(_threads, max(1, elements // NATIVE_SPLIT_ELEMENTS), -(-rows // align))
+    runs = min(_threads, max(1, elements // NATIVE_SPLIT_ELEMENTS))
+    run_split(kernel, rows, align, runs, *pointers)
+
+
+def run_split(fn: Callable, count: int, align: int, runs: int, *args) -> None:
+    """fn(lo, hi, *args) over [0, count) in at most `runs` contiguous pieces, one per
+    thread, each piece (but the last) a multiple of `align` long."""
+    runs = min(runs, -(-count // align))
     if runs <= 1:
-        kernel(0, rows, *pointers)
+        fn(0, count, *args)
         return
-    per = -(-rows // runs // align) * align
-    bounds = [(lo, min(lo + per, rows)) for lo in range(0, rows, per)]
-    futures = [_pool().submit(kernel, lo, hi, *pointers) for lo, hi in bounds[1:]]
+    per = -(-count // runs // align) * align
+    bounds = [(lo, min(lo + per, count)) for lo in range(0, count, per)]
+    futures = [_pool().submit(fn, lo, hi, *args) for lo, hi in bounds[1:]]
     try:
-        kernel(bounds[0][0], bounds[0][1], *pointers)
+        fn(bounds[0][0], bounds[0][1], *args)
     finally:
         for f in futures:
             f.result()

@@ -82,15 +82,29 @@ def _windows(x, k, stride, padding, dilation, fill):
     return win[:, :, ::sh, ::sw, ::dh, ::dw]
 
 
+def _im2col(x, k, stride, padding, dilation, groups):
+    """(groups, cg*kh*kw, n*ho*wo): each window of x as a column, grouped by channels,
+    and (ho, wo). One copy from the windows view, in runs along the output's rows."""
+    win = _windows(x, k, stride, padding, dilation, 0)   # (n, c, ho, wo, kh, kw) view
+    n, c, ho, wo, kh, kw = win.shape
+    cols = win.transpose(1, 4, 5, 0, 2, 3)                # (c, kh, kw, n, ho, wo)
+    return cols.reshape(groups, c // groups * kh * kw, n * ho * wo), (ho, wo)
+
+
+def _by_group(t, groups):
+    """(n, o, ho, wo) -> (groups, o/groups, n*ho*wo): channels first, as im2col's."""
+    n, o, ho, wo = t.shape
+    return t.reshape(n, groups, o // groups, ho * wo).transpose(1, 2, 0, 3).reshape(
+        groups, o // groups, n * ho * wo)
+
+
 def _conv2d(x, w, stride, padding, dilation, groups):
-    n, c, _, _ = x.shape
+    n = x.shape[0]
     o, cg, kh, kw = w.shape
-    win = _windows(x, (kh, kw), stride, padding, dilation, 0)
-    ho, wo = win.shape[2:4]
-    win = win.reshape(n, groups, cg, ho, wo, kh, kw)
-    wg = w.reshape(groups, o // groups, cg, kh, kw)
-    out = np.einsum("ngchwij,gocij->ngohw", win, wg, optimize=True)
-    return out.reshape(n, o, ho, wo).astype(x.dtype, copy=False)
+    cols, (ho, wo) = _im2col(x, (kh, kw), stride, padding, dilation, groups)
+    out = np.matmul(w.reshape(groups, o // groups, cg * kh * kw), cols)  # one GEMM a group
+    out = out.reshape(o, n, ho, wo).transpose(1, 0, 2, 3)
+    return np.ascontiguousarray(out).astype(x.dtype, copy=False)
 
 
 register(OpDef("conv2d", ("stride", "padding", "dilation", "groups"), _conv2d_infer,
@@ -253,26 +267,18 @@ def _conv2d_grad_input(g, w, stride, padding, dilation, groups, input_shape):
     n, c = input_shape[:2]
     o, cg, kh, kw = w.shape
     ho, wo = g.shape[2:]
-    # every window element gets sum over the group's output channels of g * w
-    gg = g.reshape(n, groups, o // groups, ho * wo)
+    # every window element gets the sum over its group's output channels of g * w
     wg = w.reshape(groups, o // groups, cg * kh * kw)
-    cols = np.matmul(wg.transpose(0, 2, 1), gg)            # (n, groups, cg*kh*kw, ho*wo)
-    cols = cols.reshape(n, c, kh, kw, ho, wo).transpose(0, 1, 4, 5, 2, 3)
+    cols = np.matmul(wg.transpose(0, 2, 1), _by_group(g, groups))  # (groups, cg*kh*kw, nP)
+    cols = cols.reshape(c, kh, kw, n, ho, wo).transpose(3, 0, 4, 5, 1, 2)
     return col2im(cols, input_shape, stride, padding, dilation).astype(g.dtype, copy=False)
 
 
 def _conv2d_grad_weight(x, g, stride, padding, dilation, groups, weight_shape):
-    n = x.shape[0]
     o, cg, kh, kw = weight_shape
-    ho, wo = g.shape[2:]
-    win = _windows(x, (kh, kw), stride, padding, dilation, 0)  # (n, c, ho, wo, kh, kw)
     # dw[o, c, i, j] = sum over n and positions of g[n, o, pos] * window[n, c, pos, i, j]
-    win = win.reshape(n, groups, cg, ho * wo, kh * kw).transpose(1, 2, 4, 0, 3)
-    gg = g.reshape(n, groups, o // groups, ho * wo).transpose(1, 0, 3, 2)
-    win = win.reshape(groups, cg * kh * kw, n * ho * wo)
-    gg = gg.reshape(groups, n * ho * wo, o // groups)
-    dw = np.matmul(win, gg)                                  # (groups, cg*kh*kw, o/groups)
-    dw = dw.reshape(groups, cg, kh, kw, o // groups).transpose(0, 4, 1, 2, 3)
+    cols, _ = _im2col(x, (kh, kw), stride, padding, dilation, groups)
+    dw = np.matmul(_by_group(g, groups), cols.transpose(0, 2, 1))  # (groups, o/g, cg*kh*kw)
     return dw.reshape(weight_shape).astype(g.dtype, copy=False)
 
 

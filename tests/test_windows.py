@@ -1,0 +1,62 @@
+"""Max pooling in C (backends/numpy/windows.c) against the ops' reference
+implementations: the same maxima, picked by the same rule, bit for bit."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backends.numpy import toolchain, windows
+from graphc.ops import OPS
+
+pytestmark = pytest.mark.skipif(toolchain.compiler() is None, reason="no C compiler")
+
+# (input shape, kernel, stride, padding): overlapping windows, padding, odd sizes
+GEOMETRIES = [((2, 3, 8, 8), (2, 2), (2, 2), (0, 0)),
+              ((2, 2, 7, 9), (3, 3), (2, 2), (1, 1)),
+              ((1, 4, 6, 5), (3, 2), (1, 1), (1, 0)),
+              ((3, 1, 9, 9), (2, 3), (3, 1), (0, 1))]
+
+
+def _inputs(rng, shape, dtype):
+    x = rng.integers(-2, 3, shape).astype(dtype)   # small integers: many ties
+    x.flat[::7] = np.nan
+    x.flat[3::11] = -np.inf
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, kernel, stride, padding", GEOMETRIES)
+def test_window_ops_match_the_references(rng, dtype, shape, kernel, stride, padding):
+    attrs = dict(kernel=kernel, stride=stride, padding=padding)
+    x = _inputs(rng, shape, dtype)
+    assert windows._c_function("max_pool2d", x) is not None  # the C path, not the reference
+    y = windows.max_pool2d(x, **attrs)
+    np.testing.assert_array_equal(y, OPS["max_pool2d"].impl(x, **attrs), strict=True)
+    g = rng.standard_normal(y.shape).astype(dtype)
+    # where windows overlap, an element can be the max of several: its gradient is a
+    # sum, added in window order here and in kernel-offset order in the reference
+    overlap = any(s < k for s, k in zip(stride, kernel))
+    rtol = (1e-6 if dtype == np.float32 else 1e-14) if overlap else 0
+    np.testing.assert_allclose(windows.max_pool2d_grad(x, g, **attrs),
+                               OPS["max_pool2d_grad"].impl(x, g, **attrs), rtol=rtol,
+                               strict=True)
+    h = rng.standard_normal(shape).astype(dtype)
+    np.testing.assert_array_equal(windows.max_pool2d_gather(x, h, **attrs),
+                                  OPS["max_pool2d_gather"].impl(x, h, **attrs), strict=True)
+
+
+def test_non_contiguous_input_and_many_planes_across_threads(rng):
+    x = rng.standard_normal((16, 40, 20, 24)).astype(np.float32).transpose(0, 1, 3, 2)
+    attrs = dict(kernel=(2, 2), stride=(2, 2), padding=(0, 0))
+    np.testing.assert_array_equal(windows.max_pool2d(x, **attrs),
+                                  OPS["max_pool2d"].impl(x, **attrs))
+
+
+def test_other_dtypes_and_native_off_use_the_reference(rng, monkeypatch):
+    attrs = dict(kernel=(2, 2), stride=(2, 2), padding=(0, 0))
+    x = rng.integers(-5, 5, (1, 2, 4, 4)).astype(np.int32)
+    assert windows._c_function("max_pool2d", x) is None
+    np.testing.assert_array_equal(windows.max_pool2d(x, **attrs),
+                                  OPS["max_pool2d"].impl(x, **attrs), strict=True)
+    monkeypatch.setenv("GRAPHC_NATIVE", "0")
+    assert windows._c_function("max_pool2d", x.astype(np.float32)) is None
