@@ -302,8 +302,19 @@ def _matmul(e: Emit, n: Node, g: Value):
     a, b = n.inputs
     return [e.unbroadcast(e("matmul", g, _swap_last(e, e.x(1))), a.type.shape)
             if e.want(0) else None,
-            e.unbroadcast(e("matmul", _swap_last(e, e.x(0)), g), b.type.shape)
-            if e.want(1) else None]
+            _matmul_weight_grad(e, a, b, g) if e.want(1) else None]
+
+
+def _matmul_weight_grad(e: Emit, a: Value, b: Value, g: Value) -> Value:
+    """d(a @ b)/db. A 2-d b (a layer's weight) under a batched a gets the sum over the
+    batch as one GEMM over all rows, (rows, K)^T @ (rows, N), rather than a batch of
+    products summed afterwards (a (batch, K, N) array made only to be reduced)."""
+    if b.type.ndim == 2 and a.type.ndim > 2:
+        k, rows = a.type.shape[-1], a.type.size // a.type.shape[-1]
+        flat_a = e("reshape", e.x(0), shape=(rows, k))
+        flat_g = e("reshape", g, shape=(rows, g.type.shape[-1]))
+        return e("matmul", _swap_last(e, flat_a), flat_g)
+    return e.unbroadcast(e("matmul", _swap_last(e, e.x(0)), g), b.type.shape)
 
 
 # ---- convolution and pooling ---------------------------------------------------------

@@ -261,7 +261,8 @@ for _id, _shape, _idx, _axis in [("repeated-negative", (5, 3), np.array([0, -1, 
 
 for _a, _b in [((3, 4), (4, 5)), ((2, 3, 4), (2, 4, 5)), ((2, 1, 3, 4), (5, 4, 6)),
                ((3, 4), (2, 4, 5)), ((4,), (4, 5)), ((3, 4), (4,)), ((4,), (4,)),
-               ((2, 3, 4), (4,)), ((3,), (2, 3, 4))]:  # the 1-d ones follow np.matmul's rules
+               ((2, 3, 4), (4,)), ((3,), (2, 3, 4)),  # the 1-d ones follow np.matmul's rules
+               ((2, 3, 4), (4, 5)), ((2, 2, 3, 4), (4, 5))]:  # a 2-d b: one GEMM for its grad
     case(f"matmul-{list(_a)}@{list(_b)}", "matmul", np.matmul, [normal(*_a), normal(*_b)],
          torch.matmul)
 

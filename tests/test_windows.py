@@ -10,6 +10,11 @@ from graphc.ops import OPS
 
 pytestmark = pytest.mark.skipif(toolchain.compiler() is None, reason="no C compiler")
 
+
+@pytest.fixture(autouse=True)
+def native_on(monkeypatch):  # the suite also runs with GRAPHC_NATIVE=0
+    monkeypatch.setenv("GRAPHC_NATIVE", "1")
+
 # (input shape, kernel, stride, padding): overlapping windows, padding, odd sizes
 GEOMETRIES = [((2, 3, 8, 8), (2, 2), (2, 2), (0, 0)),
               ((2, 2, 7, 9), (3, 3), (2, 2), (1, 1)),
