@@ -13,72 +13,86 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
     int64_t h, w, ho, wo, kh, kw, sh, sw, ph, pw;
 } Geometry;
 
+/* pick_row: for output row i of one plane, the index in the plane of each window's
+ * chosen element (-1 for a window of padding only) into idx[0..wo). The scan goes
+ * over the window offsets (a, b) row-major, as the rule wants, and within one offset
+ * over every output column at once, which vectorizes. best[] is scratch. */
 #define WINDOW_OPS(T, SUFFIX)                                                            \
-static int64_t pick_##SUFFIX(const T *x, const Geometry *g, int64_t i, int64_t j) {     \
-    int64_t best = -1;                                                                  \
-    T value = 0;                                                                        \
+static void pick_row_##SUFFIX(const T *restrict x, const Geometry *g, int64_t i,         \
+                              T *restrict best, int64_t *restrict idx) {                \
+    for (int64_t j = 0; j < g->wo; j++)                                                 \
+        idx[j] = -1;                                                                    \
     for (int64_t a = 0; a < g->kh; a++) {                                               \
         int64_t r = i * g->sh - g->ph + a;                                              \
         if (r < 0 || r >= g->h)                                                         \
             continue;                                                                   \
+        const T *restrict row = x + r * g->w;                                                  \
         for (int64_t b = 0; b < g->kw; b++) {                                           \
-            int64_t c = j * g->sw - g->pw + b;                                          \
-            if (c < 0 || c >= g->w)                                                     \
-                continue;                                                               \
-            T v = x[r * g->w + c];                                                      \
-            if (best < 0 || v > value || v != v) {                                      \
-                best = r * g->w + c;                                                    \
-                value = v;                                                              \
+            /* the columns j whose window column c = j*sw - pw + b lies in [0, w) */     \
+            int64_t off = b - g->pw;                                                    \
+            int64_t j0 = off >= 0 ? 0 : (-off + g->sw - 1) / g->sw;                     \
+            int64_t j1 = g->w - 1 - off < 0 ? 0 : (g->w - 1 - off) / g->sw + 1;         \
+            if (j1 > g->wo)                                                             \
+                j1 = g->wo;                                                             \
+            _Pragma("omp simd")                                                         \
+            for (int64_t j = j0; j < j1; j++) {                                         \
+                int64_t c = j * g->sw + off;                                            \
+                T v = row[c], cur = best[j];                                            \
+                int64_t chosen = idx[j];                                                \
+                int take = (chosen < 0) | (v > cur) | (v != v);  /* no branches */      \
+                best[j] = take ? v : cur;                                               \
+                idx[j] = take ? r * g->w + c : chosen;                                  \
             }                                                                           \
         }                                                                               \
     }                                                                                   \
-    return best;                                                                        \
+}                                                                                       \
+                                                                                        \
+/* op 0: y = x at the picks; op 1: dx += g at the picks; op 2: y = h at the picks */    \
+static void window_op_##SUFFIX(int op, int64_t p0, int64_t p1, const T *x, const T *in, \
+                               T *out, const Geometry *g) {                             \
+    T *best = malloc(sizeof(T) * g->wo);                                                \
+    int64_t *idx = malloc(sizeof(int64_t) * g->wo);                                     \
+    if (best == NULL || idx == NULL)                                                    \
+        abort();                                                                        \
+    int64_t plane = g->h * g->w, pooled = g->ho * g->wo;                                \
+    for (int64_t p = p0; p < p1; p++) {                                                 \
+        const T *xp = x + p * plane;                                                    \
+        if (op == 1)                                                                    \
+            memset(out + p * plane, 0, sizeof(T) * plane);                              \
+        for (int64_t i = 0; i < g->ho; i++) {                                           \
+            pick_row_##SUFFIX(xp, g, i, best, idx);                                     \
+            for (int64_t j = 0; j < g->wo; j++) {                                       \
+                int64_t k = idx[j], o = p * pooled + i * g->wo + j;                     \
+                if (op == 0)                                                            \
+                    out[o] = k < 0 ? -INFINITY : xp[k];                                 \
+                else if (op == 1 && k >= 0)                                             \
+                    out[p * plane + k] += in[o];                                        \
+                else if (op == 2)                                                       \
+                    out[o] = k < 0 ? 0 : in[p * plane + k];                             \
+            }                                                                           \
+        }                                                                               \
+    }                                                                                   \
+    free(best);                                                                         \
+    free(idx);                                                                          \
 }                                                                                       \
                                                                                         \
 void max_pool2d_##SUFFIX(int64_t p0, int64_t p1, const T *x, T *y, const Geometry *g) { \
-    for (int64_t p = p0; p < p1; p++) {                                                 \
-        const T *xp = x + p * g->h * g->w;                                              \
-        T *yp = y + p * g->ho * g->wo;                                                  \
-        for (int64_t i = 0; i < g->ho; i++)                                             \
-            for (int64_t j = 0; j < g->wo; j++) {                                       \
-                int64_t k = pick_##SUFFIX(xp, g, i, j);                                 \
-                yp[i * g->wo + j] = k < 0 ? -INFINITY : xp[k];                          \
-            }                                                                           \
-    }                                                                                   \
+    window_op_##SUFFIX(0, p0, p1, x, NULL, y, g);                                       \
 }                                                                                       \
-                                                                                        \
 void max_pool2d_grad_##SUFFIX(int64_t p0, int64_t p1, const T *x, const T *dy, T *dx,   \
                               const Geometry *g) {                                      \
-    for (int64_t p = p0; p < p1; p++) {                                                 \
-        const T *xp = x + p * g->h * g->w, *gp = dy + p * g->ho * g->wo;                \
-        T *dxp = dx + p * g->h * g->w;                                                  \
-        memset(dxp, 0, sizeof(T) * g->h * g->w);                                        \
-        for (int64_t i = 0; i < g->ho; i++)                                             \
-            for (int64_t j = 0; j < g->wo; j++) {                                       \
-                int64_t k = pick_##SUFFIX(xp, g, i, j);                                 \
-                if (k >= 0)                                                             \
-                    dxp[k] += gp[i * g->wo + j];                                        \
-            }                                                                           \
-    }                                                                                   \
+    window_op_##SUFFIX(1, p0, p1, x, dy, dx, g);                                        \
 }                                                                                       \
-                                                                                        \
 void max_pool2d_gather_##SUFFIX(int64_t p0, int64_t p1, const T *x, const T *h, T *y,   \
                                 const Geometry *g) {                                    \
-    for (int64_t p = p0; p < p1; p++) {                                                 \
-        const T *xp = x + p * g->h * g->w, *hp = h + p * g->h * g->w;                   \
-        T *yp = y + p * g->ho * g->wo;                                                  \
-        for (int64_t i = 0; i < g->ho; i++)                                             \
-            for (int64_t j = 0; j < g->wo; j++) {                                       \
-                int64_t k = pick_##SUFFIX(xp, g, i, j);                                 \
-                yp[i * g->wo + j] = k < 0 ? 0 : hp[k];                                  \
-            }                                                                           \
-    }                                                                                   \
+    window_op_##SUFFIX(2, p0, p1, x, h, y, g);                                          \
 }
 
 WINDOW_OPS(float, f32)
