@@ -226,6 +226,8 @@ class _Kernel:
         self.local: dict[int, str] = {}
         self.math: set[tuple] = set()
         self.in_loop: set[int] = set()   # full values computed in the loop being written
+        self.loaded: dict[str, str] = {}  # array reads already in locals, in this scope
+        self.loads = 0
         for n in nodes:
             if len(n.outputs) != 1 or n.op in NOT_NATIVE:
                 raise _Unsupported(n.op)
@@ -257,14 +259,28 @@ class _Kernel:
             if n.output.type.ndim == 0:
                 args = [self.local[id(v)] if id(v) in self.local else f"{self.param(v)}[0]"
                         for v in n.inputs]
-                lines.append(self.define(n, i, args))
+                lines += self.define(n, i, args)
+        self.loaded = {}
         return lines
 
-    def define(self, n: Node, i: int, args: list[str]) -> str:
+    def define(self, n: Node, i: int, args: list[str]) -> list[str]:
+        """Lines computing node n as the local v{i}. Array reads among the arguments
+        become locals first: a read inside `c ? a[i] : b[i]` would be a branch (the
+        compiler may not load what C does not evaluate), a local makes it a blend."""
+        lines = []
+        for k, arg in enumerate(args):
+            if "[" in arg:
+                if arg not in self.loaded:
+                    self.loaded[arg] = f"x{self.loads}"
+                    self.loads += 1
+                    t = CTYPE[n.inputs[k].type.dtype]
+                    lines.append(f"const {t} {self.loaded[arg]} = {arg};")
+                args = args[:k] + [self.loaded[arg]] + args[k + 1:]
         name = f"v{i}"
         self.local[id(n.output)] = name
         t = CTYPE[n.output.type.dtype]
-        return f"const {t} {name} = {_expression(n, args, self.math)};  // {_describe(n)}"
+        return lines + [f"const {t} {name} = {_expression(n, args, self.math)};  "
+                        f"// {_describe(n)}"]
 
     def generate(self) -> NativeKernel:
         flat = all(OPS[n.op].kind is Kind.ELEMENTWISE for n in self.nodes) and all(
@@ -301,7 +317,7 @@ class _Kernel:
             args = [self.local[id(v)] if id(v) in self.local else
                     f"{self.param(v)}[{'i' if v.type.shape == self.space else '0'}]"
                     for v in n.inputs]
-            loop.append(self.define(n, i, args))
+            loop += self.define(n, i, args)
             if id(n.output) in self.out_name:
                 loop.append(f"{self.out_name[id(n.output)]}[i] = v{i};")
         return top + ["#pragma omp simd", "for (int64_t i = lo; i < hi; i++) {"] + \
@@ -330,7 +346,7 @@ class _Kernel:
             if n.output.type.ndim:
                 args = [self.local[id(v)] if id(v) in self.local else
                         f"{self.param(v)}[{index(v.type.shape)}]" for v in n.inputs]
-                inner.append(self.define(n, i, args))
+                inner += self.define(n, i, args)
                 if id(n.output) in self.out_name:
                     inner.append(f"{self.out_name[id(n.output)]}[{index(self.space)}] = v{i};")
         self.nd_rows = space[0]
@@ -384,7 +400,7 @@ class _Kernel:
             for i, n in enumerate(self.nodes):
                 if kind[id(n.output)] == "row" and level[id(n.output)] == k and \
                         OPS[n.op].kind is not Kind.REDUCTION:
-                    body.append(self.define(n, i, [self.row_operand(v) for v in n.inputs]))
+                    body += self.define(n, i, [self.row_operand(v) for v in n.inputs])
                     self.store_row(n, i, body)
             body += self.loop(k, C)
         return top + [f"for (int64_t r = lo; r < hi; r++) {{"] + \
@@ -446,10 +462,10 @@ class _Kernel:
                 if self.kind.get(id(v)) == "full" and not self.written(id(v), k):
                     stack.append(id(v))
         head, pragma, inner, tail = [], ["#pragma omp simd"], [], []
-        self.in_loop = needed
+        self.in_loop, self.loaded = needed, {}
         for i, n in enumerate(self.nodes):
             if id(n.output) in needed:
-                inner.append(self.define(n, i, [self.full_operand(v, C) for v in n.inputs]))
+                inner += self.define(n, i, [self.full_operand(v, C) for v in n.inputs])
                 if id(n.output) in self.out_name and self.level[id(n.output)] == k:
                     inner.append(f"{self.out_name[id(n.output)]}[r * {C} + c] = v{i};")
                 if id(n.output) in self.saved and self.level[id(n.output)] == k:
@@ -459,6 +475,7 @@ class _Kernel:
             self.reduction(i, n, x, head, pragma, inner, tail)
         for vid in needed:  # loop-local names, out of scope after the loop
             del self.local[vid]
+        self.loaded = {}
         return head + [" ".join(pragma), f"for (int64_t c = 0; c < {C}; c++) {{"] + \
             ["  " + line for line in inner] + ["}"] + tail
 

@@ -270,8 +270,10 @@ def _conv2d_grad_input(g, w, stride, padding, dilation, groups, input_shape):
     # every window element gets the sum over its group's output channels of g * w
     wg = w.reshape(groups, o // groups, cg * kh * kw)
     cols = np.matmul(wg.transpose(0, 2, 1), _by_group(g, groups))  # (groups, cg*kh*kw, nP)
-    cols = cols.reshape(c, kh, kw, n, ho, wo).transpose(3, 0, 4, 5, 1, 2)
-    return col2im(cols, input_shape, stride, padding, dilation).astype(g.dtype, copy=False)
+    # added back channels first, the order the columns are in memory, then transposed
+    cols = cols.reshape(c, kh, kw, n, ho, wo).transpose(0, 3, 4, 5, 1, 2)
+    dx = col2im(cols, (c, n) + tuple(input_shape[2:]), stride, padding, dilation)
+    return np.ascontiguousarray(dx.transpose(1, 0, 2, 3)).astype(g.dtype, copy=False)
 
 
 def _conv2d_grad_weight(x, g, stride, padding, dilation, groups, weight_shape):
