@@ -54,49 +54,34 @@ def _c_function(op: str, *arrays: np.ndarray):
     return getattr(lib, f"{op}_{_SUFFIX[dtype]}") if lib is not None else None
 
 
-def _run(fn, planes: int, plane_elements: int, geometry: _Geometry, *arrays) -> None:
-    """fn over the planes (N * C of them), split across the runtime's threads."""
-    runs = min(runtime.get_num_threads(),
-               max(1, planes * plane_elements // runtime.NATIVE_SPLIT_ELEMENTS))
-    runtime.run_split(fn, planes, 1, runs, *[a.ctypes.data for a in arrays],
-                      ctypes.addressof(geometry))
-
-
-def _geometry(x_shape, y_shape, kernel, stride, padding) -> _Geometry:
-    return _Geometry(*x_shape[2:], *y_shape[2:], *kernel, *stride, *padding)
-
-
 def max_pool2d(x: np.ndarray, kernel, stride, padding) -> np.ndarray:
-    fn = _c_function("max_pool2d", x)
-    if fn is None:
-        return ops.OPS["max_pool2d"].impl(x, kernel, stride, padding)
-    x = np.ascontiguousarray(x)
-    y = np.empty(_pooled(x.shape, kernel, stride, padding), x.dtype)
-    _run(fn, x.shape[0] * x.shape[1], x.shape[2] * x.shape[3],
-         _geometry(x.shape, y.shape, kernel, stride, padding), x, y)
-    return y
+    return _window_op("max_pool2d", (x,), _pooled(x.shape, kernel, stride, padding),
+                      kernel, stride, padding)
 
 
 def max_pool2d_grad(x: np.ndarray, g: np.ndarray, kernel, stride, padding) -> np.ndarray:
-    fn = _c_function("max_pool2d_grad", x, g)
-    if fn is None:
-        return ops.OPS["max_pool2d_grad"].impl(x, g, kernel, stride, padding)
-    x, g = np.ascontiguousarray(x), np.ascontiguousarray(g)
-    dx = np.empty(x.shape, x.dtype)
-    _run(fn, x.shape[0] * x.shape[1], x.shape[2] * x.shape[3],
-         _geometry(x.shape, g.shape, kernel, stride, padding), x, g, dx)
-    return dx
+    return _window_op("max_pool2d_grad", (x, g), x.shape, kernel, stride, padding)
 
 
 def max_pool2d_gather(x: np.ndarray, h: np.ndarray, kernel, stride, padding) -> np.ndarray:
-    fn = _c_function("max_pool2d_gather", x, h)
+    return _window_op("max_pool2d_gather", (x, h), _pooled(x.shape, kernel, stride, padding),
+                      kernel, stride, padding)
+
+
+def _window_op(op: str, inputs: tuple, out_shape, kernel, stride, padding) -> np.ndarray:
+    """`op` on its inputs in C, the N * C planes split across the runtime's threads."""
+    fn = _c_function(op, *inputs)
     if fn is None:
-        return ops.OPS["max_pool2d_gather"].impl(x, h, kernel, stride, padding)
-    x, h = np.ascontiguousarray(x), np.ascontiguousarray(h)
-    y = np.empty(_pooled(x.shape, kernel, stride, padding), x.dtype)
-    _run(fn, x.shape[0] * x.shape[1], x.shape[2] * x.shape[3],
-         _geometry(x.shape, y.shape, kernel, stride, padding), x, h, y)
-    return y
+        return ops.OPS[op].impl(*inputs, kernel=kernel, stride=stride, padding=padding)
+    x = inputs[0]
+    arrays = [np.ascontiguousarray(a) for a in inputs] + [np.empty(out_shape, x.dtype)]
+    pooled = _pooled(x.shape, kernel, stride, padding)
+    geometry = _Geometry(*x.shape[2:], *pooled[2:], *kernel, *stride, *padding)
+    planes = x.shape[0] * x.shape[1]
+    runs = min(runtime.get_num_threads(), max(1, x.size // runtime.NATIVE_SPLIT_ELEMENTS))
+    runtime.run_split(fn, planes, 1, runs, *[a.ctypes.data for a in arrays],
+                      ctypes.addressof(geometry))
+    return arrays[-1]
 
 
 def _pooled(shape, kernel, stride, padding) -> tuple[int, ...]:
