@@ -144,8 +144,9 @@ class _Program:
             # a batch of rows times one matrix is one GEMM over all the rows: BLAS runs
             # it ~1.3x faster than numpy's loop of one GEMM per batch entry
             k, n = tb.shape
-            self.body.append(_line(f"np.matmul(np.reshape({a}, (-1, {k})), {b}, "
-                                   f"out=np.reshape({out}, (-1, {n})))", node))
+            rows = int(np.prod(ta.shape[:-1]))  # not -1: K may be 0
+            self.body.append(_line(f"np.matmul(np.reshape({a}, ({rows}, {k})), {b}, "
+                                   f"out=np.reshape({out}, ({rows}, {n})))", node))
             return
         self.body.append(_line(f"np.matmul({a}, {b}, out={out})", node))
 

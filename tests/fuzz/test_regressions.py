@@ -30,3 +30,14 @@ def test_elementwise_producer_of_a_matmul_is_not_merged_as_its_epilogue_sibling(
             assert group.nodes[0].op == "matmul", str(fused)
     x0 = np.random.default_rng(0).uniform(0.5, 2.0, (3, 3)).astype(np.float32)
     check_graph(graph, [x0])
+
+
+def test_batched_matmul_by_a_matrix_with_an_empty_inner_dim():
+    # backends/numpy/codegen.py ran a (..., M, K) @ (K, N) matmul as one GEMM over
+    # np.reshape(a, (-1, K)), which numpy cannot resolve when K is 0 (ValueError)
+    graph = parse("""graph fuzz(%x0: f32[1,3,0], %x4: f32[0,2]) -> (f32[1,3,2]) {
+  %0: f32[1,3,0] = neg %x0
+  %4: f32[1,3,2] = matmul %0, %x4
+  return %4
+}""")
+    check_graph(graph, [np.zeros((1, 3, 0), np.float32), np.zeros((0, 2), np.float32)])
