@@ -7,7 +7,9 @@ functions may differ from numpy's by an ulp or two.
 """
 from __future__ import annotations
 
+import tempfile
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -277,3 +279,12 @@ def test_nd_kernels_split_their_first_axis_across_threads(rng):
         set_num_threads(old)
     assert "_runc(_n0, 37," in source
     np.testing.assert_array_equal(got, f(x, bias))
+
+
+def test_a_home_without_a_writable_cache_uses_the_temporary_directory(monkeypatch, tmp_path):
+    monkeypatch.delenv("GRAPHC_CACHE_DIR", raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".cache").write_text("a file, not a directory")
+    monkeypatch.setenv("HOME", str(home))
+    assert toolchain.cache_dir().parent.parent == Path(tempfile.gettempdir())

@@ -91,9 +91,20 @@ def _fingerprint() -> str:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("GRAPHC_CACHE_DIR") or os.path.join(
-        os.path.expanduser("~"), ".cache", "graphc")
-    return Path(root) / "native"
+    """GRAPHC_CACHE_DIR/native, else ~/.cache/graphc/native, else (a home with no
+    writable cache, as on some CI machines) a folder in the temporary directory."""
+    chosen = os.environ.get("GRAPHC_CACHE_DIR")
+    if chosen:
+        return Path(chosen) / "native"
+    home = Path(os.path.expanduser("~")) / ".cache" / "graphc" / "native"
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        if os.access(home, os.W_OK):
+            return home
+    except OSError:
+        pass
+    user = getattr(os, "getuid", lambda: 0)()
+    return Path(tempfile.gettempdir()) / f"graphc-{user}" / "native"
 
 
 def build(source: str) -> ctypes.CDLL:
