@@ -26,7 +26,7 @@ import numpy as np
 
 from graphc import dtypes
 from graphc.errors import GraphcError, SourceLoc
-from graphc.ir import Graph, Node, Value
+from graphc.ir import Graph, Node, TensorType, Value
 from graphc.ops import OPS
 from passes.rewrite import GraphBuilder
 
@@ -299,22 +299,31 @@ def _swap_last(e: Emit, v: Value) -> Value:
 
 @defvjp("matmul")
 def _matmul(e: Emit, n: Node, g: Value):
-    a, b = n.inputs
-    return [e.unbroadcast(e("matmul", g, _swap_last(e, e.x(1))), a.type.shape)
-            if e.want(0) else None,
-            _matmul_weight_grad(e, a, b, g) if e.want(1) else None]
+    # with transpose flags, the operands as multiplied are a.T and/or b.T: their
+    # gradients come from the plain rule, then go back through the same transposes
+    # (which simplify folds into the matmuls that use them)
+    flags = [bool(n.attrs.get(f"transpose_{k}", False)) for k in "ab"]
+    a, b = (_swap_last(e, e.x(i)) if flags[i] else e.x(i) for i in range(2))
+    da = db = None
+    if e.want(0):
+        da = e.unbroadcast(e("matmul", g, _swap_last(e, b)), a.type.shape)
+        da = _swap_last(e, da) if flags[0] else da
+    if e.want(1):
+        db = _matmul_weight_grad(e, a, b.type, g)
+        db = _swap_last(e, db) if flags[1] else db
+    return [da, db]
 
 
-def _matmul_weight_grad(e: Emit, a: Value, b: Value, g: Value) -> Value:
+def _matmul_weight_grad(e: Emit, a: Value, b: TensorType, g: Value) -> Value:
     """d(a @ b)/db. A 2-d b (a layer's weight) under a batched a gets the sum over the
     batch as one GEMM over all rows, (rows, K)^T @ (rows, N), rather than a batch of
     products summed afterwards (a (batch, K, N) array made only to be reduced)."""
-    if b.type.ndim == 2 and a.type.ndim > 2:
-        k, rows = a.type.shape[-1], a.type.size // a.type.shape[-1]
-        flat_a = e("reshape", e.x(0), shape=(rows, k))
+    if b.ndim == 2 and a.type.ndim > 2:
+        k, rows = a.type.shape[-1], int(np.prod(a.type.shape[:-1]))
+        flat_a = e("reshape", a, shape=(rows, k))
         flat_g = e("reshape", g, shape=(rows, g.type.shape[-1]))
         return e("matmul", _swap_last(e, flat_a), flat_g)
-    return e.unbroadcast(e("matmul", _swap_last(e, e.x(0)), g), b.type.shape)
+    return e.unbroadcast(e("matmul", _swap_last(e, a), g), b.shape)
 
 
 # ---- convolution and pooling ---------------------------------------------------------

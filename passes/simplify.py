@@ -15,8 +15,7 @@ Rules must keep the output's dtype and shape: a rule may return a value whose sh
 only broadcasts to the node's (x*1 where the 1 is the bigger operand returns x), and
 the driver adds the broadcast_to. A rule emits nodes only once it has decided to fire.
 
-Deliberately missing: x*0 -> 0 (wrong for nan and inf), and transposes folded into
-matmul (the matmul primitive has no transpose attributes to fold them into).
+Deliberately missing: x*0 -> 0 (wrong for nan and inf).
 Edge cases accepted, as fast-math compilers accept them: x+0 -> x keeps a -0.0 input
 negative where the add gives +0.0, and x**-0.5 -> rsqrt(x) gives nan for x = -inf and
 -inf for x = -0.0 where pow gives 0 and inf. (x**0.5 -> sqrt(x) is exact: numpy's pow
@@ -204,6 +203,30 @@ def _on(*names: str) -> frozenset[str]:
     return frozenset(names)
 
 
+def _swaps_last_two(node: Node | None) -> bool:
+    if node is None or node.inputs[0].type.ndim < 2:
+        return False
+    n = node.inputs[0].type.ndim
+    return tuple(node.attrs["perm"]) == tuple(range(n - 2)) + (n - 1, n - 2)
+
+
+def _transpose_into_matmul(s: Site) -> Value | None:
+    """matmul(x.T, y) -> matmul(x, y, transpose_a): the flag toggles, the transpose
+    goes (a backend reads the operand transposed: BLAS's trans flag, tl.trans)."""
+    flags = {f"transpose_{k}": bool(s.attrs.get(f"transpose_{k}", False)) for k in "ab"}
+    operands = list(s.inputs)
+    fired = False
+    for i, k in enumerate("ab"):
+        inner = _producer(operands[i], "transpose")
+        if _swaps_last_two(inner):
+            operands[i] = inner.inputs[0]
+            flags[f"transpose_{k}"] = not flags[f"transpose_{k}"]
+            fired = True
+    if not fired:
+        return None
+    return s.emit("matmul", *operands, **{k: v for k, v in flags.items() if v})
+
+
 RULES: list[Rule] = [
     # identities
     Rule("mul_one", _on("mul"), _mul_one),
@@ -224,6 +247,7 @@ RULES: list[Rule] = [
     Rule("div_const", _on("div"), _div_const),
     # chains of shape ops
     Rule("transpose_transpose", _on("transpose"), _transpose_transpose),
+    Rule("transpose_into_matmul", _on("matmul"), _transpose_into_matmul),
     Rule("reshape_reshape", _on("reshape"), _collapse("reshape")),
     Rule("broadcast_broadcast", _on("broadcast_to"), _collapse("broadcast_to")),
     # broadcasts that elementwise ops do themselves

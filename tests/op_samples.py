@@ -408,6 +408,18 @@ for _sa, _sb, _dt in [((3, 4), (4, 5), "float32"), ((3, 4), (4, 5), "float64"),
     case("matmul", [data(_sa, _dt), data(_sb, _dt)], matmul_ref)
 
 
+def matmul_flags_ref(a, b, transpose_a=False, transpose_b=False):
+    """matmul with its transpose flags: the reference on swapped operands."""
+    return matmul_ref(a.swapaxes(-1, -2) if transpose_a else a,
+                      b.swapaxes(-1, -2) if transpose_b else b)
+
+
+for _sa, _sb, _ta, _tb in [((4, 3), (4, 5), True, False), ((3, 4), (5, 4), False, True),
+                           ((2, 4, 3), (5, 4), True, True), ((3, 4), (2, 5, 4), False, True)]:
+    case("matmul", [data(_sa, "float32"), data(_sb, "float32")], matmul_flags_ref,
+         **{k: v for k, v in (("transpose_a", _ta), ("transpose_b", _tb)) if v})
+
+
 def conv2d_ref(x, w, stride, padding, dilation, groups):
     out = torch.nn.functional.conv2d(torch.from_numpy(x.astype(F64)),
                                      torch.from_numpy(w.astype(F64)), stride=stride,

@@ -266,6 +266,14 @@ for _a, _b in [((3, 4), (4, 5)), ((2, 3, 4), (2, 4, 5)), ((2, 1, 3, 4), (5, 4, 6
     case(f"matmul-{list(_a)}@{list(_b)}", "matmul", np.matmul, [normal(*_a), normal(*_b)],
          torch.matmul)
 
+for _a, _b, _ta, _tb in [((4, 3), (4, 5), True, False), ((2, 3, 4), (5, 4), False, True),
+                         ((2, 4, 3), (2, 5, 4), True, True)]:
+    case(f"matmul-flags-{_ta:d}{_tb:d}-{list(_a)}@{list(_b)}", "matmul",
+         lambda a, b, ta=_ta, tb=_tb: prim("matmul", a, b, transpose_a=ta, transpose_b=tb),
+         [normal(*_a), normal(*_b)],
+         lambda a, b, ta=_ta, tb=_tb: torch.matmul(a.transpose(-1, -2) if ta else a,
+                                                   b.transpose(-1, -2) if tb else b))
+
 
 # ---- finite differences ------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from graphc.ir import Attrs, Graph, Group, Node, TensorType, Value
 from graphc.ir.text import format_node
 from backends.numpy import runtime
 from backends.numpy.kernels import Kernel, row_kernel
-from backends.numpy.lowering import LOWERINGS, Emitter, lower_into
+from backends.numpy.lowering import LOWERINGS, Emitter, matmul_operands, lower_into
 from backends.numpy import native, toolchain, windows
 from passes.memory import LiveRange, assign_slots
 
@@ -137,13 +137,13 @@ class _Program:
         self.body.append(_line(f"{target} = {expr}", node))
 
     def matmul(self, node: Node, gi: int) -> None:
-        a, b = (self.names[id(v)] for v in node.inputs)
+        a, b = matmul_operands([self.names[id(v)] for v in node.inputs], node.attrs)
         out = self.buffer(node.output)
         ta, tb = (v.type for v in node.inputs)
-        if ta.ndim > 2 and tb.ndim == 2:
+        if ta.ndim > 2 and tb.ndim == 2 and not node.attrs.get("transpose_a"):
             # a batch of rows times one matrix is one GEMM over all the rows: BLAS runs
             # it ~1.3x faster than numpy's loop of one GEMM per batch entry
-            k, n = tb.shape
+            k, n = tb.shape[::-1] if node.attrs.get("transpose_b") else tb.shape
             rows = int(np.prod(ta.shape[:-1]))  # not -1: K may be 0
             self.body.append(_line(f"np.matmul(np.reshape({a}, ({rows}, {k})), {b}, "
                                    f"out=np.reshape({out}, ({rows}, {n})))", node))

@@ -93,6 +93,19 @@ def _iota(em, args, attrs):
     return em.hoist(arr, f"iota {attrs['shape']} along axis {attrs['axis']}")
 
 
+def matmul_operands(args: list[str], attrs) -> list[str]:
+    """matmul's operands, a flagged one as a transposed view (BLAS reads it as such)."""
+    return [f"np.swapaxes({x}, -1, -2)" if attrs.get(f"transpose_{k}") else x
+            for x, k in zip(args, "ab")]
+
+
+def _matmul(em, args, attrs):
+    return f"np.matmul({', '.join(matmul_operands(args, attrs))})"
+
+
+_matmul.takes_out = True
+
+
 def _ref(name: str) -> Callable:
     """Lowering that calls the op's numpy reference implementation (window ops, erf)."""
     return _call(f"_ref_{name}")
@@ -126,7 +139,7 @@ LOWERINGS: dict[str, Callable] = {
     "pad": _pad,
     "gather": _call("np.take"), "scatter_add": _ref("scatter_add"),
     "iota": _iota, "const": _const,
-    "matmul": _call("np.matmul"),
+    "matmul": _matmul,
     "conv2d": _ref("conv2d"), "max_pool2d": _call("_win_max_pool2d"),
     "avg_pool2d": _ref("avg_pool2d"), "conv2d_grad_input": _ref("conv2d_grad_input"),
     "conv2d_grad_weight": _ref("conv2d_grad_weight"),

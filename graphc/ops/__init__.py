@@ -41,6 +41,8 @@ class OpDef:
     `infer(in_types, attrs)` returns the output types or raises ShapeError/DtypeError;
     `impl(*arrays, **attrs)` computes the outputs with numpy (one array, or a tuple
     when the op has several outputs). `num_inputs` is None for variadic ops.
+    `optional` holds attributes a node may leave out, with their default (the text IR
+    then shows none: matmul's transpose flags appear only where a pass set them).
     """
 
     name: str
@@ -51,6 +53,7 @@ class OpDef:
     num_inputs: int | None
     differentiable: bool = True
     doc: str = ""
+    optional: tuple[tuple[str, Any], ...] = ()
 
     def __call__(self, *arrays: np.ndarray, **attrs: Any):
         return self.impl(*arrays, **attrs)
@@ -79,7 +82,7 @@ def infer_types(name: str, in_types: tuple[TensorType, ...],
     if op.num_inputs is not None and len(in_types) != op.num_inputs:
         raise GraphcError(f"{name} takes {op.num_inputs} inputs, got {len(in_types)}")
     missing = set(op.attrs) - set(attrs)
-    extra = set(attrs) - set(op.attrs)
+    extra = set(attrs) - set(op.attrs) - {name for name, _ in op.optional}
     if missing or extra:
         raise GraphcError(f"{name}: attributes {sorted(attrs)} do not match {list(op.attrs)}")
     return tuple(op.infer(tuple(in_types), attrs))

@@ -17,8 +17,15 @@ from graphc.ops import Kind, OpDef, register
 from graphc.ops.elementwise import broadcast_shapes
 
 
+def _swapped(t: TensorType, flag: bool) -> TensorType:
+    """t with its last two axes swapped where `flag` (matmul's transpose flags)."""
+    if not flag or t.ndim < 2:
+        return t
+    return TensorType(t.shape[:-2] + (t.shape[-1], t.shape[-2]), t.dtype)
+
+
 def _matmul_infer(ins, attrs):
-    a, b = ins
+    a, b = (_swapped(t, attrs.get(f"transpose_{s}", False)) for t, s in zip(ins, "ab"))
     if a.dtype != b.dtype or a.dtype == "bool":
         raise DtypeError(f"matmul needs two numeric inputs of one dtype, got "
                          f"{a.dtype} and {b.dtype}")
@@ -33,8 +40,15 @@ def _matmul_infer(ins, attrs):
     return (TensorType(batch + (a.shape[-2], b.shape[-1]), a.dtype),)
 
 
-register(OpDef("matmul", (), _matmul_infer, np.matmul, Kind.MATMUL, 2,
-               doc="a @ b over the last two axes; leading axes broadcast"))
+def _matmul(a, b, transpose_a=False, transpose_b=False):
+    return np.matmul(np.swapaxes(a, -1, -2) if transpose_a else a,
+                     np.swapaxes(b, -1, -2) if transpose_b else b)
+
+
+register(OpDef("matmul", (), _matmul_infer, _matmul, Kind.MATMUL, 2,
+               doc="a @ b over the last two axes; leading axes broadcast; "
+                   "transpose_a/transpose_b (optional) swap an operand's last two axes",
+               optional=(("transpose_a", False), ("transpose_b", False))))
 
 
 def window_out(size: int, k: int, stride: int, pad: int, dilation: int = 1) -> int:
