@@ -203,11 +203,8 @@ def _on(*names: str) -> frozenset[str]:
     return frozenset(names)
 
 
-def _swaps_last_two(node: Node | None) -> bool:
-    if node is None or node.inputs[0].type.ndim < 2:
-        return False
-    n = node.inputs[0].type.ndim
-    return tuple(node.attrs["perm"]) == tuple(range(n - 2)) + (n - 1, n - 2)
+def _swaps_last_two(perm, ndim: int) -> bool:
+    return ndim >= 2 and tuple(perm) == tuple(range(ndim - 2)) + (ndim - 1, ndim - 2)
 
 
 def _transpose_into_matmul(s: Site) -> Value | None:
@@ -218,13 +215,84 @@ def _transpose_into_matmul(s: Site) -> Value | None:
     fired = False
     for i, k in enumerate("ab"):
         inner = _producer(operands[i], "transpose")
-        if _swaps_last_two(inner):
+        if inner is not None and _swaps_last_two(inner.attrs["perm"], operands[i].type.ndim):
             operands[i] = inner.inputs[0]
             flags[f"transpose_{k}"] = not flags[f"transpose_{k}"]
             fired = True
     if not fired:
         return None
     return s.emit("matmul", *operands, **{k: v for k, v in flags.items() if v})
+
+
+def _zero_pad(v: Value) -> Node | None:
+    node = _producer(v, "pad")
+    return node if node is not None and node.attrs["value"] == 0 else None
+
+
+def _pads_add_up(s: Site) -> Value | None:
+    """pad(a) + pad(b) -> pad(concat(a, b)) where the two zero pads place a and b next
+    to each other along one axis (and alike along the others). The gradient of a loop
+    that reads x[:, t] for every t is such a sum: one full-size pad per step added up,
+    quadratic in the steps, where the concat is linear. (Exact but for the sign of a
+    zero, as x + 0 -> x.)"""
+    x, y = s.inputs
+    pa, pb = _zero_pad(x), _zero_pad(y)
+    if pa is None or pb is None or x.type != s.type or y.type != s.type:
+        return None
+    wa, wb = tuple(pa.attrs["widths"]), tuple(pb.attrs["widths"])
+    differ = [k for k in range(len(wa)) if wa[k] != wb[k]]
+    if len(differ) != 1:
+        return None
+    k = differ[0]
+    a, b = pa.inputs[0], pb.inputs[0]
+    if wa[k][0] + a.type.shape[k] == wb[k][0]:        # a, then b
+        first, second, lo, hi = a, b, wa[k][0], wb[k][1]
+    elif wb[k][0] + b.type.shape[k] == wa[k][0]:      # b, then a
+        first, second, lo, hi = b, a, wb[k][0], wa[k][1]
+    else:
+        return None
+
+    def parts(v: Value) -> list[Value]:  # a concat along k contributes its own parts
+        node = _producer(v, "concat")
+        return list(node.inputs) if node is not None and node.attrs["axis"] == k else [v]
+    joined = s.emit("concat", *parts(first), *parts(second), axis=k)
+    widths = wa[:k] + ((lo, hi),) + wa[k + 1:]
+    if all(w == (0, 0) for w in widths):
+        return joined
+    return s.emit("pad", joined, widths=widths, value=pa.attrs["value"])
+
+
+def _transpose_of_matmul(s: Site) -> Value | None:
+    """(a @ b).T -> b.T @ a.T as one matmul with its flags: the product is written in
+    the order it is read (a weight's gradient, made for the transposed weight)."""
+    mm = _producer(s.inputs[0], "matmul")
+    if mm is None or not _swaps_last_two(s.attrs["perm"], s.type.ndim):
+        return None
+    flags = {"transpose_a": not mm.attrs.get("transpose_b", False),
+             "transpose_b": not mm.attrs.get("transpose_a", False)}
+    return s.emit("matmul", mm.inputs[1], mm.inputs[0], **{k: v for k, v in flags.items() if v})
+
+
+def _matmuls_add_up(s: Site) -> Value | None:
+    """a1 @ b1 + a2 @ b2 -> concat(a1, a2) @ concat(b1, b2), joined along the axis each
+    product sums over: one GEMM instead of several and their sum. A weight's gradient
+    in an unrolled recurrence is such a sum, one small product per step. 2-d operands
+    with the same transpose flags only; the sum's rounding is BLAS's."""
+    x, y = s.inputs
+    ma, mb = _producer(x, "matmul"), _producer(y, "matmul")
+    if ma is None or mb is None or ma.attrs != mb.attrs or x.type != s.type or \
+            y.type != s.type or any(v.type.ndim != 2 for v in (*ma.inputs, *mb.inputs)):
+        return None
+    flags = {k: bool(ma.attrs.get(k, False)) for k in ("transpose_a", "transpose_b")}
+    k_a = 0 if flags["transpose_a"] else 1   # the axis of a that the product sums over
+    k_b = 1 if flags["transpose_b"] else 0
+
+    def parts(v: Value, axis: int) -> list[Value]:
+        node = _producer(v, "concat")
+        return list(node.inputs) if node is not None and node.attrs["axis"] == axis else [v]
+    a = s.emit("concat", *parts(ma.inputs[0], k_a), *parts(mb.inputs[0], k_a), axis=k_a)
+    b = s.emit("concat", *parts(ma.inputs[1], k_b), *parts(mb.inputs[1], k_b), axis=k_b)
+    return s.emit("matmul", a, b, **{k: v for k, v in flags.items() if v})
 
 
 RULES: list[Rule] = [
@@ -248,6 +316,9 @@ RULES: list[Rule] = [
     # chains of shape ops
     Rule("transpose_transpose", _on("transpose"), _transpose_transpose),
     Rule("transpose_into_matmul", _on("matmul"), _transpose_into_matmul),
+    Rule("transpose_of_matmul", _on("transpose"), _transpose_of_matmul),
+    Rule("pads_add_up", _on("add"), _pads_add_up),
+    Rule("matmuls_add_up", _on("add"), _matmuls_add_up),
     Rule("reshape_reshape", _on("reshape"), _collapse("reshape")),
     Rule("broadcast_broadcast", _on("broadcast_to"), _collapse("broadcast_to")),
     # broadcasts that elementwise ops do themselves

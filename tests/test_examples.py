@@ -68,6 +68,15 @@ def test_bert_matches_torch():
     assert r["losses"][-1] < r["losses"][0]
 
 
+def test_lstm_matches_torch():
+    r = example("lstm").main(steps=3, batch=6, seq=7, inputs=5, hidden=12)
+    np.testing.assert_allclose(r["losses"], r["reference_losses"], rtol=1e-4)
+    assert r["grads"].keys() == r["reference_grads"].keys()
+    for name, g in r["grads"].items():
+        assert rel_error(g, r["reference_grads"][name]) < 1e-4, name
+    assert r["losses"][-1] < r["losses"][0]
+
+
 @pytest.mark.skipif("conv2d" not in passes.autodiff.VJP,
                     reason="conv2d has no gradient rule yet")
 def test_cnn_matches_torch():

@@ -97,10 +97,48 @@ SIMPLIFY_CASES = [
     ("transpose_into_matmul",
      graphc.trace(lambda a, b: np.swapaxes(a, -1, -2) @ b, _f32(2, 4, 3), _f32(2, 4, 5)),
      ["matmul"]),
+    ("transpose_of_matmul", graphc.trace(lambda a, b: (a @ b).T, _f32(3, 4), _f32(4, 5)),
+     ["matmul"]),
+    ("transpose_of_matmul",
+     graphc.trace(lambda a, b: np.swapaxes(a @ b, -1, -2), _f32(2, 3, 4), _f32(4, 5)),
+     ["matmul"]),
+    # products added up: one product of the operands joined along what they sum over
+    ("matmuls_add_up", graphc.trace(lambda a, b, c, d: a @ b + c @ d, _f32(3, 4), _f32(4, 5),
+                                    _f32(3, 2), _f32(2, 5)), ["concat", "concat", "matmul"]),
+    ("matmuls_add_up", graphc.trace(lambda a, b, c, d, e, f: a.T @ b + c.T @ d + e.T @ f,
+                                    _f32(6, 3), _f32(6, 5), _f32(2, 3), _f32(2, 5),
+                                    _f32(4, 3), _f32(4, 5)), ["concat", "concat", "matmul"]),
+    # with other flags, or batched: they stay
+    ("matmuls_add_up", graphc.trace(lambda a, b, c, d: a @ b + c.T @ d, _f32(3, 4), _f32(4, 5),
+                                    _f32(2, 3), _f32(2, 5)), ["matmul", "matmul", "add"]),
+    ("matmuls_add_up", graphc.trace(lambda a, b, c, d: a @ b + c @ d, _f32(2, 3, 4),
+                                    _f32(2, 4, 5), _f32(2, 3, 4), _f32(2, 4, 5)),
+     ["matmul", "matmul", "add"]),
     # a transpose that does not swap the last two axes stays
     ("transpose_into_matmul",
      graphc.trace(lambda a, b: np.transpose(a, (1, 0, 2)) @ b, _f32(3, 2, 4), _f32(4, 5)),
      ["transpose", "matmul"]),
+    # zero pads side by side along one axis (a loop's slice gradients): one concat,
+    # and one pad for what none of them covers
+    ("pads_add_up", _ir("%0: f32[2,5] = pad %a {widths=((0, 0), (0, 3)), value=0.0}\n"
+                        "%1: f32[2,5] = pad %b {widths=((0, 0), (2, 0)), value=0.0}\n"
+                        "%2: f32[2,5] = add %0, %1\nreturn %2",
+                        "%a: f32[2,2], %b: f32[2,3]", "f32[2,5]"), ["concat"]),
+    ("pads_add_up", _ir("%0: f32[6,3] = pad %a {widths=((3, 2), (0, 0)), value=0.0}\n"
+                        "%1: f32[6,3] = pad %b {widths=((2, 3), (0, 0)), value=0.0}\n"
+                        "%2: f32[6,3] = pad %c {widths=((1, 4), (0, 0)), value=0.0}\n"
+                        "%3: f32[6,3] = add %0, %1\n%4: f32[6,3] = add %3, %2\nreturn %4",
+                        "%a: f32[1,3], %b: f32[1,3], %c: f32[1,3]", "f32[6,3]"),
+     ["concat", "pad"]),
+    # overlapping, or with another fill value: they stay
+    ("pads_add_up", _ir("%0: f32[3] = pad %a {widths=((0, 1),), value=0.0}\n"
+                        "%1: f32[3] = pad %b {widths=((1, 0),), value=0.0}\n"
+                        "%2: f32[3] = add %0, %1\nreturn %2",
+                        "%a: f32[2], %b: f32[2]", "f32[3]"), ["pad", "pad", "add"]),
+    ("pads_add_up", _ir("%0: f32[3] = pad %a {widths=((0, 1),), value=1.0}\n"
+                        "%1: f32[3] = pad %b {widths=((2, 0),), value=0.0}\n"
+                        "%2: f32[3] = add %0, %1\nreturn %2",
+                        "%a: f32[2], %b: f32[1]", "f32[3]"), ["pad", "pad", "add"]),
     ("reshape_reshape", graphc.trace(lambda x: x.reshape(6, 4).reshape(2, 12), _f32(2, 3, 4)),
      ["reshape"]),
     ("reshape_reshape", graphc.trace(lambda x: x.reshape(6, 4).reshape(2, 3, 4),
