@@ -288,3 +288,32 @@ def test_a_home_without_a_writable_cache_uses_the_temporary_directory(monkeypatc
     (home / ".cache").write_text("a file, not a directory")
     monkeypatch.setenv("HOME", str(home))
     assert toolchain.cache_dir().parent.parent == Path(tempfile.gettempdir())
+
+
+def test_an_unrolled_loop_shares_one_c_function(rng):
+    def rnn(h, w, b):
+        for _ in range(4):  # four epilogues with the same C
+            h = np.tanh(h @ w + b)
+        return h
+
+    h = rng.standard_normal((6, 8)).astype(F32)
+    w = rng.standard_normal((8, 8)).astype(F32) * F32(0.3)
+    b = rng.standard_normal(8).astype(F32)
+    got, source = compiled(rnn, h, w, b)
+    assert source.count("_runc(") == 4 and source.count("\nvoid ") == 1, source
+    np.testing.assert_allclose(got, rnn(h, w, b), rtol=1e-5, atol=1e-6)
+
+
+def test_small_groups_of_several_ops_are_native_too(monkeypatch, rng):
+    monkeypatch.delenv("GRAPHC_SMALL_GROUP")  # the default threshold, not forced
+
+    def cell(f, c):
+        return 1.0 / (1.0 + np.exp(-f)) * np.tanh(c)
+
+    f, c = (rng.standard_normal((64, 128)).astype(F32) for _ in range(2))
+    got, source = compiled(cell, f, c)
+    assert "_runc(" in source  # 8192 elements: one C call for five ops
+    np.testing.assert_allclose(got, cell(f, c), rtol=1e-6, atol=1e-7)
+    tiny, _ = (rng.standard_normal((8, 8)).astype(F32) for _ in range(2))
+    assert "_runc(" not in compiled(cell, tiny, tiny)[1]      # 64 elements: numpy calls
+    assert "_runc(" not in compiled(np.tanh, f)[1]            # one op: one numpy call
