@@ -41,9 +41,10 @@ VIEW_OPS = frozenset({"reshape", "transpose", "broadcast_to", "slice"})  # numpy
 # GRAPHC_SMALL_GROUP overrides it (the test suite runs once with 0: all kernels).
 SMALL_GROUP = 1 << 15
 # A small group of two or more ops still becomes a native kernel from this many
-# elements: a ctypes call (~3 us) against a numpy call per op (~2-5 us each). An LSTM
-# cell on (64, 128) ran in 34 us as one C call, 86 us as numpy calls.
-NATIVE_MIN = 1024
+# elements: a ctypes call costs ~2 us per array passed (ctypes' pointer lookup), a
+# numpy call ~2-5 us per op at this size. An LSTM cell on (64, 128) ran in 34 us as
+# one C call, 86 us as numpy calls; polyfit's groups of 2000 elements ran slower.
+NATIVE_MIN = 4096
 _REF_OPS = ("sigmoid", "erf", "conv2d", "max_pool2d", "avg_pool2d", "scatter_add",
             "conv2d_grad_input", "conv2d_grad_weight", "max_pool2d_grad",
             "max_pool2d_gather", "avg_pool2d_grad")
