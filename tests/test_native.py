@@ -317,3 +317,12 @@ def test_small_groups_of_several_ops_are_native_too(monkeypatch, rng):
     tiny, _ = (rng.standard_normal((8, 8)).astype(F32) for _ in range(2))
     assert "_runc(" not in compiled(cell, tiny, tiny)[1]      # 64 elements: numpy calls
     assert "_runc(" not in compiled(np.tanh, f)[1]            # one op: one numpy call
+
+
+def test_kernels_run_through_ctypes_where_the_caller_extension_is_missing(monkeypatch, rng):
+    from backends.numpy import runtime
+    monkeypatch.setattr(runtime, "_caller", runtime._ctypes_run)
+    x = rng.standard_normal((40, 30)).astype(F32)
+    got, source = compiled(lambda x: np.exp(x.T) * 2.0 - 1.0, x)  # a copied input too
+    assert "_runc(" in source
+    np.testing.assert_allclose(got, np.exp(x.T) * 2.0 - 1.0, rtol=1e-6, atol=1e-6)

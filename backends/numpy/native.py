@@ -20,7 +20,9 @@ Two forms:
   loops over its C columns, one per level of reductions: softmax's max is level 0,
   its sum level 1 and its output level 2.
 
-    void k0(int64_t lo, int64_t hi, const float *restrict a0, float *restrict o0) {
+    void k0(int64_t lo, int64_t hi, void *const *args) {
+      const float *restrict a0 = args[0];
+      float *restrict o0 = args[1];
       for (int64_t r = lo; r < hi; r++) {
         float acc1 = -INFINITY; uint8_t nan1 = 0;
         #pragma omp simd reduction(max:acc1) reduction(|:nan1)
@@ -296,13 +298,14 @@ class _Kernel:
             body, rows, align = self.rows(), self.space[0], 1
         else:
             raise _Unsupported(f"rank {len(self.space)}")
-        params = ["int64_t lo", "int64_t hi"]
-        params += [f"const {CTYPE[v.type.dtype]} *restrict {self.params[id(v)]}"
-                   for v in self.inputs]
-        params += [f"{CTYPE[v.type.dtype]} *restrict {self.out_name[id(v)]}"
-                   for v in self.outputs]
-        source = "\n".join([f"void {self.name}({', '.join(params)}) {{"] +
-                           ["  " + line for line in body] + ["}"])
+        # every kernel takes (lo, hi, the arrays' data pointers): one ABI, one caller
+        unpack = [f"const {CTYPE[v.type.dtype]} *restrict {self.params[id(v)]} = args[{i}];"
+                  for i, v in enumerate(self.inputs)]
+        unpack += [f"{CTYPE[v.type.dtype]} *restrict {self.out_name[id(v)]} = "
+                   f"args[{len(self.inputs) + i}];" for i, v in enumerate(self.outputs)]
+        source = "\n".join(
+            [f"void {self.name}(int64_t lo, int64_t hi, void *const *args) {{"] +
+            ["  " + line for line in unpack + body] + ["}"])
         return NativeKernel(self.name, source, self.inputs, self.outputs, rows, align,
                             frozenset(self.math))
 

@@ -8,6 +8,7 @@ allocates nothing but its outputs.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 import threading
@@ -149,22 +150,53 @@ def _run(kernel, starts, rows, block, scratch, args) -> None:
 NATIVE_SPLIT_ELEMENTS = 1 << 16
 
 
-def run_native(kernel: Callable, rows: int, align: int, elements: int, n_inputs: int,
+def run_native(kernel: int, rows: int, align: int, elements: int, n_inputs: int,
                *arrays: np.ndarray) -> None:
-    """Run the C function `kernel(lo, hi, *pointers)` over [0, rows), split into one
-    contiguous run per thread (ctypes releases the GIL for the call). The kernel
-    reads its inputs as C-contiguous, aligned arrays in the machine's byte order: others
-    are copied first."""
-    kept = list(arrays)  # holds the copies alive until the kernel returns
-    for i in range(n_inputs):
-        a = kept[i]
+    """Run the native kernel at address `kernel` over [0, rows) on the arrays' data,
+    split into one contiguous run per thread (the call releases the GIL). The kernel
+    reads C-contiguous, aligned arrays in the machine's byte order: inputs that are
+    not are copied first (the outputs are the backend's own buffers, always so)."""
+    call = native_caller()
+    if not call(0, 0, kernel, arrays):  # an empty range: only the arrays are checked
+        fixed = list(arrays)
+        for i in range(n_inputs):
+            a = np.asarray(fixed[i])  # a numpy scalar, say
+            fixed[i] = np.require(a, a.dtype.newbyteorder("="), ["C", "A"])
+        arrays = tuple(fixed)
+        if not call(0, 0, kernel, arrays):
+            raise AssertionError("an output buffer of a native kernel is not C-contiguous")
+    runs = min(_threads, max(1, elements // NATIVE_SPLIT_ELEMENTS))
+    run_split(call, rows, align, runs, kernel, arrays)
+
+
+_caller: Callable | None = None
+
+
+def native_caller() -> Callable:
+    """run(lo, hi, kernel_address, arrays) -> bool: backends/numpy/calls.c where it
+    builds, else the same through ctypes (slower: ~2 us an array)."""
+    global _caller
+    if _caller is None:
+        from backends.numpy import toolchain
+        _caller = toolchain.calls_module().run if toolchain.calls_module() else _ctypes_run
+    return _caller
+
+
+_KERNEL_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_int64,
+                                ctypes.POINTER(ctypes.c_void_p))
+_kernels: dict[int, Callable] = {}
+
+
+def _ctypes_run(lo: int, hi: int, kernel: int, arrays: tuple) -> bool:
+    for a in arrays:
         if type(a) is not np.ndarray or not (a.flags.c_contiguous and a.flags.aligned
                                              and a.dtype.isnative):
-            a = np.asarray(a)  # a numpy scalar, say
-            kept[i] = np.require(a, a.dtype.newbyteorder("="), ["C", "A"])
-    pointers = [a.ctypes.data for a in kept]
-    runs = min(_threads, max(1, elements // NATIVE_SPLIT_ELEMENTS))
-    run_split(kernel, rows, align, runs, *pointers)
+            return False
+    fn = _kernels.get(kernel)
+    if fn is None:
+        fn = _kernels[kernel] = _KERNEL_TYPE(kernel)
+    fn(lo, hi, (ctypes.c_void_p * len(arrays))(*[a.ctypes.data for a in arrays]))
+    return True
 
 
 def run_split(fn: Callable, count: int, align: int, runs: int, *args) -> None:

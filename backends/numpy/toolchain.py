@@ -163,3 +163,19 @@ def _compile(source: str, directory: Path, path: Path, flags: tuple[str, ...]) -
         if done.returncode != 0:
             raise BuildError(f"{cc} failed:\n{done.stderr[-4000:]}")
         os.replace(out, path)
+
+
+@functools.lru_cache(maxsize=1)
+def calls_module() -> ModuleType | None:
+    """backends/numpy/calls.c built as an extension (how generated code calls native
+    kernels), or None where it cannot be built (no compiler or no Python headers)."""
+    import sysconfig
+    import numpy
+    if compiler() is None:
+        return None
+    source = (Path(__file__).parent / "calls.c").read_text()
+    include = [sysconfig.get_paths()["include"], numpy.get_include()]
+    try:
+        return build_extension("graphc_calls", source, include)
+    except (BuildError, ImportError, OSError):
+        return None
