@@ -72,3 +72,64 @@ def check_curve(what: str, got: Sequence[float], want: Sequence[float], rtol: fl
         raise AssertionError(f"{what}: step {worst}: {got[worst]!r} against {want[worst]!r}"
                              f" (relative error {errors[worst]:.3g} exceeds {rtol:g})")
     return errors[worst]
+
+
+# --- Adam, as torch.optim.Adam computes it (bert.py and lstm.py) ----------------------
+
+LEARNING_RATE, BETA1, BETA2, EPS = 1e-3, 0.9, 0.999, 1e-8
+
+
+def adam(params: dict, grads: dict, m: dict, v: dict, bias_correction1, bias_correction2):
+    """Adam on every parameter of a dict: new parameters and moments (traced inside a
+    compiled training step, so that the update is fused with the rest)."""
+    new_params, new_m, new_v = {}, {}, {}
+    for k in params:
+        new_m[k] = BETA1 * m[k] + (1.0 - BETA1) * grads[k]
+        new_v[k] = BETA2 * v[k] + (1.0 - BETA2) * (grads[k] * grads[k])
+        m_hat = new_m[k] / bias_correction1
+        v_hat = new_v[k] / bias_correction2
+        new_params[k] = params[k] - LEARNING_RATE * m_hat / (np.sqrt(v_hat) + EPS)
+    return new_params, new_m, new_v
+
+
+def bias_corrections(t: int):
+    """1 - beta**t for step t (from 1), on the host as torch.optim.Adam computes them;
+    numpy float32 scalars, which are inputs of the compiled step (a Python float would
+    be a constant of it, and a new one each step would mean a new trace)."""
+    return np.float32(1.0 - BETA1**t), np.float32(1.0 - BETA2**t)
+
+
+def train_with_adam(step: Callable, params: dict, batch: tuple, steps: int):
+    """`steps` calls of a compiled `step(params, m, v, *batch, bias_correction1,
+    bias_correction2) -> (loss, grads, params, m, v)` from zero moments: the final
+    parameters, the losses, and the first step's gradients (for the check)."""
+    m = {k: np.zeros_like(p) for k, p in params.items()}
+    v = {k: np.zeros_like(p) for k, p in params.items()}
+    losses, first_grads = [], None
+    for t in range(1, steps + 1):
+        loss, grads, params, m, v = step(params, m, v, *batch, *bias_corrections(t))
+        losses.append(float(loss))
+        if t == 1:
+            first_grads = grads
+    return params, losses, first_grads
+
+
+def reference_run(reference, steps: int):
+    """`steps` steps of a torch reference (with `.step() -> loss` and `.grads()`): its
+    losses, and its gradients at the first step (to set beside ours)."""
+    losses = [reference.step()]
+    first_grads = reference.grads()
+    losses += [reference.step() for _ in range(steps - 1)]
+    return losses, first_grads
+
+
+def check_against_reference(grads: dict, ref_grads: dict, losses, ref_losses,
+                            rtol: float = 1e-4) -> None:
+    """Raise unless the first step's gradients and the loss curve match the torch
+    reference's within `rtol` (relative to each array's largest entry); print how
+    close they are."""
+    grad_err = max(check_close(f"gradient of {k}", grads[k], ref_grads[k], rtol=rtol)
+                   for k in ref_grads)
+    loss_err = check_curve("loss curve against torch", losses, ref_losses, rtol=rtol)
+    print(f"same gradients as torch at the first step (largest relative difference "
+          f"{grad_err:.1e}), same losses (largest relative difference {loss_err:.1e})")

@@ -26,11 +26,12 @@ import numpy as np
 
 import graphc
 from graphc import nn
-from _common import check_close, check_curve, print_losses, print_times, seconds_per_call
+from _common import (BETA1, BETA2, EPS, LEARNING_RATE, adam, bias_corrections,
+                     check_against_reference, print_losses, print_times, seconds_per_call,
+                     reference_run, train_with_adam)
 
 VOCAB, WIDTH, HEADS, FFN, LAYERS, CLASSES = 1000, 256, 4, 1024, 2, 2
 BATCH, SEQ = 8, 32
-LEARNING_RATE, BETA1, BETA2, EPS = 1e-3, 0.9, 0.999, 1e-8
 STEPS = 10
 
 
@@ -109,18 +110,6 @@ def loss_fn(params: dict, tokens, labels):
     return nn.cross_entropy(logits_fn(params, tokens), labels)
 
 
-def adam(params: dict, grads: dict, m: dict, v: dict, bias_correction1, bias_correction2):
-    """Adam on every parameter: new parameters and moments."""
-    new_params, new_m, new_v = {}, {}, {}
-    for k in params:
-        new_m[k] = BETA1 * m[k] + (1.0 - BETA1) * grads[k]
-        new_v[k] = BETA2 * v[k] + (1.0 - BETA2) * (grads[k] * grads[k])
-        m_hat = new_m[k] / bias_correction1
-        v_hat = new_v[k] / bias_correction2
-        new_params[k] = params[k] - LEARNING_RATE * m_hat / (np.sqrt(v_hat) + EPS)
-    return new_params, new_m, new_v
-
-
 @graphc.compile
 def train_step(params, m, v, tokens, labels, bias_correction1, bias_correction2):
     """Forward, backward and Adam update as one graph. The gradients are returned too,
@@ -130,24 +119,8 @@ def train_step(params, m, v, tokens, labels, bias_correction1, bias_correction2)
     return loss, grads, params, m, v
 
 
-def bias_corrections(t: int):
-    """1 - beta**t for step t (from 1), on the host as torch.optim.Adam computes them;
-    numpy float32 scalars, which are inputs of the compiled step (a Python float would
-    be a constant of it, and a new one each step would mean a new trace)."""
-    return np.float32(1.0 - BETA1**t), np.float32(1.0 - BETA2**t)
-
-
 def train(params, tokens, labels, steps):
-    m = {k: np.zeros_like(p) for k, p in params.items()}
-    v = {k: np.zeros_like(p) for k, p in params.items()}
-    losses, first_grads = [], None
-    for t in range(1, steps + 1):
-        loss, grads, params, m, v = train_step(params, m, v, tokens, labels,
-                                               *bias_corrections(t))
-        losses.append(float(loss))
-        if t == 1:
-            first_grads = grads
-    return params, losses, first_grads
+    return train_with_adam(train_step, params, (tokens, labels), steps)
 
 
 # --- the same model in torch, for the check ----------------------------------------------
@@ -246,19 +219,13 @@ def main(steps: int | None = None, batch=BATCH, seq=SEQ, width=WIDTH, ffn=FFN,
         print_losses({"loss (graphc)": losses})
         print("torch is not installed: no check against it")
         return {"losses": losses, "params": final}
-    ref_losses = [reference.step()]
-    ref_grads = reference.grads()          # of the first step, as `grads`
-    ref_losses += [reference.step() for _ in range(steps - 1)]
+    ref_losses, ref_grads = reference_run(reference, steps)
     print_losses({"loss (graphc)": losses, "loss (torch)": ref_losses})
 
     # float32, summed in other orders than torch's: the gradients agree to about 1e-6
     # of each array's largest entry, the losses to about 1e-6; 1e-4 leaves room.
     ours = torch_state(grads)
-    grad_err = max(check_close(f"gradient of {k}", ours[k], ref_grads[k], rtol=1e-4)
-                   for k in ref_grads)
-    loss_err = check_curve("loss curve against torch", losses, ref_losses, rtol=1e-4)
-    print(f"same gradients as torch at the first step (largest relative difference "
-          f"{grad_err:.1e}), same losses (largest relative difference {loss_err:.1e})")
+    check_against_reference(ours, ref_grads, losses, ref_losses, rtol=1e-4)
 
     m = {k: np.zeros_like(p) for k, p in params.items()}
     compiled = seconds_per_call(train_step, params, m, m, tokens, labels,
