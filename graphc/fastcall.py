@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sysconfig
 from pathlib import Path
 
 
@@ -21,13 +20,6 @@ def dispatcher() -> type | None:
     it cannot be built or GRAPHC_FASTCALL=0."""
     if os.environ.get("GRAPHC_FASTCALL", "1") == "0":
         return None
-    import numpy as np
-    from backends.numpy import toolchain
-    if toolchain.compiler() is None:
-        return None
-    source = (Path(__file__).parent / "fastcall.c").read_text()
-    include = [sysconfig.get_paths()["include"], np.get_include()]
-    try:
-        return toolchain.build_extension("graphc_fastcall", source, include).Dispatcher
-    except (toolchain.BuildError, ImportError, OSError):
-        return None  # no Python headers, say: the Python fast path still works
+    from backends.numpy.toolchain import build_extension
+    module = build_extension("graphc_fastcall", Path(__file__).parent / "fastcall.c")
+    return module.Dispatcher if module is not None else None

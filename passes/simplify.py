@@ -224,6 +224,13 @@ def _transpose_into_matmul(s: Site) -> Value | None:
     return s.emit("matmul", *operands, **{k: v for k, v in flags.items() if v})
 
 
+def _parts(v: Value, axis: int) -> list[Value]:
+    """What `v` contributes to a concat along `axis`: its own parts if it is one (so
+    that joins of joins stay one flat concat), else itself."""
+    node = _producer(v, "concat")
+    return list(node.inputs) if node is not None and node.attrs["axis"] == axis else [v]
+
+
 def _zero_pad(v: Value) -> Node | None:
     node = _producer(v, "pad")
     return node if node is not None and node.attrs["value"] == 0 else None
@@ -251,11 +258,7 @@ def _pads_add_up(s: Site) -> Value | None:
         first, second, lo, hi = b, a, wb[k][0], wa[k][1]
     else:
         return None
-
-    def parts(v: Value) -> list[Value]:  # a concat along k contributes its own parts
-        node = _producer(v, "concat")
-        return list(node.inputs) if node is not None and node.attrs["axis"] == k else [v]
-    joined = s.emit("concat", *parts(first), *parts(second), axis=k)
+    joined = s.emit("concat", *_parts(first, k), *_parts(second, k), axis=k)
     widths = wa[:k] + ((lo, hi),) + wa[k + 1:]
     if all(w == (0, 0) for w in widths):
         return joined
@@ -286,12 +289,8 @@ def _matmuls_add_up(s: Site) -> Value | None:
     flags = {k: bool(ma.attrs.get(k, False)) for k in ("transpose_a", "transpose_b")}
     k_a = 0 if flags["transpose_a"] else 1   # the axis of a that the product sums over
     k_b = 1 if flags["transpose_b"] else 0
-
-    def parts(v: Value, axis: int) -> list[Value]:
-        node = _producer(v, "concat")
-        return list(node.inputs) if node is not None and node.attrs["axis"] == axis else [v]
-    a = s.emit("concat", *parts(ma.inputs[0], k_a), *parts(mb.inputs[0], k_a), axis=k_a)
-    b = s.emit("concat", *parts(ma.inputs[1], k_b), *parts(mb.inputs[1], k_b), axis=k_b)
+    a = s.emit("concat", *_parts(ma.inputs[0], k_a), *_parts(mb.inputs[0], k_a), axis=k_a)
+    b = s.emit("concat", *_parts(ma.inputs[1], k_b), *_parts(mb.inputs[1], k_b), axis=k_b)
     return s.emit("matmul", a, b, **{k: v for k, v in flags.items() if v})
 
 

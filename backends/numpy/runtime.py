@@ -178,7 +178,8 @@ def native_caller() -> Callable:
     global _caller
     if _caller is None:
         from backends.numpy import toolchain
-        _caller = toolchain.calls_module().run if toolchain.calls_module() else _ctypes_run
+        module = toolchain.calls_module()
+        _caller = module.run if module is not None else _ctypes_run
     return _caller
 
 

@@ -121,19 +121,28 @@ def build(source: str) -> ctypes.CDLL:
         return lib
 
 
-def build_extension(name: str, source: str, include_dirs: list[str]) -> ModuleType:
-    """The Python extension module `name` compiled from C `source` (which includes
-    Python.h from `include_dirs`), built once per Python and numpy and cached."""
+def build_extension(name: str, c_file: Path) -> ModuleType | None:
+    """The Python extension module `name` compiled from `c_file` against this Python's
+    and numpy's headers, built once per Python and numpy and cached; None where it
+    cannot be (no compiler, no Python headers): callers then take their Python path."""
+    import sysconfig
     import numpy
+    if compiler() is None:
+        return None
+    source = c_file.read_text()
+    include_dirs = [sysconfig.get_paths()["include"], numpy.get_include()]
     stamp = "\n".join([sys.version, numpy.__version__, *include_dirs])
     key = hashlib.sha256((_fingerprint() + stamp + source).encode()).hexdigest()[:32]
     with _lock:
         if key in _loaded:
             return _loaded[key]
-        path = _built(source, key, tuple(f"-I{d}" for d in include_dirs))
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        try:
+            path = _built(source, key, tuple(f"-I{d}" for d in include_dirs))
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        except (BuildError, ImportError, OSError):
+            return None
         _loaded[key] = module
         return module
 
@@ -165,17 +174,9 @@ def _compile(source: str, directory: Path, path: Path, flags: tuple[str, ...]) -
         os.replace(out, path)
 
 
+
 @functools.lru_cache(maxsize=1)
 def calls_module() -> ModuleType | None:
     """backends/numpy/calls.c built as an extension (how generated code calls native
-    kernels), or None where it cannot be built (no compiler or no Python headers)."""
-    import sysconfig
-    import numpy
-    if compiler() is None:
-        return None
-    source = (Path(__file__).parent / "calls.c").read_text()
-    include = [sysconfig.get_paths()["include"], numpy.get_include()]
-    try:
-        return build_extension("graphc_calls", source, include)
-    except (BuildError, ImportError, OSError):
-        return None
+    kernels), or None where it cannot be built."""
+    return build_extension("graphc_calls", Path(__file__).parent / "calls.c")
