@@ -8,7 +8,6 @@ raises UnsupportedError naming the function and the closest supported one.
 """
 from __future__ import annotations
 
-import difflib
 import inspect
 import math
 from typing import Any, Callable
@@ -17,7 +16,7 @@ import numpy as np
 
 from graphc import dtypes
 from graphc.errors import ShapeError, UnsupportedError
-from frontend import contractions, indexing, prims
+from frontend import contractions, indexing, prims, suggestions
 from frontend.prims import Operand
 from frontend.tracer import Tracer
 
@@ -111,15 +110,14 @@ def array_ufunc(self, ufunc, method, *inputs, **kwargs):
                                "while tracing")
     handler = UFUNCS.get(ufunc)
     if handler is None:
-        _unsupported(name, [f"np.{u.__name__}" for u in UFUNCS])
+        _unsupported(name)
     return handler(*inputs)
 
 
-def _unsupported(name: str, known: list[str]):
-    close = difflib.get_close_matches(name, known, n=2)
-    hint = ("the closest supported: " + ", ".join(close)) if close else \
-        "see README, 'What traces', for the supported numpy functions"
-    raise UnsupportedError(f"numpy function {name} is not supported by graphc", hint=hint)
+def _unsupported(name: str):
+    # a hand-written suggestion, never a look-alike name (np.sort is not np.sum)
+    raise UnsupportedError(f"numpy function {name} is not supported by graphc",
+                           hint=suggestions.hint_for(name))
 
 
 def array_function(self, func, types, args, kwargs):
@@ -129,7 +127,7 @@ def array_function(self, func, types, args, kwargs):
         not module.startswith("numpy._") and module != "numpy.lib" else "np."
     name = f"{prefix}{func.__name__}"
     if handler is None:
-        _unsupported(name, [f"np.{f.__name__}" for f in FUNCTIONS])
+        _unsupported(name)
     try:
         inspect.signature(handler).bind(*args, **kwargs)
     except TypeError as exc:
@@ -364,7 +362,8 @@ def take(a, indices, axis=None, out=None, mode=None):
     if axis is None:
         x, axis = prims.reshape(x, (-1,)), 0
     axis = prims.norm_axis(axis, x.ndim)
-    return indexing.getitem(x, (slice(None),) * axis + (indices,))
+    return indexing.getitem(x, (slice(None),) * axis +
+                            (indexing.take_mode(indices, mode, x.shape[axis]),))
 
 
 @implements(np.copy)
@@ -439,7 +438,7 @@ def _install() -> None:
     T.__pos__ = lambda a: UFUNCS[np.positive](a)
     T.__abs__ = _absolute
     T.__invert__ = lambda a: UFUNCS[np.invert](a)
-    for unsupported in ("floordiv", "mod", "rfloordiv", "rmod", "xor", "lshift", "rshift"):
+    for unsupported in ("xor", "lshift", "rshift"):
         setattr(T, f"__{unsupported}__", (lambda n: lambda a, b: _no_operator(n))(unsupported))
     T.T = property(lambda a: transpose(a))
     T.mT = property(lambda a: swapaxes(a, -1, -2))
@@ -478,16 +477,12 @@ def _pow_operator(a, b):
 
 
 def _no_operator(name: str):
-    hints = {
-        "floordiv": "graphc has no floor division yet: for non-negative operands "
-                    "(a / b).astype(np.int64) equals a // b; otherwise compute it before "
-                    "calling the compiled function and pass the result in",
-        "mod": "graphc has no remainder yet: for non-negative integers "
-               "a - b * (a / b).astype(a.dtype) equals a % b; otherwise compute it before "
-               "calling the compiled function and pass the result in",
-    }
     raise UnsupportedError(f"the operator __{name}__ is not supported on traced arrays",
-                           hint=hints.get(name, "rewrite it with supported numpy functions"))
+                           hint="rewrite it with supported numpy functions")
 
 
 _install()
+# rounding, floored division (// and %), isnan and kin, logaddexp, all/any, argmin
+from frontend import numpy_math  # noqa: E402,F401  (registers into the tables above)
+# padding, flips, triangles, cumsum, norms, asarray
+from frontend import numpy_more  # noqa: E402,F401  (registers into the tables above)

@@ -85,7 +85,19 @@ def binary(op: str, a: Operand, b: Operand) -> Tracer:
     elif dt == "bool" and op in _BOOL_ARITHMETIC:
         # numpy's bool loops: + and maximum are `or`, * and minimum are `and`
         op = _BOOL_ARITHMETIC[op]
+    elif op == "pow" and dt in dtypes.INTS:
+        _no_negative_int_power(b)
     return ctx.emit(op, lift(a, dt, ctx), lift(b, dt, ctx))
+
+
+def _no_negative_int_power(exponent: Operand) -> None:
+    """numpy refuses an integer to a negative integer power; a constant exponent is seen
+    now. A traced one that is negative at run time gets numpy's own ValueError from the
+    call, as in eager numpy (graphc would need a check on every element to name it)."""
+    if not isinstance(exponent, Tracer) and np.any(np.asarray(exponent) < 0):
+        raise DtypeError("Integers to negative integer powers are not allowed.",
+                         hint="make the base a float first (x.astype(np.float64) ** -1, "
+                              "or np.reciprocal(x.astype(np.float64)))")
 
 
 _BOOL_ARITHMETIC = {"add": "logical_or", "maximum": "logical_or",

@@ -2,13 +2,17 @@
 
 Arrays (numpy arrays and numpy scalars) at the leaves of the arguments become graph
 inputs; every other leaf (Python numbers, strings, None, other hashable objects) is
-static: baked into the graph and part of the cache key.
+static: baked into the graph and part of the cache key. Whatever else the function
+reads while it is traced (a global array, a closed-over number) is baked in as it was
+then, by design; a call whose result changes from call to call (np.random, a generator,
+the clock) is refused instead (frontend.impure).
 """
 from __future__ import annotations
 
 import enum
 import inspect
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -17,6 +21,7 @@ import numpy as np
 from graphc import dtypes
 from graphc.errors import ArgumentError
 from graphc.ir import Graph, TensorType
+from frontend import impure, patching
 from frontend import numpy_api  # noqa: F401  (installs the numpy protocols on Tracer)
 from frontend.pytree import flatten, unflatten
 from frontend.tracer import TraceContext, Tracer
@@ -128,15 +133,27 @@ class Traced:
         return unflatten(self.out_treedef, leaves)
 
 
+_traces = threading.local()  # per thread: another thread's traces are not this call's
+
+
+def traces_started() -> int:
+    """How many traces this thread has begun (nested ones, as a gradient's, count
+    too): `graphc.benchmark` tells a function that traces when called from one that
+    does not by this count."""
+    return getattr(_traces, "count", 0)
+
+
 def trace_function(fn: Callable, args: tuple, kwargs: dict | None = None,
                    name: str | None = None) -> Traced:
+    _traces.count = traces_started() + 1
     kwargs = kwargs or {}
     leaves, treedef, _ = flatten((args, kwargs))
     paths = arg_paths(fn, args, kwargs)
     keys = [leaf_key(x, p) for x, p in zip(leaves, paths)]
     name = re.sub(r"\W", "_", (name or getattr(fn, "__name__", "fn")).strip("<>")) or "fn"
     ctx = TraceContext(name)
-    with ctx:
+    # np.asarray(traced) gives the Tracer back; np.random and the clock are refused
+    with ctx, patching.installed(), impure.refusing(fn, ctx):
         taken: set[str] = set()
         traced_leaves = []
         for leaf, path, key in zip(leaves, paths, keys):

@@ -9,13 +9,13 @@ the mechanics.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from graphc import dtypes, ops
-from graphc.errors import (GraphcError, TracerBoolError, TracerLeakError, UnsupportedError,
-                           user_location)
+from graphc.errors import (ArgumentError, GraphcError, TracerBoolError, TracerLeakError,
+                           UnsupportedError, user_location)
 from graphc.ir import Attrs, Graph, Node, TensorType, Value
 
 _state = threading.local()
@@ -34,6 +34,9 @@ class TraceContext:
         self.active = True
         self._counter = 0
         self._consts: dict[tuple, Tracer] = {}
+        # called with each constant before it enters the graph (frontend.impure refuses
+        # one that a random generator or the clock produced while tracing)
+        self.watch: Callable[[Any], None] | None = None
 
     def __enter__(self) -> "TraceContext":
         if not hasattr(_state, "stack"):
@@ -93,6 +96,8 @@ class TraceContext:
 
     def const(self, value: Any, dtype: str | None = None) -> "Tracer":
         """A literal (Python scalar or numpy array) as a const node, deduplicated."""
+        if self.watch is not None:
+            self.watch(value)
         arr = np.asarray(value)
         if arr.dtype.kind in "OUSVc":
             raise UnsupportedError(f"arrays of dtype {arr.dtype} cannot be traced",
@@ -153,7 +158,8 @@ class Tracer:
 
     def __len__(self) -> int:
         if not self.shape:
-            raise TypeError("len() of a 0-d array")
+            raise ArgumentError("len() of a 0-d array",  # TypeError, as numpy's
+                                hint="a 0-d array has no length: use x.shape or x.size")
         return self.shape[0]
 
     def __iter__(self):
@@ -198,10 +204,10 @@ class Tracer:
         if not name.startswith("_") and hasattr(np.ndarray, name):
             from frontend.numpy_api import FUNCTIONS, UFUNCS
             fn = getattr(np, name, None)
+            from frontend.suggestions import hint_for
             known = fn in FUNCTIONS or fn in UFUNCS
             hint = (f"call the function instead: np.{name}(x, ...)" if known else
-                    f"graphc does not support np.{name} either: rewrite it with supported "
-                    "numpy functions (see README: what traces)")
+                    f"graphc does not support np.{name} either: {hint_for(f'np.{name}')}")
             raise UnsupportedError(f"the array method .{name}() is not supported on "
                                    "traced arrays", hint=hint)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")

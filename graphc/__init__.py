@@ -9,11 +9,13 @@ array([0., 0., 0.], dtype=float32)
 """
 # The core first: frontends, passes and backends import it while graphc loads.
 from graphc import dtypes, errors, ir, ops
-from graphc.errors import (ArgumentError, DtypeError, GraphcError, IndexingError, IRParseError,
-                           MismatchError,
+from graphc.errors import (ArgumentError, DtypeError, GraphcError, GraphcInternalError,
+                           IndexingError, IRParseError,
+                           MismatchError, OptionError,
                            ShapeError,
                            TracerBoolError, TracerLeakError, UnsupportedError, VerifyError)
 from graphc.interpreter import interpret
+from backends.settings import SettingWarning
 from graphc.api import CompiledFunction, Lowered, RecompileWarning, compile, trace
 from graphc.benchmark import BenchmarkResult, benchmark
 from graphc.transforms import grad, value_and_grad, vjp
@@ -24,7 +26,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ArgumentError", "BenchmarkResult", "CompiledFunction", "DtypeError", "GraphcError",
-    "IndexingError", "IRParseError", "Lowered", "MismatchError", "RecompileWarning", "ShapeError",
+    "GraphcInternalError",
+    "IndexingError", "IRParseError", "Lowered", "MismatchError", "OptionError", "RecompileWarning",
+    "SettingWarning",
+    "ShapeError",
     "TracerBoolError", "TracerLeakError", "UnsupportedError", "VerifyError", "benchmark",
     "compile", "debug", "dtypes", "errors", "grad", "interpret", "ir", "nn", "ops", "trace",
     "value_and_grad", "vjp",

@@ -1,13 +1,16 @@
-"""The command line: `python -m graphc bench|fuzz [options]` (also installed as `graphc`).
+"""The command line: `python -m graphc bench|fuzz|replay [options]` (also `graphc`).
 
     python -m graphc bench                    the whole suite at full size, all peers
     python -m graphc bench --quick --peers none --json out.json
     python -m graphc fuzz --examples 3000 --seed 1   random graphs vs. the interpreter
     python -m graphc bench --only gelu,softmax --repeats 20 --plot bench.png
+    python -m graphc replay /tmp/graphc-x/loss.repro.ir --inputs random
+    python -m graphc ulp --only tanh,exp      max ulp error of float32 math vs. float64
 
 Exit status: 0 when every result matched eager numpy, 1 when any was a FAIL,
 2 for a usage error (including --plot without matplotlib). `fuzz` exits 0 when no
-random graph differed from the reference interpreter, else 1.
+random graph differed from the reference interpreter, else 1. `replay` exits 1 when
+the failure it replays happens again, 0 when it does not, 2 for a bad file.
 """
 from __future__ import annotations
 
@@ -57,6 +60,30 @@ def _parser() -> argparse.ArgumentParser:
                       help="random seed (default 0): the same seed checks the same graphs")
     fuzz.add_argument("--max-nodes", type=_positive, default=12, metavar="K",
                       help="at most this many nodes per graph (default 12)")
+    replay = commands.add_parser(
+        "replay", help="run the compiler again on the IR file an internal error wrote",
+        description="Parse FILE.ir (written by a GraphcInternalError), run the passes its "
+                    "header names, then codegen, and with --inputs random the generated "
+                    "code against graphc.interpret. Exit 1 when a stage fails.")
+    replay.add_argument("file", metavar="FILE.ir")
+    replay.add_argument("--pass", dest="passes", action="append", default=[],
+                        metavar="NAME=MODULE:FUNCTION",
+                        help="where a pass that is not a default one lives (repeatable)")
+    replay.add_argument("--inputs", choices=["none", "random"], default="none",
+                        help="also run the generated code on random inputs (default none)")
+    ulp = commands.add_parser(
+        "ulp", help="max ulp error of each float32 math function against float64",
+        description="Measure numpy's float32 math functions and graphc's native kernels "
+                    "(one per -march target) against float64 over the float32 range.")
+    ulp.add_argument("--only", metavar="NAME[,NAME]",
+                     help="only these functions (default: all; see graphc/bench/ulp.py)")
+    ulp.add_argument("--march", default="native,x86-64-v3", metavar="M[,M]",
+                     help="native kernels built for these targets (default native,x86-64-v3;"
+                          " 'none' for numpy alone)")
+    ulp.add_argument("--per-binade", type=_positive, default=4096, metavar="N",
+                     help="significands per exponent and sign (default 4096)")
+    ulp.add_argument("--every", action="store_true",
+                     help="every finite float32 instead of the sweep (hours)")
     return parser
 
 
@@ -114,6 +141,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "fuzz":
         from graphc.fuzz import run
         return 1 if run(args.examples, seed=args.seed, max_nodes=args.max_nodes) else 0
+    if args.command == "replay":
+        from graphc.replay import replay
+        return replay(args.file, args.passes, args.inputs)
+    if args.command == "ulp":
+        from graphc.bench.ulp import command
+        return command(args.only, args.march, args.per_binade, args.every, parser.error)
     parser.error(f"unknown command {args.command}")  # argparse exits
 
 

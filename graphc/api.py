@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
-import os
 import re
 import sys
 import threading
@@ -23,7 +22,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from graphc.errors import DtypeError, GraphcError
+from backends import settings
+from graphc.errors import ArgumentError, DtypeError, GraphcError
 from graphc.ir import Graph
 from frontend.trace import Traced, arg_paths, signature, trace_function
 
@@ -117,11 +117,20 @@ class _Entry:
     paths: list[str]
     keys: tuple
     run: Callable[..., tuple]
+    used: int = 0  # the hit clock at its last call here: eviction drops the oldest
 
     def __post_init__(self):
         traced = self.lowered.traced
         single = traced.out_treedef == ("leaf",) and traced.out_slots == [0]
         self.rebuild = None if single else traced.rebuild
+
+
+def _release(entry: _Entry) -> None:
+    """Let a dropped entry's buffer pools go now: a generated function and its
+    namespace form a reference cycle, which only the cyclic collector would free."""
+    release = getattr(entry.lowered.executable, "release", None)
+    if release is not None:
+        release()
 
 
 class _Stats:
@@ -133,16 +142,24 @@ class _Stats:
     `hits` takes off the steps that earlier reads added.
     """
 
-    def __init__(self):
-        self.hit_counter = itertools.count()
+    def __init__(self, clock=None):
+        # the C fast path's Clock where it is built: its hits advance the same count
+        self.hit_counter = itertools.count() if clock is None else clock
         self.misses = 0
         self.warned = False
         self.lock = threading.Lock()  # compiling
         self._read_lock = threading.Lock()
         self._reads = 0
 
-    def hit(self) -> None:
-        next(self.hit_counter)
+    def hit(self) -> int:
+        """Count a hit; its value on the clock (the LRU stamp of the entry hit)."""
+        return next(self.hit_counter)
+
+    def now(self) -> int:
+        """The clock's value now, as a stamp, without counting a hit."""
+        with self._read_lock:
+            self._reads += 1
+            return next(self.hit_counter)
 
     @property
     def hits(self) -> int:
@@ -159,7 +176,7 @@ def _trimmed(fn):
         try:
             return fn(*args, **kwargs)
         except GraphcError as exc:
-            raise exc.with_traceback(None) from None
+            raise exc.with_traceback(None) from exc.__cause__  # kept: internal errors
     return wrapper
 
 
@@ -167,18 +184,23 @@ class CompiledFunction:
     """What `graphc.compile` returns: call it like the original function."""
 
     def __init__(self, fn: Callable, backend: str = "numpy", passes=None,
-                 check: bool | None = None):
+                 check: bool | None = None, cache_size: int | None = None):
         from backends import get
         from passes.pipeline import resolve
         resolve(passes)  # an unknown pass name is an error here, at the compile call
         self.fn = fn
         self.check = check
+        if cache_size is not None and (type(cache_size) is not int or cache_size < 0):
+            raise ArgumentError(f"cache_size={cache_size!r} is not a number of entries",
+                                hint="pass an int >= 0 (0: no limit), or leave it out "
+                                     "for GRAPHC_CACHE_ENTRIES (default 64)")
+        self.cache_size = cache_size  # None: GRAPHC_CACHE_ENTRIES; 0: no limit
         self.backend_name = backend
         self.backend = get(backend)
         self.passes = passes
         self._cache: dict[tuple, _Entry] = {}
         self._fast: dict[tuple, _Entry] = {}  # (shape, dtype, ...) of plain array calls
-        self._stats = _Stats()
+        self._stats = _Stats(self._new_clock())
         functools.update_wrapper(self, fn, updated=())  # not __dict__: ours stays ours
 
     def __call__(self, *args, **kwargs):
@@ -201,14 +223,16 @@ class CompiledFunction:
             entry = self._fast.get(fast_key)
             if entry is None:
                 return self._call(args, kwargs, fast_key)
-            next(self._stats.hit_counter)  # what _Stats.hit does, less a method call
+            entry.used = next(self._stats.hit_counter)  # _Stats.hit, less a method call
             outputs = entry.run(*args)
             return outputs[0] if entry.rebuild is None else entry.rebuild(outputs)
         except GraphcError as exc:
-            raise exc.with_traceback(None) from None
+            raise exc.with_traceback(None) from exc.__cause__  # kept: internal errors
 
     # where the C fast path (graphc/fastcall.c) sends a call it cannot serve
     _py_call = __call__
+    # the hit counter; the C fast path's own (which it advances on its hits) overrides
+    _new_clock = staticmethod(itertools.count)
 
     def _call(self, args: tuple, kwargs: dict, fast_key: tuple | None) -> Any:
         """A call off the fast path: any pytree, kwargs, static values, or a first call."""
@@ -217,15 +241,34 @@ class CompiledFunction:
         if entry is None:
             entry = self._compile(args, kwargs, key)
         else:
-            self._stats.hit()
-        if fast_key is not None:
+            entry.used = self._stats.hit()
+        flat = [leaves[i] for i, k in enumerate(key[1]) if k[0] == "array"]
+        try:
+            outputs = entry.run(*flat)
+        except GraphcError:
+            # the run's own verdict (check mode's MismatchError, a traced index out of
+            # range), which the fast paths give on every call too
+            self._enter_fast(fast_key, key, entry, args)
+            raise
+        except Exception as exc:  # generated code failing: a compiler bug (graphc.internal)
+            from graphc.internal import run_failure
+            err = run_failure(self.fn, entry.lowered, exc)
+            if err is None:
+                raise
+            raise err from exc
+        self._enter_fast(fast_key, key, entry, args)
+        return outputs[0] if entry.rebuild is None else entry.rebuild(outputs)
+
+    def _enter_fast(self, fast_key: tuple | None, key: tuple, entry: _Entry, args: tuple):
+        """Serve this signature from the fast paths from now on. Only a signature whose
+        code ran once (or raised a GraphcError of its own) gets there: the fast paths do
+        not look at other exceptions, so until then each call comes here and gets the
+        full report."""
+        if fast_key is not None and self._cache.get(key) is entry:  # not evicted meanwhile
             self._fast[fast_key] = entry
             register = getattr(self, "_register", None)  # the C fast path, if built
-            if register is not None:
-                register(args, entry.run, entry.rebuild)
-        flat = [leaves[i] for i, k in enumerate(key[1]) if k[0] == "array"]
-        outputs = entry.run(*flat)
-        return outputs[0] if entry.rebuild is None else entry.rebuild(outputs)
+            if register is not None:  # its hits advance (and stamp with) our clock
+                register(args, entry.run, entry.rebuild, self._stats.hit_counter)
 
     @_trimmed
     def lower(self, *args, **kwargs) -> Lowered:
@@ -236,29 +279,59 @@ class CompiledFunction:
 
     def _checked(self, lowered: Lowered) -> Callable[..., tuple]:
         """The generated function, comparing each call's outputs with the interpreter's."""
-        from graphc.check import compare
+        from graphc.check import compare, output_tolerances
         from graphc.interpreter import interpret
         fn = lowered.executable.fn
+        tolerances = output_tolerances(lowered.graph)  # at the precision computed
 
         def run(*flat):
             outputs = fn(*flat)
             want = interpret(lowered.graph, *flat)
             want = [want] if len(lowered.graph.outputs) == 1 else list(want)
-            compare(self.__name__, list(outputs), want)
+            compare(self.__name__, list(outputs), want, tolerances)
             return outputs
         return run
 
     def cache_info(self) -> CacheInfo:
         """Hits, misses (traces) and cached signatures so far."""
-        hits = self._stats.hits + getattr(self, "_fast_hits", 0)
-        return CacheInfo(hits, self._stats.misses, len(self._cache))
+        # the C fast path counts its hits on our clock too (see graphc/fastcall.c)
+        return CacheInfo(self._stats.hits, self._stats.misses, len(self._cache))
 
     def cache_clear(self) -> None:
+        entries = list(self._cache.values())
         self._cache.clear()
         self._fast.clear()
         if hasattr(self, "_clear_fast"):
             self._clear_fast()
-        self._stats = _Stats()
+        self._stats = _Stats(self._new_clock())
+        for entry in entries:
+            _release(entry)
+
+    def _cache_limit(self) -> int:
+        return settings.get("GRAPHC_CACHE_ENTRIES") if self.cache_size is None \
+            else self.cache_size
+
+    def _evict(self) -> None:
+        """Make room for one more signature: drop the least recently used past the
+        limit, from every table that calls it (the C fast path's too), and let its
+        buffer pools go. Stamps come from one clock that every hit advances."""
+        limit = self._cache_limit()
+        excess = len(self._cache) + 1 - limit
+        if limit <= 0 or excess <= 0:
+            return
+        used = getattr(self, "_fast_used", None)
+        c_used = {id(run): t for run, t in used()} if used is not None else {}
+        order = sorted(self._cache.items(),
+                       key=lambda item: max(item[1].used, c_used.get(id(item[1].run), 0)))
+        forget = getattr(self, "_forget", None)
+        for key, entry in order[:excess]:
+            del self._cache[key]
+            for fast_key, e in list(self._fast.items()):
+                if e is entry:
+                    del self._fast[fast_key]
+            if forget is not None:
+                forget(entry.run)
+            _release(entry)
 
     def _compile(self, args, kwargs, key) -> _Entry:
         with self._stats.lock:
@@ -272,18 +345,20 @@ class CompiledFunction:
             lowered = lower_function(self.fn, args, kwargs, self.backend, self.passes,
                                      name=getattr(self.fn, "__name__", "fn"))
             check = self.check if self.check is not None else \
-                os.environ.get("GRAPHC_CHECK") == "1"
+                settings.get("GRAPHC_CHECK")
             # decided once per signature, so that a hit does not ask again
             run = self._checked(lowered) if check else lowered.executable.fn
             entry = _Entry(lowered, paths, key, run)
-            _dump(lowered, len(self._cache))
+            _dump(self.fn, lowered)
+            self._evict()
+            entry.used = self._stats.now()
             self._cache[key] = entry
             self._stats.misses += 1
             return entry
 
     def _explain_retrace(self, paths: list[str], key: tuple) -> None:
         retraces = self._stats.misses  # the traces before this one, less the first, plus this
-        want_log = "recompiles" in os.environ.get("GRAPHC_LOG", "").split(",")
+        want_log = "recompiles" in settings.get("GRAPHC_LOG")
         want_warn = retraces >= RETRACE_WARNING_AT and not self._stats.warned
         if not (want_log or want_warn):
             return
@@ -353,7 +428,9 @@ class _StderrHandler(logging.StreamHandler):
 
 
 def _log_handler() -> None:
-    if not log.handlers:
+    # GRAPHC_LOG asks for stderr: other handlers on the logger (the user's, a test
+    # runner's) do not replace ours
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
@@ -362,14 +439,21 @@ def _log_handler() -> None:
 
 def lower_function(fn: Callable, args: tuple, kwargs: dict, backend, passes=None,
                    name: str | None = None) -> Lowered:
-    from passes.pipeline import run
+    """Trace, optimize and generate code; a library exception in any of these stages is
+    a GraphcInternalError naming the stage and the IR file that reproduces it."""
+    from graphc.internal import stage
+    from passes.pipeline import resolve, run
     t0 = time.perf_counter()
-    traced = trace_function(fn, args, kwargs, name=name)
+    with stage("trace", fn):
+        traced = trace_function(fn, args, kwargs, name=name)
     t1 = time.perf_counter()
-    stages = run(traced.graph, passes)
+    pipeline = resolve(passes)
+    with stage("passes", fn, traced.graph, pipeline):
+        stages = run(traced.graph, pipeline)
     t2 = time.perf_counter()
     try:
-        executable = backend.compile_graph(stages[-1].graph)
+        with stage("codegen", fn, stages[-1].graph):
+            executable = backend.compile_graph(stages[-1].graph)
     except DtypeError as exc:
         raise exc.with_loc(_dtype_origin(traced.graph, exc.message)) from None
     t3 = time.perf_counter()
@@ -388,39 +472,21 @@ def _dtype_origin(graph: Graph, message: str):
     return None
 
 
-def _dump(lowered: Lowered, index: int) -> None:
-    directory = os.environ.get("GRAPHC_DUMP")
-    if not directory:
-        return
-    os.makedirs(directory, exist_ok=True)
-    base = os.path.join(directory, f"{re.sub(r'[^A-Za-z0-9_.-]', '_', lowered.graph.name)}"
-                                   f".{index}")
-    names = list(lowered.stages)
-    for i, name in enumerate(names):
-        stem = "traced" if name == "traced" else f"{i:02d}-{name}"
-        header = f"# {name}" + (f" (took {lowered.pass_seconds[name] * 1e3:.2f} ms)"
-                                if name != "traced" else " (as traced)")
-        with open(f"{base}.{stem}.ir", "w") as fh:
-            fh.write(header + "\n" + str(lowered.stages[name]) + "\n")
-    with open(f"{base}.optimized.ir", "w") as fh:
-        fh.write(str(lowered.optimized) + "\n")
-    times = ", ".join(f"{stage} {secs * 1e3:.2f} ms" for stage, secs in
-                      lowered.stage_seconds.items())
-    with open(f"{base}.py", "w") as fh:
-        fh.write(f"# compile time: {times}\n" + lowered.source)
-    native = getattr(lowered.executable, "native_source", "")
-    if native:  # also inside the .py; on its own, it compiles as it is
-        with open(f"{base}.c", "w") as fh:
-            fh.write(native)
+def _dump(fn: Callable, lowered: Lowered) -> None:
+    """GRAPHC_DUMP's files for one signature (see graphc.dump: names never collide)."""
+    from graphc.dump import write_lowered
+    write_lowered(fn, lowered)
 
 
 def compile(fn: Callable | None = None, *, backend: str = "numpy",
-            passes=None, check: bool | None = None) -> Any:
+            passes=None, check: bool | None = None, cache_size: int | None = None) -> Any:
     """Compile a numpy function: traced once per input signature, then cached.
 
     Use as `@graphc.compile` or `@graphc.compile(backend="numpy")`. `passes` replaces
     the pass pipeline (a list of (name, Graph -> Graph) pairs); `check=True` (or
     GRAPHC_CHECK=1) compares every call against the reference interpreter.
+    `cache_size` caps the signatures kept compiled (default GRAPHC_CACHE_ENTRIES, 64;
+    0: no cap): past it the least recently used is dropped, with its buffers.
 
     >>> import graphc, numpy as np
     >>> @graphc.compile
@@ -433,8 +499,9 @@ def compile(fn: Callable | None = None, *, backend: str = "numpy",
     """
     cls = _compiled_class()
     if fn is None:
-        return lambda f: cls(f, backend=backend, passes=passes, check=check)
-    return cls(fn, backend=backend, passes=passes, check=check)
+        return lambda f: cls(f, backend=backend, passes=passes, check=check,
+                             cache_size=cache_size)
+    return cls(fn, backend=backend, passes=passes, check=check, cache_size=cache_size)
 
 
 @functools.lru_cache(maxsize=1)

@@ -2,8 +2,8 @@
 
 `bisect(fn, *args)` traces `fn`, runs the reference interpreter on the graph as traced
 and after every pass of the pipeline, then runs the generated code, and names the first
-stage whose result differs from the traced graph's (with graphc.check's per-dtype
-tolerances). It prints the IR before and after that stage.
+stage whose result differs from the traced graph's (with graphc.check's tolerances: each output at
+the precision it is computed in, as check mode judges it). It prints the IR before and after that stage.
 
 >>> import graphc, numpy as np
 >>> def f(x):
@@ -71,13 +71,13 @@ def _as_list(out: Any, n: int) -> list:
     return [out] if n == 1 else list(out)
 
 
-def _differs(name: str, got: list, want: list) -> str | None:
+def _differs(name: str, got: list, want: list, tolerances: list) -> str | None:
     """None when `got` matches `want` within tolerance, else a description."""
     from graphc.check import compare
     if len(got) != len(want):
         return f"{name}: {len(got)} outputs, the traced graph has {len(want)}"
     try:
-        compare(name, got, want)
+        compare(name, got, want, tolerances)
     except MismatchError as exc:
         return exc.message
     return None
@@ -95,6 +95,7 @@ def bisect(fn: Callable, *args: Any, passes=None, backend: str | None = None,
     from backends import get
     from frontend.trace import signature, trace_function
     from graphc.api import CompiledFunction
+    from graphc.check import output_tolerances
     from graphc.interpreter import interpret
     from passes.pipeline import resolve
 
@@ -111,6 +112,7 @@ def bisect(fn: Callable, *args: Any, passes=None, backend: str | None = None,
     graph = traced.graph
     n_out = len(graph.outputs)
     want = _as_list(interpret(graph, *flat), n_out)
+    tolerances = output_tolerances(graph)  # the traced graph's: what every stage computes
     names = ["traced"]
 
     def found(stage, before, after, details, source=None) -> BisectResult:
@@ -132,7 +134,7 @@ def bisect(fn: Callable, *args: Any, passes=None, backend: str | None = None,
         except Exception as exc:  # noqa: BLE001
             return found(name, before, after, "the interpreter failed on the graph after "
                          f"{name}: {type(exc).__name__}: {exc}")
-        diff = _differs(name, got, want)
+        diff = _differs(name, got, want, tolerances)
         if diff is not None:
             return found(name, before, after, diff)
         graph = after
@@ -148,7 +150,7 @@ def bisect(fn: Callable, *args: Any, passes=None, backend: str | None = None,
     except Exception as exc:  # noqa: BLE001
         return found(CODEGEN, graph, graph, f"{CODEGEN} raised {type(exc).__name__}: {exc}",
                      source)
-    diff = _differs(CODEGEN, got, want)
+    diff = _differs(CODEGEN, got, want, tolerances)
     if diff is not None:
         return found(CODEGEN, graph, graph, diff, source)
     return found(None, None, None, "", source)

@@ -41,6 +41,14 @@ def _is_internal(filename: str) -> bool:
     return filename.startswith(_INTERNAL_DIRS) or _NUMPY_MARK in filename
 
 
+def is_compiler_file(filename: str) -> bool:
+    """Whether code in `filename` is graphc's own: its packages or its generated code
+    ("<graphc-numpy:...>"); numpy and the user's files are not."""
+    if filename.startswith("<"):
+        return filename.startswith("<graphc")
+    return os.path.abspath(filename).startswith(_INTERNAL_DIRS)
+
+
 def user_location(skip: int = 1) -> SourceLoc | None:
     """The innermost stack frame that belongs to the user's code."""
     frame = sys._getframe(skip)
@@ -73,6 +81,7 @@ class GraphcError(Exception):
     """
 
     default_hint = ""
+    details = ""  # more lines, after the quoted source line (GraphcInternalError's file)
 
     def __init__(self, message: str, *, hint: str | None = None,
                  loc: SourceLoc | None | bool = None):
@@ -96,6 +105,8 @@ class GraphcError(Exception):
             src = self.loc.source_line()
             if src:
                 text += f"\n    {src}"
+        if self.details:
+            text += "\n" + self.details
         if self.hint:
             text += f"\n  hint: {self.hint}"
         return text
@@ -117,10 +128,19 @@ class DtypeError(GraphcError, TypeError):
 
 
 class IndexingError(GraphcError, IndexError):
-    """An index out of range for the (static) shape, or too many indices."""
+    """An index numpy would refuse (out of range, too many, of the wrong type), with
+    numpy's words; for a traced index, raised when the compiled function runs."""
 
     default_hint = ("indices are checked against the shape while tracing: an axis of "
                     "size n takes indices -n..n-1; print x.shape to see it")
+    run_hint = ("a traced index array held this value when the function ran; eager "
+                "numpy refuses it too: an axis of size n takes indices -n..n-1 (use "
+                "np.clip, or np.take(..., mode='clip' or 'wrap'), to allow others)")
+
+    @classmethod
+    def at_run(cls, exc: IndexError, loc: SourceLoc | None) -> "IndexingError":
+        """numpy's IndexError `exc` from the op traced at `loc`, as the user's error."""
+        return cls(str(exc), hint=cls.run_hint, loc=loc or False)
 
 
 class TracerBoolError(GraphcError, TypeError):
@@ -142,6 +162,12 @@ class ArgumentError(GraphcError, TypeError):
 
     default_hint = ("pass numpy arrays (or nested tuples/lists/dicts of them); other "
                     "arguments must be hashable Python values, which become static")
+
+
+class OptionError(GraphcError, ValueError):
+    """A value that a graphc function does not take for one of its options (a mode name)."""
+
+    default_hint = "the message lists the values this option accepts"
 
 
 class TracerLeakError(GraphcError, RuntimeError):
@@ -168,3 +194,48 @@ class VerifyError(GraphcError, AssertionError):
     """A graph that breaks an IR invariant (a compiler bug, or hand-written IR)."""
 
     default_hint = "this is a bug in a pass or in hand-written IR; please report it"
+
+
+class GraphcInternalError(GraphcError, RuntimeError):
+    """A failure inside graphc itself, not in the user's code: a bug to report.
+
+    Any exception that is not a GraphcError and is raised inside a compiler stage
+    (`stage`: "trace", "pass NAME", "codegen", "build", or "run" for the first call of
+    the generated code) becomes one. The original exception is its `__cause__`;
+    `graph` is the IR as it entered the failing stage, and `repro` the file that the
+    face wrote it to (`python -m graphc replay FILE` runs the pipeline on it again).
+
+    >>> err = GraphcInternalError("pass fusion", ValueError("boom"), loc=False)
+    >>> print(err.message)
+    graphc failed in pass fusion: ValueError: boom
+    """
+
+    default_hint = ("this is a bug in graphc, not in your code: please report it with "
+                    "this message and its traceback")
+    _file_hint = ("this is a bug in graphc, not in your code: please report it with the "
+                  "file named above (it holds the IR: shapes, dtypes and constants)")
+
+    def __init__(self, stage: str, cause: BaseException, *, graph=None, function: str = "",
+                 repro: str | None = None, command: str | None = None,
+                 loc: SourceLoc | None | bool = False):
+        self.stage, self.graph, self.function = stage, graph, function
+        self.cause_text = f"{type(cause).__name__}: {cause}".rstrip(": ")
+        self.repro, self.command = repro, command
+        super().__init__(self._describe(), loc=loc)
+
+    def completed(self, function: str, loc: SourceLoc | None, repro: str | None,
+                  command: str | None) -> "GraphcInternalError":
+        """The same error, naming the user's function and line and the repro file."""
+        self.function, self.repro, self.command = function, repro, command
+        self.message = self._describe()
+        self.hint = self._file_hint if repro else self.default_hint
+        self.loc = loc
+        self.args = (self._format(),)
+        return self
+
+    def _describe(self) -> str:
+        where = f" while compiling {self.function}" if self.function else ""
+        if self.repro:
+            self.details = (f"  the IR as it entered {self.stage} is in {self.repro}\n"
+                            f"  reproduce it with: {self.command}")
+        return f"graphc failed in {self.stage}{where}: {self.cause_text}"

@@ -10,15 +10,16 @@ torch.compile keep their guards in C++ for the same reason.
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
+
+from backends import settings
 
 
 @functools.lru_cache(maxsize=1)
 def dispatcher() -> type | None:
     """The C base type (with `_register`, `_clear_fast`, `_fast_hits`), or None where
     it cannot be built or GRAPHC_FASTCALL=0."""
-    if os.environ.get("GRAPHC_FASTCALL", "1") == "0":
+    if not settings.get("GRAPHC_FASTCALL"):
         return None
     from backends.numpy.toolchain import build_extension
     module = build_extension("graphc_fastcall", Path(__file__).parent / "fastcall.c")

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from graphc import dtypes, ops
-from graphc.errors import ArgumentError
+from graphc.errors import ArgumentError, IndexingError
 from graphc.ir import Graph
 
 
@@ -33,7 +33,13 @@ def interpret(graph: Graph, *args: Any):
                                 f"{dtypes.canonical(arr.dtype)}{list(arr.shape)}")
         env[id(v)] = arr
     for node in graph.nodes:
-        results = ops.OPS[node.op].impl(*(env[id(v)] for v in node.inputs), **node.attrs)
+        try:
+            results = ops.OPS[node.op].impl(*(env[id(v)] for v in node.inputs), **node.attrs)
+        except IndexError as exc:
+            if node.op != "gather":
+                raise
+            # a traced index out of range: the user's error, at their line
+            raise IndexingError.at_run(exc, node.loc) from exc
         if len(node.outputs) == 1:
             results = (results,)
         for v, r in zip(node.outputs, results):

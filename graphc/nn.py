@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from graphc import dtypes, ops
+from graphc.errors import OptionError  # a GraphcError: never taken for a compiler bug
 from graphc.ir import Attrs, TensorType
 from frontend import prims
 from frontend.tracer import Tracer
@@ -72,7 +73,7 @@ def gelu(x: Array, approximate: str = "tanh") -> Array:
         return 0.5 * x * (1.0 + np.tanh(inner))
     if approximate == "none":
         return 0.5 * x * (1.0 + erf(x * (1.0 / math.sqrt(2.0))))
-    raise ValueError(f"approximate must be 'tanh' or 'none', not {approximate!r}")
+    raise OptionError(f"approximate must be 'tanh' or 'none', not {approximate!r}")
 
 
 def softmax(x: Array, axis: int = -1) -> Array:
@@ -134,7 +135,7 @@ def _reduce(x: Array, reduction: str) -> Array:
         return np.sum(x)
     if reduction == "none":
         return x
-    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
+    raise OptionError(f"reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
 
 
 def conv2d(x: Array, weight: Array, bias: Array | None = None, stride=1, padding=0,

@@ -162,6 +162,9 @@ def _select(name: str):
 
 VJP["maximum"] = _select("maximum")
 VJP["minimum"] = _select("minimum")
+# a % b = a - b * floor(a / b), the floor constant between its jumps
+defvjp("remainder")(lambda e, n, g: _binary(
+    n, e, lambda: g, lambda: e("neg", e("mul", g, e("floor_divide", e.x(0), e.x(1))))))
 
 
 @defvjp("where")
@@ -289,6 +292,16 @@ def _gather(e: Emit, n: Node, g: Value):
 @defvjp("scatter_add")
 def _scatter_add(e: Emit, n: Node, g: Value):
     return [g, None, e("gather", g, e.x(1), axis=n.attrs["axis"])]
+
+
+@defvjp("cumsum")
+def _cumsum(e: Emit, n: Node, g: Value):
+    """x[i] feeds every y[j] with j >= i: its cotangent is the sum of g over j >= i, a
+    cumsum of g run from the end (flip, cumsum, flip back)."""
+    axis = n.attrs["axis"]
+    if g.type.shape[axis] <= 1:  # a running sum of one element is the element
+        return [g]
+    return [_flip(e, e("cumsum", _flip(e, g, axis), axis=axis), axis)]
 
 
 # ---- matmul --------------------------------------------------------------------------

@@ -19,7 +19,11 @@ Groups:
 * "source": the constants, which cost nothing at run time.
 
 A node joins a producer's group when the kinds and shapes allow it and merging
-creates no cycle between groups (checked with networkx on the group graph). Each
+creates no cycle between groups. Every merge (a node into a producer's group, a
+sibling chain, a scalar chain) passes the same test on the whole group graph, the
+joining node's edges included: no path of two or more edges may link the two groups
+(`_path_around`). Checks one merge at a time miss cycles such as issue 10's, where a
+sibling reaches the chosen group only through the node's other producer. Each
 group records, for every producer group it did not merge with, why not; that is what
 `Lowered.fusion_report()` prints.
 """
@@ -112,9 +116,36 @@ def _siblings(g: _Draft, h: _Draft) -> bool:
 
 
 def _path_around(dag: nx.DiGraph, g: int, h: int) -> bool:
-    """Whether g and h are linked through a third group (merging them makes a cycle)."""
-    return any(nx.has_path(dag, s, h) for s in dag.successors(g) if s != h) or \
-        any(nx.has_path(dag, s, g) for s in dag.successors(h) if s != g)
+    """Whether a path of two or more edges links groups g and h, either way round.
+
+    The one test every merge passes: merging g and h is legal exactly when no such
+    path exists, since the groups on it would then run both after and before the
+    merged kernel. A direct edge is fine (a producer and its consumer fuse).
+
+    >>> dag = nx.DiGraph([(0, 1), (1, 2), (0, 2)])
+    >>> _path_around(dag, 0, 2), _path_around(dag, 0, 1)
+    (True, False)
+    """
+    return _reaches_through(dag, g, h) or _reaches_through(dag, h, g)
+
+
+def _reaches_through(dag: nx.DiGraph, a: int, b: int) -> bool:
+    """Whether a path a -> x -> ... -> y -> b (x != b, y != a) exists. Searched from
+    both ends at once, growing the smaller frontier, so that neither a group that
+    feeds the whole graph nor one fed by it makes a check cost the whole graph."""
+    ahead = {s for s in dag.successors(a) if s != b}    # reached from a
+    behind = {p for p in dag.predecessors(b) if p != a}  # reaching b
+    seen_ahead, seen_behind = set(ahead), set(behind)
+    while ahead and behind:
+        if not seen_ahead.isdisjoint(seen_behind):
+            return True
+        if len(ahead) <= len(behind):
+            ahead = {s for g in ahead for s in dag.successors(g)} - seen_ahead
+            seen_ahead |= ahead
+        else:
+            behind = {p for g in behind for p in dag.predecessors(g)} - seen_behind
+            seen_behind |= behind
+    return not seen_ahead.isdisjoint(seen_behind)
 
 
 def _absorb(drafts: list[_Draft], group_of: dict[int, int], dag: nx.DiGraph, g: int,
@@ -132,10 +163,10 @@ def _merge_scalars(graph: Graph, drafts: list[_Draft], group_of: dict[int, int],
                    dag: nx.DiGraph, index: dict[int, int]) -> None:
     """A chain of 0-d ops (Adam's 1 - b1**t) read by one kernel only becomes part of
     that kernel, which computes the few scalars itself."""
-    readers: dict[int, set[int]] = {}
+    readers: dict[int, list[Node]] = {}
     for node in graph.nodes:
         for v in node.inputs:
-            readers.setdefault(id(v), set()).add(group_of[id(node)])
+            readers.setdefault(id(v), []).append(node)
     outputs = {id(v) for v in graph.outputs}
     for s, draft in enumerate(drafts):
         if draft.kind != "scalar" or not draft.nodes:
@@ -143,7 +174,8 @@ def _merge_scalars(graph: Graph, drafts: list[_Draft], group_of: dict[int, int],
         values = [v for n in draft.nodes for v in n.outputs]
         if any(id(v) in outputs for v in values):
             continue
-        users = set().union(*(readers.get(id(v), set()) for v in values)) - {s}
+        # groups as they are now: an earlier scalar chain may have moved into a kernel
+        users = {group_of[id(n)] for v in values for n in readers.get(id(v), ())} - {s}
         if len(users) != 1:
             continue
         (g,) = users
@@ -184,19 +216,19 @@ def fuse(graph: Graph) -> Graph:
                     out.append(g)
         return out
 
-    def creates_cycle(target: int, node_producers: list[int]) -> bool:
-        # joining `target` is safe unless another producer is reachable from it
-        return any(p != target and dag.has_node(target) and nx.has_path(dag, target, p)
-                   for p in node_producers)
-
     index = {id(n): i for i, n in enumerate(graph.nodes)}
     for node in graph.nodes:
         prods = producers(node)
+        # the node enters the group graph as a group of its own, edges and all; joining
+        # a producer's group is then a merge like any other, checked the same way
+        new = len(drafts)
+        dag.add_edges_from((g, new) for g in prods)
+        dag.add_node(new)
         chosen, reasons = None, []
         if _kind(node) is not Kind.SOURCE:
             for g in prods:
                 why = _why_not(drafts[g], node)
-                if why is None and creates_cycle(g, prods):
+                if why is None and _path_around(dag, g, new):
                     why = "joining would create a cycle between kernels"
                 if why is None:
                     chosen = g
@@ -204,10 +236,14 @@ def fuse(graph: Graph) -> Graph:
                 reasons.append((g, why))
         if chosen is None:
             drafts.append(_start(node))
-            chosen = len(drafts) - 1
+            chosen = new
         else:
             d = drafts[chosen]
             d.nodes.append(node)
+            # the node's edges move to `chosen` before any sibling merge: a sibling may
+            # reach `chosen` through another producer, a path that exists only with them
+            dag.remove_node(new)  # (a cheaper nx.contracted_nodes)
+            dag.add_edges_from((g, chosen) for g in prods if g != chosen)
             if _kind(node) is Kind.REDUCTION and d.kind == "elementwise":
                 d.kind = "reduction"  # the elementwise chain becomes its prologue
             for g in prods:  # sibling chains over the same space join too (adam's m, v, p)
@@ -220,10 +256,6 @@ def fuse(graph: Graph) -> Graph:
             drafts[chosen].notes.append(f"not fused with group of %{last} ({drafts[g].kind}) "
                                         f"at {node.op} %{node.outputs[0].name}: {why}")
         group_of[id(node)] = chosen
-        dag.add_node(chosen)
-        for g in prods:
-            if g != chosen:
-                dag.add_edge(g, chosen)
 
     _merge_scalars(graph, drafts, group_of, dag, index)
     order = list(nx.lexicographical_topological_sort(dag, key=lambda g: g))

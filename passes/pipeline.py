@@ -63,9 +63,22 @@ def run(graph: Graph, pipeline=None, verify: bool = True) -> list[Stage]:
     stages = [Stage("traced", graph, 0.0)]
     for name, fn in resolve(pipeline):
         start = time.perf_counter()
-        graph = fn(graph)
+        graph = _run_pass(name, fn, graph)
         seconds = time.perf_counter() - start
         if verify:
             graph.verify()
         stages.append(Stage(name, graph, seconds))
     return stages
+
+
+def _run_pass(name: str, fn: Pass, graph: Graph) -> Graph:
+    """One pass; a library exception inside it (networkx, numpy, a bug) becomes a
+    GraphcInternalError that keeps the graph it was given, so that the face can write
+    the IR that reproduces it."""
+    from graphc.errors import GraphcError, GraphcInternalError
+    try:
+        return fn(graph)
+    except GraphcError:
+        raise
+    except Exception as exc:
+        raise GraphcInternalError(f"pass {name}", exc, graph=graph) from exc

@@ -18,6 +18,7 @@ Inputs come from one seeded generator, so the table is the same on every run.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import operator
 from collections import defaultdict
@@ -216,6 +217,66 @@ for _src, _dst, _shape in CASTS:
 for _src in ("float32", "int32"):
     case("cast", [ties((7,), _src)], lambda x, dtype: x != 0, dtype="bool")
 
+# floor, ceil, round, floor_divide, remainder: Python's math and operators (floored,
+# half-to-even round, the divisor's sign for %) element by element in float64 or in
+# Python ints, on the edges: signed zeros, .5 ties, inf, nan, negative divisors, b = 0.
+EDGES = [0.0, -0.0, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 2.0, -3.7, 7.25, np.inf, -np.inf, np.nan]
+
+
+def elementwise_ref(fn, out_dtype=None):
+    """fn(float or int, ...) per element of the broadcast inputs, stored in the inputs'
+    dtype (or out_dtype)."""
+    def ref(*xs, **attrs):
+        xs = np.broadcast_arrays(*xs)
+        flat = [fn(*vs, **attrs) for vs in zip(*(x.ravel().tolist() for x in xs))]
+        return np.array(flat, out_dtype or xs[0].dtype).reshape(xs[0].shape)
+    return ref
+
+
+def _finite_or_same(fn):
+    return lambda v, **attrs: fn(v, **attrs) if math.isfinite(v) else v
+
+
+def _floored(op: str, v, w):
+    if isinstance(v, int):  # numpy: an integer divisor of 0 gives 0
+        return 0 if w == 0 else (v // w if op == "floor_divide" else v % w)
+    if w == 0:  # IEEE a / 0 for //, fmod's nan for %
+        return math.nan if op == "remainder" or v == 0 or math.isnan(v) else \
+            math.copysign(math.inf, v) * math.copysign(1.0, w)
+    if math.isnan(v) or math.isnan(w) or math.isinf(v):
+        return math.nan
+    return v // w if op == "floor_divide" else v % w
+
+
+for _dt in FLOATS:
+    _edge = np.array(EDGES, _dt)
+    for _op, _fn in [("floor", math.floor), ("ceil", math.ceil),
+                     ("round", lambda v, decimals: round(v))]:  # Python's: half to even
+        _ref = elementwise_ref(_finite_or_same(lambda v, f=_fn, **at: float(f(v, **at))))
+        for _shape in UNARY_SHAPES:
+            case(_op, [data(_shape, _dt, -6, 6)], _ref, **({"decimals": 0} if _op == "round"
+                                                          else {}))
+        case(_op, [_edge], _ref, **({"decimals": 0} if _op == "round" else {}))
+    for _dec in (1, 2, -1):  # random values: no decimal ties, where rounding x * 10**d
+        case("round", [data((3, 4), _dt, -60, 60)],  # first may differ from Python's
+             elementwise_ref(_finite_or_same(lambda v, decimals: round(v, decimals))),
+             decimals=_dec)
+for _op in ("floor_divide", "remainder"):
+    _ref = elementwise_ref(lambda v, w, op=_op: _floored(op, v, w))
+    for _dt in NUMERIC:
+        for _sa, _sb in BINARY_SHAPES:  # small integers: exact quotients, zeros, signs
+            case(_op, [ties(_sa, _dt) * 3 + ties(_sa, _dt), ties(_sb, _dt)], _ref)
+    for _dt in ("float32", "float64"):
+        _a, _b = np.meshgrid(np.array(EDGES, _dt), np.array(EDGES[:11] + [-0.75, 3.0], _dt))
+        case(_op, [_a, _b], _ref)
+        case(_op, [data((4, 5), _dt, -9, 9), nonzero((5,), _dt)], _ref)
+    for _dt in INTS:  # INT_MIN // -1 wraps to INT_MIN; % -1 and % 0 give 0
+        _info = np.iinfo(_dt)
+        _wrap = elementwise_ref(lambda v, w, op=_op, lo=_info.min: (
+            (_floored(op, v, w) - lo) % (2 * -lo) + lo))
+        case(_op, [np.array([_info.min, _info.min, _info.max, -7, 7, _info.min], _dt),
+                   np.array([-1, 1, -1, _info.min, 0, _info.max], _dt)], _wrap)
+
 # ---------------------------------------------------------------- reductions
 
 _fsum = rows_ref(math.fsum)  # exactly rounded float sum
@@ -251,6 +312,37 @@ case("argmax", [data((0, 3), "float32")],
      lambda x, axis, keepdims: _argmax_ref(x, (axis,), keepdims), axis=1, keepdims=False)
 case("argmax", [data((2, 3, 4), "float64")],
      lambda x, axis, keepdims: _argmax_ref(x, (axis,), keepdims), axis=2, keepdims=True)
+
+
+
+def cumsum_ref(x, axis):
+    """Running sums along `axis` by a Python loop: exact (math.fsum of each prefix, or
+    Python ints), rounded once to x's dtype. A float32 result added in order is within
+    (n - 1) u sum|x| of it: the float cases keep n <= 5 so that this stays under the
+    float32 tolerance, and float16 sums small integers, which it adds exactly."""
+    moved = np.moveaxis(x, axis, -1)
+    rows = moved.reshape(math.prod(moved.shape[:-1]), moved.shape[-1]).tolist()
+    exact = math.fsum if x.dtype.kind == "f" else sum
+    # the first place is x[0] itself (fsum would turn a -0.0 into 0.0)
+    out = [[r[0] if k == 0 else exact(r[:k + 1]) for k in range(len(r))] for r in rows]
+    return np.moveaxis(np.array(out, x.dtype).reshape(moved.shape), -1, axis)
+
+
+for _shape, _axis, _dt in [((5,), 0, "float32"), ((3, 4), 0, "float32"), ((3, 4), 1, "float64"),
+                           ((2, 3, 4), 1, "float32"), ((2, 3, 4), 2, "int32"),
+                           ((4, 3), 0, "int64"), ((1, 4), 0, "float64"),   # size-1 axis
+                           ((0, 3), 0, "float32"), ((2, 0), 0, "int32"),   # size 0
+                           ((3, 1, 2), 2, "float64")]:
+    case("cumsum", [data(_shape, _dt)], cumsum_ref, axis=_axis)
+case("cumsum", [ties((4, 5), "float16")], cumsum_ref, axis=1)
+# many terms, integer-valued: every partial sum is exact in float32 too
+case("cumsum", [ties((3, 200), "float32")], cumsum_ref, axis=1)
+# -0.0 stays -0.0 in the first place (numpy starts from x[0], not from 0 + x[0])
+case("cumsum", [np.array([-0.0, 1.0, -1.0], np.float32)], cumsum_ref, axis=0)
+# int32 wraps around as numpy's int32 additions do
+case("cumsum", [np.array([2**31 - 1, 1, 1], np.int32)],
+     lambda x, axis: np.array([v - 2**32 if v >= 2**31 else v for v in
+                               itertools.accumulate(x.tolist())], np.int32), axis=0)
 
 # ---------------------------------------------------------------- shape ops
 

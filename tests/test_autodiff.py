@@ -174,6 +174,36 @@ for _op, (_fn, _tfn, _sa, _sb) in BINARY.items():
     for _a, _b in BINARY_SHAPES:
         case(f"{_op}-{list(_a)},{list(_b)}", _op, _fn, [_sa(*_a), _sb(*_b)], _tfn)
 
+
+def off_the_jumps(b):
+    """a with a / b an integer plus a fraction in [0.2, 0.8]: floor(a / b) is constant
+    within eps, so a % b and a // b have no jump to step across."""
+    k = RNG.integers(-3, 4, np.shape(b)) + uniform(0.2, 0.8, *np.shape(b))
+    return k * b
+
+
+for _a, _b in [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 3), ())]:  # b broadcasts
+    _div = away_from_zero(*_b)
+    case(f"remainder-{list(_a)},{list(_b)}", "remainder", np.remainder,
+         [off_the_jumps(np.broadcast_to(_div, _a)), _div], torch.remainder)
+_num = away_from_zero(3, 1)  # a broadcasts: b = a / (integer + fraction)
+case("remainder-[3, 1],[3, 5]", "remainder", np.remainder,
+     [_num, _num / off_the_jumps(np.ones((3, 5)))], torch.remainder)
+# floor, ceil, round and // carry no gradient: only the other factor's path does
+_x = off_the_jumps(np.ones((3, 4)))
+for _op, _fn, _tfn in [("floor", np.floor, torch.floor), ("ceil", np.ceil, torch.ceil),
+                       ("round", np.round, torch.round)]:
+    case(f"{_op}-times-x", _op, lambda x, f=_fn: f(x) * x, [_x], lambda t, f=_tfn: f(t) * t)
+case("floor_divide-times-a", "floor_divide", lambda a, b: (a // b) * a,
+     [off_the_jumps(np.full((3, 4), 1.5)), np.full((3, 4), 1.5)],
+     lambda a, b: torch.floor(a / b) * a)  # torch's floor_divide has no derivative
+# logaddexp (a composite): softmax weights, a tie included (0.5 each, and smooth there)
+_ab = normal(3, 4)
+case("logaddexp", "log1p", np.logaddexp, [normal(3, 4), normal(3, 4)], torch.logaddexp)
+case("logaddexp-tie", "log1p", np.logaddexp, [_ab, _ab.copy()], torch.logaddexp)
+case("logaddexp-broadcast", "log1p", np.logaddexp, [normal(2, 1, 4), normal(3, 4)],
+     torch.logaddexp)
+
 COND = RNG.random((2, 1, 4)) < 0.5
 case("where-const-cond-broadcast", "where", lambda a, b: np.where(COND, a, b),
      [normal(3, 4), normal(4)], lambda a, b: torch.where(torch.from_numpy(COND), a, b))
@@ -258,6 +288,14 @@ for _id, _shape, _idx, _axis in [("repeated-negative", (5, 3), np.array([0, -1, 
          lambda x, u, i=_idx, a=_axis: prim("scatter_add", x, i, u, axis=a),
          [normal(*_shape), normal(*_upd)],
          lambda t, u, i=_idx, a=_axis: torch_scatter_add(t, i, u, a))
+
+# cumsum: the cotangent is a running sum from the end; size-1 axes and the flattening
+# form (axis=None) too
+for _shape, _axis in [((5,), 0), ((3, 4), 0), ((3, 4), -1), ((2, 3, 4), 1), ((1, 3), 0),
+                      ((2, 3), None)]:
+    case(f"cumsum-{list(_shape)}-axis={_axis}", "cumsum",
+         lambda x, a=_axis: np.cumsum(x, axis=a), [normal(*_shape)],
+         lambda t, a=_axis: torch.cumsum(t.flatten() if a is None else t, 0 if a is None else a))
 
 for _a, _b in [((3, 4), (4, 5)), ((2, 3, 4), (2, 4, 5)), ((2, 1, 3, 4), (5, 4, 6)),
                ((3, 4), (2, 4, 5)), ((4,), (4, 5)), ((3, 4), (4,)), ((4,), (4,)),

@@ -14,6 +14,7 @@ import graphc
 from graphc.bench import measure
 from graphc.bench.runner import run_suite
 from graphc.bench.workloads import WORKLOADS
+from graphc.benchmark import EAGER_GRAPH
 from graphc.ir import Graph
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -63,6 +64,57 @@ def test_benchmark_catches_a_wrong_compiled_function():
     f = graphc.compile(lambda x: np.exp(x) * 2.0, passes=[("broken", broken)], check=False)
     with pytest.raises(graphc.MismatchError, match="differs from eager"):
         graphc.benchmark(f, np.linspace(-1, 1, 16, dtype=np.float32), repeats=1)
+
+
+def mse(w, x, y):
+    return np.mean((np.tanh(x @ w) - y) ** 2)
+
+
+def sgd_step(w, x, y):  # a new value_and_grad on every call: a Python call retraces
+    loss, g = graphc.value_and_grad(mse)(w, x, y)
+    return loss, w - 0.1 * g
+
+
+def _regression(rng):
+    return (rng.standard_normal((8, 3)).astype(np.float32),
+            rng.standard_normal((32, 8)).astype(np.float32),
+            rng.standard_normal((32, 3)).astype(np.float32))
+
+
+def vjp_step(w, x, y):
+    out, back = graphc.vjp(lambda w, x: np.tanh(x @ w), w, x)
+    return back(out - y)[0]
+
+
+@pytest.mark.parametrize("make", [lambda: sgd_step, lambda: graphc.value_and_grad(mse),
+                                  lambda: vjp_step])
+def test_eager_side_of_a_transformed_function_is_its_graph_not_a_retrace(rng, make):
+    from frontend.trace import traces_started
+    f, args = make(), _regression(rng)
+    start = traces_started()
+    graphc.compile(f).lower(*args)
+    one_lowering = traces_started() - start  # the function's trace and its gradient's
+    assert one_lowering >= 2
+    start = traces_started()
+    r = graphc.benchmark(f, *args, repeats=3, warmup=2)
+    # one fresh lowering, then warm-up and timed calls of both sides: no more traces
+    assert traces_started() - start == one_lowering
+    assert r.eager == EAGER_GRAPH == "graph op by op"
+    assert "eager (graph op by op) ms" in str(r) and "op by op" in " ".join(r.notes)
+    assert r.to_dict()["eager"] == "graph op by op"
+
+
+def test_eager_side_of_a_plain_function_is_the_python_function(rng):
+    calls = []
+
+    def traced_gelu(x):
+        calls.append(type(x).__name__)
+        return gelu(x)
+
+    r = graphc.benchmark(traced_gelu, rng.standard_normal(64).astype(np.float32),
+                         repeats=2, warmup=1)
+    assert r.eager == "numpy" and "eager ms" in str(r) and "op by op" not in str(r)
+    assert calls.count("ndarray") >= 1 + 1 + 2  # the check, the warm-up, the samples
 
 
 def test_mismatch_compares_whole_pytrees_with_a_scaled_tolerance():

@@ -56,7 +56,7 @@ def python_float(x):
 
 
 def unsupported_function(x):
-    return np.cumsum(x, axis=0)  # <- error here
+    return np.cumprod(x, axis=0)  # <- error here
 
 
 def unsupported_ufunc_method(x):
@@ -95,7 +95,7 @@ CASES = [
     (python_bool, graphc.TracerBoolError, "Python control flow"),
     (python_int, graphc.TracerBoolError, r"int\(\)"),
     (python_float, graphc.TracerBoolError, r"float\(\)"),
-    (unsupported_function, graphc.UnsupportedError, "np.cumsum is not supported"),
+    (unsupported_function, graphc.UnsupportedError, "np.cumprod is not supported"),
     (unsupported_ufunc_method, graphc.UnsupportedError, "np.add.reduce is not supported"),
     (in_place_assignment, graphc.UnsupportedError, "in-place assignment"),
     (boolean_mask, graphc.UnsupportedError, "boolean-mask indexing"),
@@ -152,3 +152,113 @@ def test_errors_do_not_show_compiler_frames():
     files = {entry.path.name for entry in info.traceback if hasattr(entry.path, "name")}
     # the traceback is the user's call and the compiled function's entry, nothing deeper
     assert files <= {"test_errors.py", "api.py"}, files
+
+
+# ---- errors with numpy's own words, at the user's line (issue 10, item 6) -------------
+
+E = np.arange(40.0, dtype=np.float32).reshape(10, 4)
+_OUT_OF_BOUNDS = r"index (-?\d+) is out of bounds for axis (\d+) with size (\d+)"
+
+
+def gather_rows(table, t):
+    return table[t] * 2.0  # <- error here
+
+
+def gather_columns(table, t):
+    return np.tanh(table[:, t])  # <- error here
+
+
+def gather_pairs(table, i, j):
+    return table[i, j] + 1.0  # <- error here
+
+
+def take_rows(table, t):
+    return np.take(table, t, axis=0)  # <- error here
+
+
+RUN_CASES = [  # (function, its index arguments)
+    (gather_rows, ([1, 12, 3],)), (gather_rows, ([1, -11, 3],)), (gather_rows, ([10],)),
+    (gather_columns, ([0, 4],)), (gather_columns, ([-5, 1],)),
+    (gather_pairs, ([1, 2], [0, 9])), (gather_pairs, ([10, 2], [0, 1])),
+    (gather_pairs, ([-2], [-5])), (take_rows, ([[0, 1], [2, 30]],)),
+]
+
+
+def _numbers(text: str) -> tuple:
+    found = re.search(_OUT_OF_BOUNDS, text)
+    assert found, text
+    return found.groups()
+
+
+def _assert_like_numpy(fn, err: BaseException, eager: BaseException) -> None:
+    text = str(err)
+    assert isinstance(err, graphc.IndexingError) and isinstance(err, IndexError), text
+    assert _numbers(text) == _numbers(str(eager))  # the index as given, its axis, the size
+    assert text.startswith(f"{__file__}:{marked_line(fn)}: "), text
+    assert "\n  hint: " in text
+
+
+@pytest.mark.parametrize("fn, indices", RUN_CASES,
+                         ids=[f"{c[0].__name__}-{c[1]}" for c in RUN_CASES])
+def test_traced_index_out_of_range_says_what_numpy_says(fn, indices):
+    indices = [np.array(t) for t in indices]
+    with pytest.raises(IndexError) as eager:
+        fn(E, *indices)
+    f = graphc.compile(fn)
+    with pytest.raises(graphc.IndexingError) as first:
+        f(E, *indices)
+    _assert_like_numpy(fn, first.value, eager.value)
+    f(E, *[np.zeros_like(t) for t in indices])  # a good call: the signature's fast path
+    with pytest.raises(graphc.IndexingError) as again:
+        f(E, *indices)
+    _assert_like_numpy(fn, again.value, eager.value)
+    graph = graphc.trace(fn, E, *indices)
+    with pytest.raises(graphc.IndexingError) as interpreted:
+        graphc.interpret(graph, E, *indices)
+    _assert_like_numpy(fn, interpreted.value, eager.value)
+
+
+def test_traced_index_in_range_matches_numpy():
+    i, j = np.array([[-10, 9], [3, -1]]), np.array([[0, -4], [3, 2]])
+    np.testing.assert_array_equal(graphc.compile(gather_rows)(E, i), gather_rows(E, i))
+    np.testing.assert_array_equal(graphc.compile(gather_columns)(E, j), gather_columns(E, j))
+    np.testing.assert_array_equal(graphc.compile(gather_pairs)(E, i, j), gather_pairs(E, i, j))
+
+
+def negative_int_power(x):
+    return x ** -1  # <- error here
+
+
+def negative_int_power_array(x):
+    return np.power(x, np.array([2, -1, 0]))  # <- error here
+
+
+@pytest.mark.parametrize("fn", [negative_int_power, negative_int_power_array])
+def test_integer_to_negative_power_is_refused_at_trace_time(fn):
+    x = np.arange(1, 4)
+    with pytest.raises(ValueError) as eager:
+        fn(x)
+    with pytest.raises(graphc.DtypeError) as info:
+        graphc.compile(fn)(x)
+    text = str(info.value)
+    assert str(eager.value) in text, text  # numpy's words
+    assert text.startswith(f"{__file__}:{marked_line(fn)}: "), text
+    assert "float" in text.split("\n  hint: ")[1]
+
+
+def test_traced_negative_integer_exponent_raises_numpys_error_at_run_time():
+    # the exponent's sign is only known when the function runs: numpy's own ValueError
+    # comes from the compiled call, as from the eager one (not an internal error)
+    def f(x, n):
+        return x ** n
+
+    x, n = np.arange(1, 4), np.array([1, -2, 0])
+    with pytest.raises(ValueError) as eager:
+        f(x, n)
+    g = graphc.compile(f)
+    np.testing.assert_array_equal(g(x, abs(n)), f(x, abs(n)))
+    for _ in range(2):  # the first call on a signature and the fast path alike
+        with pytest.raises(ValueError) as compiled:
+            g(x, n)
+        assert type(compiled.value) is type(eager.value)
+        assert str(compiled.value) == str(eager.value)

@@ -1,12 +1,14 @@
 """Native kernels (backends/numpy/native.py): fused groups as generated C.
 
 Every group here is forced into a kernel (GRAPHC_SMALL_GROUP=0) with native kernels
-on, and each result is checked against eager numpy: exactly where numpy's result is
-exact (integers, comparisons, max, casts), to float32 tolerance where C's math
-functions may differ from numpy's by an ulp or two.
+on, and each result is checked against eager numpy exactly where numpy's result is
+exact (integers, comparisons, max, casts), and against float64 within each math
+function's documented error bound where C's math functions (libmvec, whose variants
+differ per instruction set) may differ from numpy's (tests/tolerances.py).
 """
 from __future__ import annotations
 
+import platform
 import tempfile
 import warnings
 from pathlib import Path
@@ -17,6 +19,7 @@ import pytest
 import graphc
 from backends.numpy import get_num_threads, native, set_num_threads, toolchain
 from graphc.ops import OPS, Kind
+from tolerances import assert_within_bounds
 
 pytestmark = pytest.mark.skipif(toolchain.compiler() is None,
                                 reason="no C compiler for native kernels")
@@ -51,7 +54,15 @@ def test_softmax_is_one_native_kernel_of_three_loops(rng):
     got, source = compiled(softmax, x)
     assert source.count("_runc(") == 1 and "_run(" not in source
     assert source.count("for (int64_t c = 0; c < 53; c++)") == 3, source
-    np.testing.assert_allclose(got, softmax(x), rtol=1e-6, atol=1e-7)
+    d = x - x.max(axis=-1, keepdims=True).astype(np.float64)
+    e = np.exp(d)
+    total = e.sum(axis=-1, keepdims=True)
+    p = e / total
+    # x - max rounds (gain p); exp's error reaches p as 1 / S of it, and through S (the
+    # 53 exps' relative 4 * 2**-23 at most, up to 8 ulp of p); 52 additions to S each
+    # round to half an ulp of S (gain p / S); the division rounds once
+    assert_within_bounds(got, p, F32, ("sub", d, p), ("exp", e, 1 / total), ("exp", p, 2.0),
+                         ("add", total, 52 * p / total), ("div", p))
 
 
 def test_layernorm_with_row_and_column_broadcasts(rng):
@@ -155,10 +166,21 @@ def test_math_functions_within_a_few_ulp(rng, dtype):
     x = rng.uniform(-5, 5, (50, 64)).astype(dtype)
     got, source = compiled(f, x)
     assert "_runc(" in source
-    rtol = 1e-6 if dtype == "float32" else 1e-14
-    for g, w in zip(got, f(x)):
-        assert g.dtype == w.dtype
-        np.testing.assert_allclose(g, w, rtol=rtol, atol=rtol * np.abs(w).max())
+    exact = f(x.astype(np.float64))
+    u = np.abs(x) + 0.5
+    s = exact[9]
+    steps = [[("exp", exact[0])], [("add", u, 1 / u), ("log", exact[1])], [("tanh", exact[2])],
+             [("sin", exact[3])], [("cos", exact[4])], [("expm1", exact[5])],
+             [("log1p", exact[6])], [("sqrt", exact[7])], [("pow", exact[8])],
+             # an error of exp(-x) moves the sigmoid by s(1 - s) times its relative size
+             # (4 ulp of e is up to 4 * 2**-23 relative, 8 ulp of s(1 - s) in the worst
+             # binade position: gain 2); 1 + e rounds to 2**-24 of itself, up to an ulp of s
+             [("exp", s * (1 - s), 2.0), ("add", s, 2.0), ("div", s)]]
+    # float64 has nothing more precise to compare with: numpy's float64 result carries
+    # the same budget as graphc's
+    for g, want, budget in zip(got, exact if dtype == "float32" else f(x), steps):
+        assert_within_bounds(g, want, dtype, *budget,
+                             reference_steps=budget if dtype == "float64" else ())
 
 
 def test_unsupported_ops_fall_back_to_numpy_kernels(rng):
@@ -180,9 +202,11 @@ def test_non_contiguous_inputs(rng):
     y = rng.standard_normal((30, 80)).astype(F32)[:, ::2]
     got, source = compiled(f, x, y)
     assert "_runc(" in source
-    np.testing.assert_allclose(got, f(x, y), rtol=1e-6)
+    e = np.exp(x.astype(np.float64))
+    budget = (("exp", e, y), ("mul", e * y))
+    assert_within_bounds(got, e * y, F32, *budget)
     swapped = y.astype(">f4")  # big-endian: C reads the machine's byte order
-    np.testing.assert_allclose(compiled(f, x, swapped)[0], f(x, y), rtol=1e-6)
+    assert_within_bounds(compiled(f, x, swapped)[0], e * y, F32, *budget)
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
@@ -198,7 +222,9 @@ def test_rows_split_across_threads(rng, threads):
     finally:
         set_num_threads(old)
     np.testing.assert_array_equal(got[0], f(x)[0])
-    np.testing.assert_allclose(got[1], f(x)[1], rtol=1e-6)
+    # near tanh(x) = -1 the sum cancels: the bound is in ulp of tanh(x), not of the sum
+    t = np.tanh(x.astype(np.float64))
+    assert_within_bounds(got[1], t + 1.0, F32, ("tanh", t), ("add", t + 1.0))
 
 
 def test_libraries_are_cached_on_disk(tmp_path, monkeypatch, rng):
@@ -313,7 +339,9 @@ def test_small_groups_of_several_ops_are_native_too(monkeypatch, rng):
     f, c = (rng.standard_normal((64, 128)).astype(F32) for _ in range(2))
     got, source = compiled(cell, f, c)
     assert "_runc(" in source  # 8192 elements: one C call for five ops
-    np.testing.assert_allclose(got, cell(f, c), rtol=1e-6, atol=1e-7)
+    s, t = 1.0 / (1.0 + np.exp(-f.astype(np.float64))), np.tanh(c.astype(np.float64))
+    assert_within_bounds(got, s * t, F32, ("exp", s * (1 - s), 2 * t), ("add", s, 2 * t),
+                         ("div", s, t), ("tanh", t, s), ("mul", s * t))
     tiny, _ = (rng.standard_normal((8, 8)).astype(F32) for _ in range(2))
     assert "_runc(" not in compiled(cell, tiny, tiny)[1]      # 64 elements: numpy calls
     assert "_runc(" not in compiled(np.tanh, f)[1]            # one op: one numpy call
@@ -325,4 +353,65 @@ def test_kernels_run_through_ctypes_where_the_caller_extension_is_missing(monkey
     x = rng.standard_normal((40, 30)).astype(F32)
     got, source = compiled(lambda x: np.exp(x.T) * 2.0 - 1.0, x)  # a copied input too
     assert "_runc(" in source
-    np.testing.assert_allclose(got, np.exp(x.T) * 2.0 - 1.0, rtol=1e-6, atol=1e-6)
+    e = np.exp(x.T.astype(np.float64))
+    assert_within_bounds(got, e * 2.0 - 1.0, F32, ("exp", e, 2.0), ("mul", 2 * e),
+                         ("sub", 2 * e - 1.0))
+
+
+def test_the_target_instruction_set_is_part_of_the_cache_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    source = "int graphc_march_probe(void) { return 7; }\n"
+    for march in ("native", "x86-64-v3", "x86-64-v3"):  # the second v3 build is a hit
+        monkeypatch.setenv("GRAPHC_MARCH", march)
+        assert toolchain.build(source).graphc_march_probe() == 7
+    assert len(list((tmp_path / "native").glob("*.so"))) == 2
+
+
+def test_an_unknown_target_warns_and_never_reaches_the_compiler(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("GRAPHC_MARCH", "native -o /tmp/evil")
+    commands = []
+    real_run = toolchain.subprocess.run
+
+    def recording(argv, **kwargs):
+        commands.append(argv)
+        return real_run(argv, **kwargs)
+    monkeypatch.setattr(toolchain.subprocess, "run", recording)
+    with pytest.warns(RuntimeWarning, match="GRAPHC_MARCH=.* x86-64-v3"):
+        assert toolchain.march() == "native"
+    assert toolchain.build("int graphc_march_bad(void) { return 3; }\n").graphc_march_bad() == 3
+    built = [argv for argv in commands if str(argv[-1]).startswith("-l")]
+    assert built and all("-march=native" in argv and "/tmp/evil" not in " ".join(argv)
+                         for argv in built)
+
+
+def _cpu_has(*features: str) -> bool:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = next((line.split() for line in fh if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return all(f in flags for f in features)
+
+
+@pytest.mark.skipif(not toolchain.vector_math() or platform.machine() != "x86_64",
+                    reason="needs x86-64 and glibc's libmvec")
+@pytest.mark.parametrize("march, wanted, unwanted", [  # the kernels run here
+    pytest.param("x86-64-v3", b"_ZGVdN8v_tanhf", b"_ZGVeN16v_tanhf",  # AVX2, not AVX-512
+                 marks=pytest.mark.skipif(not _cpu_has("avx2", "fma"), reason="no AVX2")),
+    pytest.param("x86-64-v4", b"_ZGVeN16v_tanhf", None,                 # AVX-512
+                 marks=pytest.mark.skipif(not _cpu_has("avx512f"), reason="no AVX-512"))])
+def test_the_target_picks_the_libmvec_variant(tmp_path, monkeypatch, rng, march, wanted,
+                                              unwanted):
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("GRAPHC_MARCH", march)
+    x = rng.standard_normal((64, 65)).astype(F32)
+    got, source = compiled(lambda x: np.tanh(x) * 3.0, x)
+    assert "_runc(" in source
+    # the imported names sit in the library's dynamic string table
+    images = [so.read_bytes() for so in (tmp_path / "native").glob("*.so")]
+    kernels = [image for image in images if b"tanhf" in image]
+    assert kernels and all(wanted in k and (unwanted is None or unwanted not in k)
+                           for k in kernels)
+    t = np.tanh(x.astype(np.float64))
+    assert_within_bounds(got, 3.0 * t, F32, ("tanh", t, 3.0), ("mul", 3.0 * t))

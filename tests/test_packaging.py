@@ -39,6 +39,8 @@ def test_layers_import_downward_only():
 @pytest.mark.parametrize("module", [
     "graphc", "graphc.api", "graphc.ir", "graphc.ir.text", "graphc.ir.types",
     "graphc.interpreter", "graphc.errors", "graphc.nn",
+    "graphc.dump", "graphc.internal", "graphc.replay", "frontend.patching",
+    "frontend.numpy_math", "frontend.impure",
 ])
 def test_docstring_examples_run(module):
     mod = importlib.import_module(module)

@@ -2,7 +2,8 @@
 block by block on threads (see codegen, kernels, runtime)."""
 from backends.numpy.codegen import Executable, compile_graph, generate
 from backends.numpy.lowering import LOWERINGS
-from backends.numpy.runtime import get_num_threads, set_num_threads
+from backends.numpy.runtime import (get_num_threads, get_pool_bytes, pool_bytes,
+                                    set_num_threads, set_pool_bytes)
 
 __all__ = ["LOWERINGS", "Executable", "compile_graph", "generate", "get_num_threads",
-           "set_num_threads"]
+           "get_pool_bytes", "pool_bytes", "set_num_threads", "set_pool_bytes"]

@@ -16,7 +16,6 @@ import ctypes
 import dataclasses
 import itertools
 import warnings
-import os
 import keyword
 import linecache
 import re
@@ -25,13 +24,15 @@ from typing import Any, Callable
 
 import numpy as np
 
+from backends import settings
 from graphc import dtypes, ops
+from graphc.errors import IndexingError
 from graphc.ir import Attrs, Graph, Group, Node, TensorType, Value
 from graphc.ir.text import format_node
 from backends.numpy import runtime
 from backends.numpy.kernels import Kernel, row_kernel
 from backends.numpy.lowering import LOWERINGS, Emitter, matmul_operands, lower_into
-from backends.numpy import native, toolchain, windows
+from backends.numpy import native, scan, toolchain, windows
 from passes.memory import LiveRange, assign_slots
 
 _counter = itertools.count()
@@ -39,7 +40,7 @@ VIEW_OPS = frozenset({"reshape", "transpose", "broadcast_to", "slice"})  # numpy
 # A group this small runs as plain numpy calls: blocks, threads and buffers would
 # cost more than they save (and per-call overhead is what counts at this size).
 # GRAPHC_SMALL_GROUP overrides it (the test suite runs once with 0: all kernels).
-SMALL_GROUP = 1 << 15
+SMALL_GROUP = settings.SETTINGS["GRAPHC_SMALL_GROUP"].default  # 1 << 15
 # A small group of two or more ops still becomes a native kernel from this many
 # elements: a ctypes call costs ~2 us per array passed (ctypes' pointer lookup), a
 # numpy call ~2-5 us per op at this size. An LSTM cell on (64, 128) ran in 34 us as
@@ -60,8 +61,21 @@ class Executable:
     filename: str
     native_source: str = ""  # the C of its native kernels, if any (also in `source`)
 
+    def release(self) -> int:
+        """Let its buffer pools drop what they keep between calls (it still runs: a
+        later call allocates afresh); the signature cache calls it on eviction."""
+        return runtime.release(self.fn.__globals__.values())
 
-_RESERVED = {"np", "_consts", "_A", "_arena", "_run", "_runc", "_view", "_out", "_C_SOURCE"}
+    def pool_bytes(self) -> int:
+        """Bytes its buffer pools hold now (see runtime.pool_bytes)."""
+        return runtime.pool_bytes(self.fn.__globals__.values())
+
+
+_RESERVED = {"np", "_consts", "_A", "_arena", "_run", "_runc", "_view", "_out", "_C_SOURCE",
+             "_locs", "_IndexingError"}
+# Ops that the user's data can make fail at run time (a traced index out of range), and
+# the GraphcError each failure becomes, named at the op's source line.
+_USER_FAILURES = {"gather": ("IndexError", "_IndexingError")}
 
 
 def _ident(name: str, taken: set[str] | None = None) -> str:
@@ -113,6 +127,7 @@ class _Program:
                 for v in n.inputs:
                     self.users.setdefault(id(v), set()).add(gi)
         self.buffered: list[Value] = []  # values written into planned buffers
+        self.locs: list = []  # source locations of the ops in _USER_FAILURES
 
     def escapes(self, v: Value, gi: int) -> bool:
         return id(v) in self.outputs or bool(self.users.get(id(v), set()) - {gi})
@@ -141,7 +156,15 @@ class _Program:
             self.names[id(node.output)] = expr
             return
         target = ", ".join(self.name_of(v) for v in node.outputs)
-        self.body.append(_line(f"{target} = {expr}", node))
+        failure = _USER_FAILURES.get(node.op)
+        if failure is None:
+            self.body.append(_line(f"{target} = {expr}", node))
+            return
+        # a try costs nothing until it raises; the loc is data, never pasted into code
+        self.locs.append(node.loc)
+        self.body += ["try:", "    " + _line(f"{target} = {expr}", node),
+                      f"except {failure[0]} as _e:",
+                      f"    raise {failure[1]}.at_run(_e, _locs[{len(self.locs) - 1}]) from _e"]
 
     def matmul(self, node: Node, gi: int) -> None:
         a, b = matmul_operands([self.names[id(v)] for v in node.inputs], node.attrs)
@@ -156,6 +179,18 @@ class _Program:
                                    f"out=np.reshape({out}, ({rows}, {n})))", node))
             return
         self.body.append(_line(f"np.matmul({a}, {b}, out={out})", node))
+
+    def scan(self, node: Node, gi: int) -> bool:
+        """A cumsum as a native scan kernel (see backends/numpy/scan.py); False where C
+        cannot run it, and the caller lowers it through numpy."""
+        nk = scan.scan_kernel(f"_n{len(self.natives)}", node)
+        if nk is None:
+            return False
+        self.natives.append(nk)
+        args = [self.names[id(node.inputs[0])], self.buffer(node.output)]
+        self.body.append(_line(f"_runc({nk.name}, {nk.rows}, {nk.align}, "
+                               f"{node.output.type.size}, 1, {', '.join(args)})", node))
+        return True
 
     def kernel(self, nodes: list[Node], gi: int, kind: str, native_only: bool = False) -> bool:
         """Emit the group as one kernel: native where C can express it, else a numpy
@@ -275,7 +310,7 @@ def flatten_rows(nodes: list[Node]):
 
 def native_enabled() -> bool:
     """Native kernels are on unless GRAPHC_NATIVE=0, where a C compiler exists."""
-    return os.environ.get("GRAPHC_NATIVE", "1") != "0" and toolchain.compiler() is not None
+    return settings.get("GRAPHC_NATIVE") and toolchain.compiler() is not None
 
 
 def generate(graph: Graph, use_native: bool | None = None) -> tuple[str, dict[str, Any]]:
@@ -290,7 +325,7 @@ def generate(graph: Graph, use_native: bool | None = None) -> tuple[str, dict[st
     for gi, group in enumerate(p.groups):
         nodes = list(group.nodes)
         elements = _elements(group)
-        small = elements <= int(os.environ.get("GRAPHC_SMALL_GROUP", SMALL_GROUP))
+        small = elements <= settings.get("GRAPHC_SMALL_GROUP")
         if small and p.use_native and group.kind in ("elementwise", "reduction") and \
                 len(nodes) >= 2 and elements >= NATIVE_MIN and \
                 p.kernel(nodes, gi, group.kind, native_only=True):
@@ -299,6 +334,8 @@ def generate(graph: Graph, use_native: bool | None = None) -> tuple[str, dict[st
             mm = next(n for n in nodes if ops.OPS[n.op].kind is ops.Kind.MATMUL)
             p.matmul(mm, gi)
             nodes = [n for n in nodes if n is not mm]
+        elif nodes[0].op == "cumsum" and p.use_native and not small and p.scan(nodes[0], gi):
+            nodes = []  # a prefix sum is a C loop of its own (backends/numpy/scan.py)
         if group.kind in ("source", "single", "reduce_all", "scalar") or small or not nodes:
             for node in nodes:
                 p.single(node)
@@ -335,7 +372,7 @@ def generate(graph: Graph, use_native: bool | None = None) -> tuple[str, dict[st
         lines += ["    " + b for b in body]
     namespace = {"np": np, "_consts": p.em.consts, "_run": runtime.run_blocks,
                  "_view": runtime.view, "_arena": runtime.arena_pool(slot_bytes),
-                 "_out": runtime.Recycler()}
+                 "_out": runtime.Recycler(), "_locs": p.locs, "_IndexingError": IndexingError}
     for i, k in enumerate(p.kernels):
         namespace[f"_s{i}"] = runtime.scratch_pool(k.scratch)
     if p.natives:

@@ -15,10 +15,10 @@ enough for its intermediates to stay in cache; blocks run on the runtime's threa
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Callable
 
+from backends import settings
 from graphc.ir import Node, Value
 from graphc.ops import OPS, Kind
 
@@ -26,7 +26,7 @@ from graphc.ops import OPS, Kind
 # per-block Python and GIL hand-off cost stays small (measured: 32K-element blocks
 # ran softmax 1.5x slower on 2 threads), small enough for a few of them to sit in L2.
 # GRAPHC_BLOCK_ELEMENTS overrides it (the test suite runs once with tiny blocks).
-BLOCK_ELEMENTS = 131072
+BLOCK_ELEMENTS = settings.SETTINGS["GRAPHC_BLOCK_ELEMENTS"].default  # 131072
 
 
 @dataclass
@@ -57,7 +57,7 @@ def row_kernel(name: str, nodes: list[Node], escaping: set[int],
         else first.outputs[0].type.shape
     rows = space[0]
     widest = max([_row_elements(v) for n in nodes for v in (*n.inputs, *n.outputs)] + [1])
-    target = int(os.environ.get("GRAPHC_BLOCK_ELEMENTS", BLOCK_ELEMENTS))
+    target = settings.get("GRAPHC_BLOCK_ELEMENTS")
     block = max(1, min(rows, target // widest))
     last_use = {id(v): i for i, n in enumerate(nodes) for v in n.inputs}
 

@@ -106,6 +106,13 @@ def _matmul(em, args, attrs):
 _matmul.takes_out = True
 
 
+def _round(em, args, attrs):
+    # decimals=0 is np.rint (a ufunc: it takes out=); otherwise np.round's own steps
+    if attrs["decimals"] == 0:
+        return f"np.rint({args[0]})"
+    return f"np.round({args[0]}, {attrs['decimals']!r})"
+
+
 def _ref(name: str) -> Callable:
     """Lowering that calls the op's numpy reference implementation (window ops, erf)."""
     return _call(f"_ref_{name}")
@@ -126,6 +133,8 @@ LOWERINGS: dict[str, Callable] = {
     "le": _call("np.less_equal"), "gt": _call("np.greater"),
     "ge": _call("np.greater_equal"), "logical_and": _call("np.logical_and"),
     "logical_or": _call("np.logical_or"), "where": _call("np.where"),
+    "floor": _call("np.floor"), "ceil": _call("np.ceil"), "round": _round,
+    "floor_divide": _call("np.floor_divide"), "remainder": _call("np.remainder"),
     "cast": lambda em, a, at: f"{a[0]}.astype({_np_dtype(at['dtype'])})",
     "sum": _reduce("np.add.reduce", keep_dtype=True), "max": _reduce("np.maximum.reduce"),
     "min": _reduce("np.minimum.reduce"),
@@ -138,6 +147,8 @@ LOWERINGS: dict[str, Callable] = {
     "concat": lambda em, a, at: f"np.concatenate(({', '.join(a)},), axis={at['axis']})",
     "pad": _pad,
     "gather": _call("np.take"), "scatter_add": _ref("scatter_add"),
+    # dtype: numpy would accumulate int32 in int64, the primitive keeps the dtype
+    "cumsum": lambda em, a, at: f"np.cumsum({a[0]}, axis={at['axis']}, dtype={a[0]}.dtype)",
     "iota": _iota, "const": _const,
     "matmul": _matmul,
     "conv2d": _ref("conv2d"), "max_pool2d": _call("_win_max_pool2d"),
@@ -168,6 +179,8 @@ def lower_into(node: Node, args: list[str], out: str, em: Emitter | None = None)
         return f"np.copyto({out}, {args[0]}, casting='unsafe')"
     if node.op == "rsqrt":
         return f"np.sqrt({args[0]}, out={out}); np.reciprocal({out}, out={out})"
+    if node.op == "round" and node.attrs["decimals"] == 0:
+        return f"np.rint({args[0]}, out={out})"
     if node.op == "argmax":
         return f"np.argmax({args[0]}, axis={node.attrs['axis']}, " \
                f"keepdims={node.attrs['keepdims']}, out={out})"

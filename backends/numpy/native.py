@@ -45,9 +45,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from backends.numpy import cdivision
 from graphc.ir import Node, Value
 from graphc.ir.text import format_node
 from graphc.ops import OPS, Kind
+from graphc.ops.elementwise import power_of_ten
 
 CTYPE = {"float32": "float", "float64": "double", "int32": "int32_t", "int64": "int64_t",
          "bool": "uint8_t"}
@@ -112,8 +114,9 @@ def _abs(dt, a, math):
 
 def _sign(dt, a, math):
     t = CTYPE.get(dt)
-    if dt in _FLOATS:  # NaN and zeros pass through unchanged
-        return f"({a[0]} > 0 ? ({t})1 : {a[0]} < 0 ? ({t})-1 : {a[0]})"
+    if dt in _FLOATS:  # NaN passes through; -0.0 becomes +0.0, as numpy's sign gives
+        return (f"({a[0]} > 0 ? ({t})1 : {a[0]} < 0 ? ({t})-1 : "
+                f"{a[0]} == 0 ? ({t})0 : {a[0]})")
     return f"({t})(({a[0]} > 0) - ({a[0]} < 0))" if dt in _UNSIGNED else None
 
 
@@ -152,6 +155,27 @@ def _pow(dt, a, math):
     return f"{_fn('pow', dt, math, 2)}({a[0]}, {a[1]})" if dt in _FLOATS else None
 
 
+def _divmod(op: str) -> Callable:
+    def lower(dt, a, math):  # numpy's floored semantics: see cdivision
+        helper = cdivision.name(op, CTYPE[dt])
+        math.add((helper, CTYPE[dt], 2))
+        return f"{helper}({a[0]}, {a[1]})"
+    return lower
+
+
+def _round(dt: str, decimals: int, x: str, math: set) -> str | None:
+    """np.round: rint (half to even in the default rounding mode) of x * 10**d,
+    divided back, in x's type, as numpy's steps are."""
+    if dt not in _FLOATS:
+        return None
+    rint = _fn("rint", dt, math)
+    if decimals == 0:
+        return f"{rint}({x})"
+    scale = f"(({CTYPE[dt]}){power_of_ten(abs(decimals))!r})"
+    return f"({rint}({x} * {scale}) / {scale})" if decimals > 0 else \
+        f"({rint}({x} / {scale}) * {scale})"
+
+
 EXPRESSIONS: dict[str, Callable] = {
     "neg": _neg, "abs": _abs, "sign": _sign,
     "exp": _math("exp"), "expm1": _math("expm1"), "log": _math("log"),
@@ -170,6 +194,9 @@ EXPRESSIONS: dict[str, Callable] = {
     "logical_or": lambda dt, a, math: f"(uint8_t)({a[0]} || {a[1]})",
     "where": lambda dt, a, math: f"({a[0]} ? {a[1]} : {a[2]})",
     "cast": None,  # needs both dtypes: see _cast
+    "floor": _math("floor"), "ceil": _math("ceil"),
+    "round": None,  # needs its decimals: see _round
+    "floor_divide": _divmod("floor_divide"), "remainder": _divmod("remainder"),
 }
 REDUCTIONS = ("sum", "max", "min")
 # Stack bytes per kernel call for rows of values that later loops read (see
@@ -193,6 +220,8 @@ def _expression(node: Node, args: list[str], math: set[str]) -> str:
     dt = node.inputs[-1].type.dtype  # where's condition is bool; its other inputs agree
     if node.op == "cast":
         text = _cast(dt, node.output.type.dtype, args[0])
+    elif node.op == "round":
+        text = _round(dt, node.attrs["decimals"], args[0], math)
     else:
         lower = EXPRESSIONS.get(node.op)
         text = lower(dt, args, math) if lower else None
@@ -574,4 +603,6 @@ def library_source(kernels: list[NativeKernel], vector_math: frozenset[str]) -> 
         if fn in vector_math:
             lines += ["#pragma omp declare simd notinbranch",
                       f"{t} {fn}({', '.join([t] * arity)});"]
+        if fn in cdivision.HELPERS:
+            lines += [cdivision.helper(fn)]
     return "\n".join(lines + [""] + [k.source + "\n" for k in kernels])

@@ -4,20 +4,25 @@ kernel block by block, and pools of preallocated buffers.
 numpy releases the GIL inside its loops, so blocks of one kernel run in parallel on
 threads. Buffers come from pools (a lock-protected free list per kernel or function)
 so that two calls running at once never share one, and a call in the steady state
-allocates nothing but its outputs.
+allocates nothing but its outputs. All pools together keep at most a byte budget
+(GRAPHC_POOL_BYTES) between calls: past it the least recently used let go.
 """
 from __future__ import annotations
 
 import ctypes
+import itertools
 import os
 import sys
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
 
-_threads = int(os.environ.get("GRAPHC_NUM_THREADS", "0")) or (os.cpu_count() or 1)
+from backends import settings
+
+_threads = settings.get("GRAPHC_NUM_THREADS") or (os.cpu_count() or 1)
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
 
@@ -47,24 +52,106 @@ def _pool() -> ThreadPoolExecutor:
     return _executor
 
 
-class BufferPool:
-    """A free list of buffer sets, each made by `make()`; `get` and `put` are
-    thread-safe, so concurrent users never share a set."""
+# -- the byte budget shared by every pool ----------------------------------------------
+# Each compiled signature has its own pools, so a function called with many shapes
+# used to keep every shape's buffers forever (300 batch sizes of a softmax over 4099
+# columns: 2.2 GB). Pools now count what they keep, and when the total passes the
+# budget (GRAPHC_POOL_BYTES or set_pool_bytes) the pools used least recently drop
+# their free buffers. Recency is a stamp taken on each use (one C-level `next`, no
+# lock): the budget is only looked at when some pool grows, never on a warm call.
+_clock = itertools.count(1)
+_live: weakref.WeakSet = weakref.WeakSet()  # every pool not yet garbage
+_budget_lock = threading.Lock()
+_budget: int | None = None  # set_pool_bytes; None: the GRAPHC_POOL_BYTES setting
 
-    def __init__(self, make: Callable[[], list]):
+
+def set_pool_bytes(n: int | None) -> None:
+    """Bytes that the buffer pools of all compiled functions may keep between calls
+    (None: back to GRAPHC_POOL_BYTES, default 256 MiB). Past it, the pools used least
+    recently let go of their free buffers; the pools of the call that is running
+    keep theirs, so one call that needs more than the budget still runs.
+
+    >>> set_pool_bytes(1 << 20); get_pool_bytes()
+    1048576
+    >>> set_pool_bytes(None)
+    """
+    global _budget
+    _budget = None if n is None else max(0, int(n))
+    _shrink(None)
+
+
+def get_pool_bytes() -> int:
+    return settings.get("GRAPHC_POOL_BYTES") if _budget is None else _budget
+
+
+def pool_bytes(objects=None) -> int:
+    """Bytes the pools hold now (those among `objects`, else all): free buffers kept
+    for the next call and those that running calls use. An introspection hook: RSS
+    also counts what numpy's allocator keeps, and is too noisy to test a budget by."""
+    pools = list(_live) if objects is None else \
+        [o for o in objects if isinstance(o, (BufferPool, Recycler))]
+    return sum(p.held for p in pools)
+
+
+def release(objects) -> int:
+    """Let every pool among `objects` drop its free buffers (an evicted signature's
+    namespace, say); returns the bytes let go."""
+    return sum(o.release() for o in objects if isinstance(o, (BufferPool, Recycler)))
+
+
+def _shrink(grown) -> None:
+    """Drop the free buffers of the least recently used pools other than `grown` (the
+    one that just grew: the running call needs it) until the total fits the budget."""
+    with _budget_lock:
+        budget = get_pool_bytes()
+        pools = list(_live)
+        total = sum(p.held for p in pools)
+        if total <= budget:
+            return
+        for p in sorted(pools, key=lambda p: p.stamp):
+            if p is not grown:
+                total -= p.release()
+                if total <= budget:
+                    return
+
+
+class BufferPool:
+    """A free list of buffer sets, each made by `make()` and `set_bytes` long; `get`
+    and `put` are thread-safe, so concurrent users never share a set. `held` counts
+    the bytes of every set made and not yet released (free or in use)."""
+
+    def __init__(self, make: Callable[[], list], set_bytes: int = 0):
         self._make = make
+        self._set_bytes = set_bytes
         self._free: list[list] = []
         self._lock = threading.Lock()
+        self.held = 0
+        self.stamp = 0
+        _live.add(self)
 
     def get(self) -> list:
+        self.stamp = next(_clock)
         with self._lock:
             if self._free:
                 return self._free.pop()
-        return self._make()
+        buffers = self._make()
+        if self._set_bytes:
+            with self._lock:
+                self.held += self._set_bytes
+            _shrink(self)
+        return buffers
 
     def put(self, buffers: list) -> None:
         with self._lock:
             self._free.append(buffers)
+
+    def release(self) -> int:
+        """Drop the free sets (those in use come back and are kept); the bytes freed."""
+        with self._lock:
+            freed = len(self._free) * self._set_bytes
+            self._free.clear()
+            self.held -= freed
+        return freed
 
 
 class Recycler:
@@ -76,7 +163,8 @@ class Recycler:
     parameters returns 192 MB of new arrays per step. In a loop such as
     `p, m, v = step(p, g, m, v)` the arrays of two steps ago are dead by the next
     call; the recycler finds them by their reference count (only its own list holds
-    them, and no view keeps them alive) and returns their warm memory.
+    them, and no view keeps them alive) and returns their warm memory. The arrays it
+    remembers count against the pools' budget like any pool's buffers.
     """
 
     MIN_BYTES = 1 << 20  # smaller arrays come back warm from malloc anyway
@@ -86,9 +174,13 @@ class Recycler:
     def __init__(self):
         self._arrays: dict[tuple, list[np.ndarray]] = {}
         self._lock = threading.Lock()
+        self.held = 0
+        self.stamp = 0
+        _live.add(self)
 
     def empty(self, shape: tuple[int, ...], dtype) -> np.ndarray:
         key = (shape, dtype)
+        self.stamp = next(_clock)
         with self._lock:
             kept = self._arrays.setdefault(key, [])
             for a in kept:
@@ -96,19 +188,32 @@ class Recycler:
                 if sys.getrefcount(a) == 3:
                     return a
             a = np.empty(shape, dtype)
-            if len(kept) < self.KEEP:
-                kept.append(a)
-            return a
+            if len(kept) >= self.KEEP:
+                return a
+            kept.append(a)
+            self.held += a.nbytes
+        _shrink(self)
+        return a
+
+    def release(self) -> int:
+        """Forget every remembered array (the caller may still hold some: they stay
+        valid, and are the caller's alone); the bytes let go."""
+        with self._lock:
+            freed, self.held = self.held, 0
+            self._arrays.clear()
+        return freed
 
 
 def scratch_pool(specs: list[tuple[tuple[int, ...], str]]) -> BufferPool:
     """Per-block scratch arrays of the given (shape, dtype)s."""
-    return BufferPool(lambda: [np.empty(shape, dtype) for shape, dtype in specs])
+    nbytes = sum(int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+                 for shape, dtype in specs)
+    return BufferPool(lambda: [np.empty(shape, dtype) for shape, dtype in specs], nbytes)
 
 
 def arena_pool(slot_bytes: list[int]) -> BufferPool:
     """Byte buffers for the intermediates that pass between kernels (see memory plan)."""
-    return BufferPool(lambda: [np.empty(n, np.uint8) for n in slot_bytes])
+    return BufferPool(lambda: [np.empty(n, np.uint8) for n in slot_bytes], sum(slot_bytes))
 
 
 def view(buf: np.ndarray, shape: tuple[int, ...], dtype) -> np.ndarray:

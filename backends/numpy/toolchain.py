@@ -1,9 +1,12 @@
 """The system C compiler, for native kernels: finding it, building a shared library
 from generated C, and a disk cache of what it built.
 
-A library is cached under a hash of its source, the flags, the compiler's version
-and the CPU's feature flags (the code is built with -march=native, so a library
-built on one machine must not load on another that shares the cache directory).
+A library is cached under a hash of its source, the flags (the -march target among
+them), the compiler's version and the CPU's feature flags (by default the code is built
+with -march=native, so a library built on one machine must not load on another that
+shares the cache directory). GRAPHC_MARCH picks another target instruction set
+(x86-64-v3 builds the AVX2 code, and calls the AVX2 libmvec functions, that such a
+machine runs), so that one machine can test what another computes.
 The cache lives in GRAPHC_CACHE_DIR, else ~/.cache/graphc. Building writes to a
 temporary file and renames it, so parallel processes never load a half-written one.
 """
@@ -23,11 +26,15 @@ import threading
 from pathlib import Path
 from types import ModuleType
 
+from backends import settings
+
 # -fno-math-errno lets sqrt vectorize; -fopenmp-simd enables only the `omp simd`
 # pragmas (no OpenMP runtime), which is what allows reductions to be vectorized
 # without -ffast-math changing the meaning of every other operation.
-FLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-fPIC", "-shared",
-         "-std=c11")
+FLAGS = ("-O3", "-fopenmp-simd", "-fno-math-errno", "-fPIC", "-shared", "-std=c11")
+# GRAPHC_MARCH: the -march values accepted (the x86-64 micro-architecture levels and the
+# building machine's own); a closed list, since the value lands on a compiler command line
+MARCHES = settings.SETTINGS["GRAPHC_MARCH"].choices  # declared in backends/settings.py
 _MVEC_ISAS = (("b", 4), ("c", 8), ("d", 8), ("e", 16))  # SSE, AVX, AVX2, AVX-512
 
 _lock = threading.Lock()
@@ -69,12 +76,27 @@ def vector_math() -> frozenset[str]:
     return frozenset(found)
 
 
+def march() -> str:
+    """The -march target of native kernels: GRAPHC_MARCH if it names one of `MARCHES`,
+    else "native" (an unknown value warns once and is not used).
+
+    >>> march() in MARCHES
+    True
+    """
+    return settings.get("GRAPHC_MARCH")  # a value not in MARCHES warns there, once
+
+
+def flags() -> tuple[str, ...]:
+    """The compiler flags of every native build: `FLAGS` and the -march target."""
+    return (*FLAGS, f"-march={march()}")
+
+
 def _libs() -> list[str]:
     return ["-lmvec", "-lm"] if vector_math() else ["-lm"]
 
 
-@functools.lru_cache(maxsize=1)
-def _fingerprint() -> str:
+@functools.lru_cache(maxsize=None)
+def _fingerprint_of(build_flags: tuple[str, ...]) -> str:
     cc = compiler() or ""
     try:
         version = subprocess.run([cc, "--version"], capture_output=True, text=True,
@@ -87,13 +109,14 @@ def _fingerprint() -> str:
             cpu = next((line for line in fh if line.startswith("flags")), "")
     except OSError:
         pass
-    return hashlib.sha256("\n".join([cc, version, cpu, *FLAGS, *_libs()]).encode()).hexdigest()
+    return hashlib.sha256("\n".join([cc, version, cpu, *build_flags, *_libs()]).encode()
+                          ).hexdigest()
 
 
 def cache_dir() -> Path:
     """GRAPHC_CACHE_DIR/native, else ~/.cache/graphc/native, else (a home with no
     writable cache, as on some CI machines) a folder in the temporary directory."""
-    chosen = os.environ.get("GRAPHC_CACHE_DIR")
+    chosen = settings.get("GRAPHC_CACHE_DIR")
     if chosen:
         return Path(chosen) / "native"
     home = Path(os.path.expanduser("~")) / ".cache" / "graphc" / "native"
@@ -109,12 +132,13 @@ def cache_dir() -> Path:
 
 def build(source: str) -> ctypes.CDLL:
     """The shared library compiled from C `source`, built once and cached on disk."""
-    key = hashlib.sha256((_fingerprint() + source).encode()).hexdigest()[:32]
+    build_flags = flags()
+    key = hashlib.sha256((_fingerprint_of(build_flags) + source).encode()).hexdigest()[:32]
     with _lock:
         if key in _loaded:
             return _loaded[key]
         try:
-            lib = ctypes.CDLL(str(_built(source, key, ())))
+            lib = ctypes.CDLL(str(_built(source, key, build_flags)))
         except OSError as exc:  # a library that does not load is no better than none
             raise BuildError(f"loading the kernels failed: {exc}") from exc
         _loaded[key] = lib
@@ -132,12 +156,14 @@ def build_extension(name: str, c_file: Path) -> ModuleType | None:
     source = c_file.read_text()
     include_dirs = [sysconfig.get_paths()["include"], numpy.get_include()]
     stamp = "\n".join([sys.version, numpy.__version__, *include_dirs])
-    key = hashlib.sha256((_fingerprint() + stamp + source).encode()).hexdigest()[:32]
+    build_flags = flags()
+    key = hashlib.sha256((_fingerprint_of(build_flags) + stamp + source).encode()
+                         ).hexdigest()[:32]
     with _lock:
         if key in _loaded:
             return _loaded[key]
         try:
-            path = _built(source, key, tuple(f"-I{d}" for d in include_dirs))
+            path = _built(source, key, (*build_flags, *(f"-I{d}" for d in include_dirs)))
             spec = importlib.util.spec_from_file_location(name, path)
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
@@ -167,7 +193,7 @@ def _compile(source: str, directory: Path, path: Path, flags: tuple[str, ...]) -
         src = Path(tmp) / "kernels.c"
         src.write_text(source)
         out = Path(tmp) / "kernels.so"
-        done = subprocess.run([cc, *FLAGS, *flags, str(src), "-o", str(out), *_libs()],
+        done = subprocess.run([cc, *flags, str(src), "-o", str(out), *_libs()],
                               capture_output=True, text=True, timeout=300)
         if done.returncode != 0:
             raise BuildError(f"{cc} failed:\n{done.stderr[-4000:]}")

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import os
 from pathlib import Path
 
 import numpy as np
 
+from backends import settings
 from graphc import ops
 from backends.numpy import runtime, toolchain
 
@@ -45,7 +45,7 @@ def _library() -> ctypes.CDLL | None:
 
 def _c_function(op: str, *arrays: np.ndarray):
     """The C function of `op` for these arrays' dtype, or None (then: the reference)."""
-    if os.environ.get("GRAPHC_NATIVE", "1") == "0":
+    if not settings.get("GRAPHC_NATIVE"):
         return None
     dtype = arrays[0].dtype
     if dtype not in _SUFFIX or any(a.dtype != dtype for a in arrays):

@@ -27,8 +27,14 @@ def to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def mismatch(got: Any, want: Any, rtol: float | None = None) -> str | None:
+def mismatch(got: Any, want: Any, rtol: float | None = None,
+             tolerances: Sequence[Any] | None = None) -> str | None:
     """Why the pytree `got` differs from `want`, or None if they agree.
+
+    Each float leaf is judged at RTOL of its dtype, or, where `tolerances` (one
+    `graphc.check.Tolerance` or None per leaf, from the graph computed) gives one, at
+    that tolerance's rtol: the precision the leaf is actually computed in. `rtol`
+    overrides both.
 
     >>> mismatch((np.ones(2, np.float32), 1.0), (np.ones(2, np.float32), 1.0)) is None
     True
@@ -48,9 +54,14 @@ def mismatch(got: Any, want: Any, rtol: float | None = None) -> str | None:
             return f"{name}: shape {list(g.shape)}, eager gives {list(w.shape)}"
         if g.dtype != w.dtype:
             return f"{name}: dtype {g.dtype}, eager gives {w.dtype}"
-        why = _leaf_mismatch(g, w, rtol if rtol is not None else RTOL.get(w.dtype.name, 0.0))
+        tol = tolerances[i] if tolerances is not None and i < len(tolerances) else None
+        leaf_rtol = rtol if rtol is not None else \
+            tol.rtol if tol is not None else RTOL.get(w.dtype.name, 0.0)
+        why = _leaf_mismatch(g, w, leaf_rtol)
         if why:
-            return f"{name} ({w.dtype}{list(w.shape)}): {why}"
+            because = tol.describe(w.dtype.name) if tol is not None and rtol is None else ""
+            because = f" (rtol {leaf_rtol:.3g}: {because})" if because else ""
+            return f"{name} ({w.dtype}{list(w.shape)}): {why}{because}"
     return None
 
 

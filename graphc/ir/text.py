@@ -172,6 +172,8 @@ def parse(text: str) -> Graph:
     True
     """
     lines = [(i + 1, raw) for i, raw in enumerate(text.splitlines()) if raw.strip()]
+    while lines and lines[0][1].lstrip().startswith("#"):  # a header, as dumps write one
+        lines.pop(0)
     if not lines:
         raise IRParseError("empty text", loc=False)
     env: dict[str, Value] = {}

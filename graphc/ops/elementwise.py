@@ -138,3 +138,39 @@ def _cast(x, dtype):
 
 register(OpDef("cast", ("dtype",), _cast_infer, _cast, EW, 1,
                doc="convert to another dtype, as ndarray.astype does"))
+
+
+# ---- rounding and floored division: numpy's own semantics -----------------------------
+# The frontend passes integer inputs of floor/ceil/round through (numpy 2 keeps them),
+# so these three are float-only; their derivative is zero almost everywhere, so they
+# carry no gradient, as sign does. floor_divide and remainder floor the quotient for
+# ints and floats alike (C's / and % truncate toward zero); an integer divisor of 0
+# gives 0 and a float one gives a / b (inf or nan) and fmod's nan, as numpy does.
+
+def power_of_ten(n: int) -> float:
+    # numpy's round builds 10**n by repeated multiplication past 1e8: so do we
+    ret = float(10 ** min(n, 8)) if n < 9 else 1e9
+    for _ in range(n - 9):
+        ret *= 10.0
+    return ret
+
+
+def _round_infer(ins, attrs):
+    if not isinstance(attrs["decimals"], int) or isinstance(attrs["decimals"], bool):
+        raise DtypeError(f"round: decimals must be an int, got {attrs['decimals']!r}")
+    _check("round", ins[0].dtype, "float")
+    return (ins[0],)
+
+
+def _round(x, decimals):
+    # np.round: rint (half to even) of x * 10**d, divided back, each step in x's dtype
+    return np.asarray(np.round(x, decimals))
+
+
+unary("floor", np.floor, differentiable=False)
+unary("ceil", np.ceil, differentiable=False)
+register(OpDef("round", ("decimals",), _round_infer, _round, EW, 1, differentiable=False,
+               doc="np.round: half to even, at `decimals` places (as numpy computes it)"))
+binary("floor_divide", np.floor_divide, differentiable=False,
+       doc="a // b: the floor of the quotient; 0 for an integer b = 0")
+binary("remainder", np.remainder, doc="a % b: takes the divisor's sign; 0 for an integer b = 0")

@@ -1,4 +1,5 @@
-"""Reductions: sum, max, min over a set of axes, and argmax over one axis.
+"""Reductions: sum, max, min over a set of axes, and argmax over one axis; and the
+prefix sum (cumsum) along one axis.
 
 `axes` is a sorted tuple of non-negative axes (the frontend normalizes negative ones
 and `axis=None`); `keepdims` keeps reduced axes with size 1. The output dtype is the
@@ -74,3 +75,24 @@ def _argmax(x, axis, keepdims):
 
 register(OpDef("argmax", ("axis", "keepdims"), _argmax_infer, _argmax, Kind.REDUCTION, 1,
                differentiable=False, doc="index of the first maximum along one axis"))
+
+
+# ---- cumsum: a prefix sum along one axis (a scan, not a reduction: the output keeps
+# the input's shape, so fusion treats it as an opaque op with a kernel of its own)
+
+def _cumsum_infer(ins, attrs):
+    (x,) = ins
+    check_axes((attrs["axis"],), x.ndim, "cumsum")
+    if x.dtype == "bool":
+        raise DtypeError("cumsum of bool: cast to an integer dtype first")
+    return (x,)
+
+
+def _cumsum(x, axis):
+    # numpy would accumulate int32 in int64; the primitive keeps the dtype (the
+    # frontend casts first), and adds in order, as np.add.accumulate does
+    return np.cumsum(x, axis=axis, dtype=x.dtype)
+
+
+register(OpDef("cumsum", ("axis",), _cumsum_infer, _cumsum, Kind.OPAQUE, 1,
+               doc="running sum along one axis, in index order, in the input's dtype"))

@@ -1,0 +1,188 @@
+"""Dump files: what GRAPHC_DUMP=DIR writes for each compiled function, and the IR file
+that reproduces an internal error.
+
+Every compiled function and signature gets its own stem `NAME.N` in the folder: N is
+claimed by creating `NAME.N.json` exclusively (O_EXCL), so two lambdas, or two
+processes dumping into one folder, never write over each other. The stem's files are
+the IR as traced and after each pass, the optimized IR, the fusion report, the
+generated source (and its C), and `NAME.N.json`, the function's entry in the folder's
+`index.json` (function, source file:line, signature, files), which is replaced
+atomically, under a lock, as functions compile.
+
+>>> import graphc, numpy as np, os, tempfile, json
+>>> folder = tempfile.mkdtemp()
+>>> os.environ["GRAPHC_DUMP"] = folder
+>>> _ = graphc.compile(lambda x: x + 1.0)(np.ones(2))
+>>> _ = graphc.compile(lambda x: x * 2.0)(np.ones(2))
+>>> del os.environ["GRAPHC_DUMP"]
+>>> [e["stem"] for e in json.load(open(os.path.join(folder, "index.json")))]
+['lambda.0', 'lambda.1']
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+import threading
+from typing import Any, Callable, Iterator, Sequence
+
+from graphc.errors import SourceLoc
+from graphc.ir import Graph
+
+INDEX = "index.json"
+_FILE_MODE = 0o600  # dumps hold the user's constants: owner-only
+_DIR_MODE = 0o700
+_next: dict[tuple[str, str], int] = {}  # where the next claim starts looking
+_claim_lock = threading.Lock()
+
+
+def dump_dir() -> str | None:
+    """The folder GRAPHC_DUMP names (created owner-only if new), or None."""
+    from backends import settings
+    directory = settings.get("GRAPHC_DUMP")
+    if not directory:
+        return None
+    os.makedirs(directory, mode=_DIR_MODE, exist_ok=True)
+    return directory
+
+
+def claim(directory: str, name: str) -> str:
+    """A stem `DIR/NAME.N` that no thread or process has used in `directory`."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "fn"
+    with _claim_lock:
+        n = _next.get((directory, name), 0)
+        while True:
+            try:
+                fd = os.open(os.path.join(directory, f"{name}.{n}.json"),
+                             os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+            except FileExistsError:
+                n += 1
+                continue
+            os.close(fd)
+            _next[(directory, name)] = n + 1
+            return os.path.join(directory, f"{name}.{n}")
+
+
+def _write(path: str, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _FILE_MODE)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+def write_lowered(fn: Callable, lowered: Any) -> str | None:
+    """Dump one compiled signature (a `graphc.Lowered`) if GRAPHC_DUMP is set; returns
+    its stem."""
+    directory = dump_dir()
+    if directory is None:
+        return None
+    base = claim(directory, lowered.graph.name)
+    files = {}
+    names = list(lowered.stages)
+    for i, name in enumerate(names):
+        stem = "traced" if name == "traced" else f"{i:02d}-{name}"
+        header = f"# {name}" + (f" (took {lowered.pass_seconds[name] * 1e3:.2f} ms)"
+                                if name != "traced" else " (as traced)")
+        files[f"{stem}.ir"] = header + "\n" + str(lowered.stages[name]) + "\n"
+    files["optimized.ir"] = str(lowered.optimized) + "\n"
+    files["fusion.txt"] = lowered.fusion_report() + "\n"
+    times = ", ".join(f"{stage} {secs * 1e3:.2f} ms" for stage, secs in
+                      lowered.stage_seconds.items())
+    files["py"] = f"# compile time: {times}\n" + lowered.source
+    native = getattr(lowered.executable, "native_source", "")
+    if native:  # also inside the .py; on its own, it compiles as it is
+        files["c"] = native
+    for suffix, text in files.items():
+        _write(f"{base}.{suffix}", text)
+    _record(base, _entry(fn, lowered.graph, base, list(files)))
+    return base
+
+
+def _entry(fn: Callable | None, graph: Graph, base: str, suffixes: list[str],
+           **extra: Any) -> dict:
+    from graphc.internal import def_location
+    loc = def_location(fn) if fn is not None else None
+    stem = os.path.basename(base)
+    return {"stem": stem, "function": graph.name,
+            "qualname": getattr(fn, "__qualname__", graph.name),
+            "source": f"{loc.file}:{loc.line}" if loc else None,
+            "signature": [f"%{v.name}: {v.type}" for v in graph.inputs],
+            "outputs": [str(v.type) for v in graph.outputs],
+            "files": [f"{stem}.{s}" for s in ["json"] + suffixes], **extra}
+
+
+def _record(base: str, entry: dict) -> None:
+    """Write the stem's own entry, then add it to the folder's index.json."""
+    _write(base + ".json", json.dumps(entry, indent=1) + "\n")
+    directory = os.path.dirname(base)
+    with _locked(os.path.join(directory, INDEX + ".lock")):
+        path = os.path.join(directory, INDEX)
+        try:
+            with open(path) as fh:
+                index = json.load(fh)
+            if not isinstance(index, list):
+                index = []
+        except (OSError, ValueError):
+            index = []
+        index = [e for e in index if isinstance(e, dict) and e.get("stem") != entry["stem"]]
+        index.append(entry)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".index.", suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(index, fh, indent=1)
+            fh.write("\n")
+        os.replace(tmp, path)  # a reader sees the old index or the new, never half
+
+
+@contextlib.contextmanager
+def _locked(path: str) -> Iterator[None]:
+    """An exclusive lock across processes (flock); threads are serialized too."""
+    with _claim_lock:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
+        try:
+            try:
+                import fcntl
+            except ImportError:  # no flock (Windows): the claim still keeps files apart
+                fcntl = None
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the flock
+
+
+def write_repro(graph: Graph, stage: str, function: str, error: str,
+                passes: Sequence[str], loc: SourceLoc | None) -> str:
+    """Write the IR that entered a failing stage, with a header that `python -m graphc
+    replay` reads (the passes still to run), into GRAPHC_DUMP or a new owner-only
+    temporary folder; returns the file's path."""
+    directory = dump_dir()
+    if directory is None:
+        directory = tempfile.mkdtemp(prefix="graphc-")  # 0o700
+        base = os.path.join(directory, re.sub(r"[^A-Za-z0-9_.-]", "_", function) or "fn")
+    else:
+        base = claim(directory, function)
+    where = f" ({loc.file}:{loc.line})" if loc else ""
+    header = [f"# graphc replay file: the IR as it entered {stage} while compiling "
+              f"{function}{where}",
+              f"# error: {error.splitlines()[0] if error else ''}",
+              f"# stage: {stage}",
+              f"# passes: {', '.join(passes)}"]
+    path = f"{base}.repro.ir"
+    _write(path, "\n".join(header) + "\n" + str(graph) + "\n")
+    if directory == os.path.dirname(base) and os.path.exists(base + ".json"):
+        _record(base, _entry(None, graph, base, ["repro.ir"], failed=stage,
+                             source=f"{loc.file}:{loc.line}" if loc else None))
+    return path
+
+
+def read_header(text: str) -> dict[str, str]:
+    """The `# key: value` lines that head a replay file."""
+    fields = {}
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        key, sep, value = line[1:].partition(":")
+        if sep:
+            fields[key.strip()] = value.strip()
+    return fields
