@@ -21,12 +21,12 @@ True
 from __future__ import annotations
 
 import math
-import os
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
+
+from graphc.fuzz import NATIVE_ENV, environ
 
 # name -> (the function as a user writes it, the same in float64: the exact reference).
 # A composite (sigmoid, rsqrt) is written as graphc's own reference writes it.
@@ -106,31 +106,17 @@ def ulp_errors(got: np.ndarray, exact: np.ndarray) -> tuple[np.ndarray, int]:
     return np.where(special, 0.0, err), int((special & ~same).sum())
 
 
-@contextmanager
-def _environment(**settings: str) -> Iterator[None]:
-    old = {k: os.environ.get(k) for k in settings}
-    os.environ.update(settings)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def _native(fn: Callable, march: str) -> Callable[[np.ndarray], np.ndarray]:
     """`fn` compiled into one native kernel built for `march`, run chunk by chunk."""
     import graphc
     compiled = graphc.compile(fn, check=False)
-    with _environment(GRAPHC_SMALL_GROUP="0", GRAPHC_NATIVE="1", GRAPHC_MARCH=march):
+    with environ({**NATIVE_ENV, "GRAPHC_MARCH": march}):
         if "_runc(" not in compiled.lower(np.ones(CHUNK, np.float32)).source:
             raise RuntimeError("no native kernel (is a C compiler installed?)")
 
     def run(x: np.ndarray) -> np.ndarray:
         out = np.empty_like(x)
-        with _environment(GRAPHC_SMALL_GROUP="0", GRAPHC_NATIVE="1", GRAPHC_MARCH=march):
+        with environ({**NATIVE_ENV, "GRAPHC_MARCH": march}):
             for lo in range(0, x.size, CHUNK):
                 part = np.ones(CHUNK, np.float32)
                 part[:min(CHUNK, x.size - lo)] = x[lo:lo + CHUNK]

@@ -1,33 +1,18 @@
-"""Differential graph fuzzing: random IR graphs, compiled vs. the reference interpreter.
-
-`python -m graphc fuzz --examples N [--seed S]` builds N random graphs over the
-primitives (random shapes with broadcasting, size-1 and size-0 axes, every dtype the
-ops accept, reductions, shape ops, gather, matmul, where, cast, ...), runs each
-through the full pass pipeline and the numpy backend in each of its modes (MODES:
-plain numpy calls; every fused group forced through tiny numpy block kernels; every
-fused group forced through native C kernels where a C compiler exists), and compares
-each result with `graphc.interpret` on the unoptimized graph
-(`graphc.check.compare`). It also round-trips the text IR.
-
-The builder takes its decisions from a `Chooser` so that the same code serves the
-hypothesis strategies of the test suite (`tests/fuzz/generate.py`, which shrink)
-and this stand-alone runner (a seeded `random.Random`).
+"""The fuzzer's random graph builder: every decision comes from a `Chooser`, so that
+the same code serves the hypothesis strategies of the test suite
+(`tests/fuzz/generate.py`, which shrink) and `python -m graphc fuzz` (a seeded
+`random.Random`).
 
 Values made from float reductions or matmuls are not bit-exact across backends
 (the kernels sum in blocks), nor are transcendental functions (native kernels call
-glibc's vector math, a few ulp from numpy's), so the builder keeps track of which values are exact
-and only feeds exact values to ops that amplify rounding (comparisons, argmax,
+glibc's vector math, a few ulp from numpy's), so the builder keeps track of which values
+are exact and only feeds exact values to ops that amplify rounding (comparisons, argmax,
 sign, casts from float to int/bool, reciprocal, division's denominator, log, ...).
 """
 from __future__ import annotations
 
-import contextlib
 import itertools
-import os
 import random
-import sys
-import traceback
-import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -50,10 +35,6 @@ ROUNDING = ("floor", "ceil", "round")
 FLOORED_DIVISION = ("floor_divide", "remainder")
 BINARY_NUMERIC = ("add", "sub", "mul", "maximum", "minimum")
 COMPARISONS = ("eq", "ne", "lt", "le", "gt", "ge")
-KERNEL_ENV = {"GRAPHC_SMALL_GROUP": "0", "GRAPHC_BLOCK_ELEMENTS": "7", "GRAPHC_NATIVE": "0"}
-NATIVE_ENV = {"GRAPHC_SMALL_GROUP": "0", "GRAPHC_NATIVE": "1"}
-# the backend's modes: plain numpy calls, numpy block kernels, native kernels
-MODES = {"plain": {"GRAPHC_NATIVE": "0"}, "blocks": KERNEL_ENV, "native": NATIVE_ENV}
 # results a few ulp apart between numpy and glibc's vector math
 INEXACT_OPS = ("sum", "cumsum", "matmul", "scatter_add", "conv2d", "avg_pool2d", "exp",
                "expm1", "log", "log1p", "tanh", "sin", "cos", "erf", "sigmoid", "pow")
@@ -545,91 +526,3 @@ def build(ch: Chooser, max_nodes: int = 8) -> tuple[Graph, list[InputSpec]]:
     graph, specs = b.finish()
     graph.verify()
     return graph, specs
-
-
-# ------------------------------------------------------------------ checking
-
-@contextlib.contextmanager
-def environ(values: dict[str, str]):
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def round_trip(graph: Graph) -> None:
-    from graphc.ir import parse
-    text = str(graph)
-    again = parse(text)
-    assert str(again) == text, f"text IR round trip changed the graph:\n{text}\n---\n{again}"
-    again.verify()
-
-
-def compile_optimized(graph: Graph, mode: str = "plain"):
-    import backends
-    from passes import pipeline
-    with environ(MODES[mode]):
-        stages = pipeline.run(graph)
-        return backends.get("numpy").compile_graph(stages[-1].graph)
-
-
-def native_available() -> bool:
-    from backends.numpy.toolchain import compiler
-    return compiler() is not None
-
-
-def check_graph(graph: Graph, inputs: list[np.ndarray],
-                modes: tuple[str, ...] = ("plain", "blocks")) -> None:
-    """Raise (MismatchError or whatever the compiler raised) unless the optimized,
-    compiled graph agrees with the interpreter in every mode."""
-    import graphc
-    from graphc.check import compare, output_tolerances
-    round_trip(graph)
-    tolerances = output_tolerances(graph)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        want = graphc.interpret(graph, *inputs)
-        if len(graph.outputs) == 1:
-            want = (want,)
-        for mode in modes:
-            exe = compile_optimized(graph, mode)
-            got = exe.fn(*[np.array(a) for a in inputs])
-            compare(f"fuzz ({mode})", list(got), list(want), tolerances)
-
-
-def run(examples: int, seed: int = 0, max_nodes: int = 8, out=sys.stdout,
-        stop_after: int = 10) -> int:
-    """Fuzz `examples` graphs; print failures; return the number of failures."""
-    rnd = random.Random(seed)
-    modes = tuple(m for m in MODES if m != "native" or native_available())
-    failures = 0
-    ops_seen: dict[str, int] = {}
-    for i in range(examples):
-        case_seed = rnd.randrange(2**32)
-        ch = Chooser.from_random(random.Random(case_seed))
-        graph, specs = build(ch, max_nodes)
-        for n in graph.nodes:
-            ops_seen[n.op] = ops_seen.get(n.op, 0) + 1
-        inputs = make_inputs(specs, case_seed)
-        try:
-            check_graph(graph, inputs, modes)
-        except Exception as e:  # noqa: BLE001 - report anything the compiler raised
-            failures += 1
-            print(f"--- mismatch in example {i} (case seed {case_seed}):", file=out)
-            where = traceback.extract_tb(e.__traceback__)[-1]
-            print("".join(traceback.format_exception_only(type(e), e)).rstrip()
-                  + f"  (raised at {where.filename}:{where.lineno})", file=out)
-            print(str(graph), file=out)
-            if failures >= stop_after:
-                print(f"stopping after {failures} failures", file=out)
-                examples = i + 1
-                break
-    print(f"graphc fuzz: checked {examples} graphs ({sum(ops_seen.values())} nodes, "
-          f"{len(ops_seen)} primitives) with seed {seed}: {failures} mismatches", file=out)
-    return failures
