@@ -11,7 +11,7 @@ from types import ModuleType
 
 from graphc.errors import GraphcError
 
-AVAILABLE = {"numpy": "backends.numpy"}
+AVAILABLE = {"numpy": "graphc.backends.numpy"}
 
 
 def get(name: str) -> ModuleType:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from graphc.errors import ShapeError, UnsupportedError
-from frontend import prims
-from frontend.prims import Operand
-from frontend.tracer import Tracer
+from graphc.frontend import prims
+from graphc.frontend.prims import Operand
+from graphc.frontend.tracer import Tracer
 
 
 def _lift_pair(a: Operand, b: Operand) -> tuple[Tracer, Tracer]:

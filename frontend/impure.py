@@ -47,8 +47,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from graphc.errors import SourceLoc, UnsupportedError, is_compiler_file
-from frontend import patching
-from frontend.tracer import TraceContext, current
+from graphc.frontend import patching
+from graphc.frontend.tracer import TraceContext, current
 
 HINT = ("draw the random numbers outside the compiled function and pass them in as an "
         "argument (mask = rng.random(x.shape) < p; f(x, mask)): graphc runs this call "

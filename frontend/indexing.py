@@ -15,8 +15,8 @@ import numpy as np
 
 from graphc import dtypes
 from graphc.errors import IndexingError, UnsupportedError
-from frontend import prims
-from frontend.tracer import Tracer
+from graphc.frontend import prims
+from graphc.frontend.tracer import Tracer
 
 
 # numpy's words for an index it cannot read (it raises IndexError with them)

@@ -16,9 +16,9 @@ import numpy as np
 
 from graphc import dtypes
 from graphc.errors import ShapeError, UnsupportedError
-from frontend import contractions, indexing, prims, suggestions
-from frontend.prims import Operand
-from frontend.tracer import Tracer
+from graphc.frontend import contractions, indexing, prims, suggestions
+from graphc.frontend.prims import Operand
+from graphc.frontend.tracer import Tracer
 
 FUNCTIONS: dict[Callable, Callable] = {}
 UFUNCS: dict[np.ufunc, Callable] = {}
@@ -483,6 +483,6 @@ def _no_operator(name: str):
 
 _install()
 # rounding, floored division (// and %), isnan and kin, logaddexp, all/any, argmin
-from frontend import numpy_math  # noqa: E402,F401  (registers into the tables above)
+from graphc.frontend import numpy_math  # noqa: E402,F401  (registers into the tables above)
 # padding, flips, triangles, cumsum, norms, asarray
-from frontend import numpy_more  # noqa: E402,F401  (registers into the tables above)
+from graphc.frontend import numpy_more  # noqa: E402,F401  (registers into the tables above)

@@ -19,10 +19,10 @@ import numpy as np
 from graphc import dtypes
 from graphc.errors import UnsupportedError
 from graphc.ops.reduction import reduced_shape
-from frontend import prims
-from frontend.numpy_api import FUNCTIONS, UFUNCS, _no_out, argmax, implements
-from frontend.prims import Operand
-from frontend.tracer import Tracer
+from graphc.frontend import prims
+from graphc.frontend.numpy_api import FUNCTIONS, UFUNCS, _no_out, argmax, implements
+from graphc.frontend.prims import Operand
+from graphc.frontend.tracer import Tracer
 
 
 def _t(x: Operand) -> Tracer:

@@ -19,10 +19,10 @@ import numpy as np
 
 from graphc import dtypes
 from graphc.errors import DtypeError, ShapeError, UnsupportedError
-from frontend import patching, prims
-from frontend.prims import Operand
-from frontend.numpy_api import FUNCTIONS, implements
-from frontend.tracer import Tracer
+from graphc.frontend import patching, prims
+from graphc.frontend.prims import Operand
+from graphc.frontend.numpy_api import FUNCTIONS, implements
+from graphc.frontend.tracer import Tracer
 
 
 

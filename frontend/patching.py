@@ -8,7 +8,7 @@ trace. A wrapper must behave exactly as the original for a caller that is not tr
 other threads run while it stands in the module.
 
     >>> import numpy as np
-    >>> from frontend import patching
+    >>> from graphc.frontend import patching
     >>> with patching.installed():
     ...     np.asarray is not patching.original(np, "asarray")
     True

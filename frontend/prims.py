@@ -13,7 +13,7 @@ import numpy as np
 
 from graphc import dtypes
 from graphc.errors import DtypeError, GraphcError, ShapeError, UnsupportedError
-from frontend.tracer import TraceContext, Tracer, current
+from graphc.frontend.tracer import TraceContext, Tracer, current
 
 Operand = Any  # Tracer | np.ndarray | np.generic | bool | int | float
 

@@ -21,10 +21,10 @@ import numpy as np
 from graphc import dtypes
 from graphc.errors import ArgumentError
 from graphc.ir import Graph, TensorType
-from frontend import impure, patching
-from frontend import numpy_api  # noqa: F401  (installs the numpy protocols on Tracer)
-from frontend.pytree import flatten, unflatten
-from frontend.tracer import TraceContext, Tracer
+from graphc.frontend import impure, patching
+from graphc.frontend import numpy_api  # noqa: F401  (installs the numpy protocols on Tracer)
+from graphc.frontend.pytree import flatten, unflatten
+from graphc.frontend.tracer import TraceContext, Tracer
 
 
 # Leaves of these types are static: baked into the graph and part of the cache key.

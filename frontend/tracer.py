@@ -202,9 +202,9 @@ class Tracer:
     def __getattr__(self, name: str):
         # only for names that are not attributes: an ndarray method graphc lacks
         if not name.startswith("_") and hasattr(np.ndarray, name):
-            from frontend.numpy_api import FUNCTIONS, UFUNCS
+            from graphc.frontend.numpy_api import FUNCTIONS, UFUNCS
             fn = getattr(np, name, None)
-            from frontend.suggestions import hint_for
+            from graphc.frontend.suggestions import hint_for
             known = fn in FUNCTIONS or fn in UFUNCS
             hint = (f"call the function instead: np.{name}(x, ...)" if known else
                     f"graphc does not support np.{name} either: {hint_for(f'np.{name}')}")

@@ -15,7 +15,7 @@ from graphc.errors import (ArgumentError, DtypeError, GraphcError, GraphcInterna
                            ShapeError,
                            TracerBoolError, TracerLeakError, UnsupportedError, VerifyError)
 from graphc.interpreter import interpret
-from backends.settings import SettingWarning
+from graphc.backends.settings import SettingWarning
 from graphc.api import CompiledFunction, Lowered, RecompileWarning, compile, trace
 from graphc.benchmark import BenchmarkResult, benchmark
 from graphc.transforms import grad, value_and_grad, vjp

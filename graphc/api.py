@@ -22,10 +22,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from backends import settings
+from graphc.backends import settings
 from graphc.errors import ArgumentError, DtypeError, GraphcError
 from graphc.ir import Graph
-from frontend.trace import Traced, arg_paths, signature, trace_function
+from graphc.frontend.trace import Traced, arg_paths, signature, trace_function
 
 CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "entries"])
 RETRACE_WARNING_AT = 8
@@ -185,8 +185,8 @@ class CompiledFunction:
 
     def __init__(self, fn: Callable, backend: str = "numpy", passes=None,
                  check: bool | None = None, cache_size: int | None = None):
-        from backends import get
-        from passes.pipeline import resolve
+        from graphc.backends import get
+        from graphc.passes.pipeline import resolve
         resolve(passes)  # an unknown pass name is an error here, at the compile call
         self.fn = fn
         self.check = check
@@ -442,7 +442,7 @@ def lower_function(fn: Callable, args: tuple, kwargs: dict, backend, passes=None
     """Trace, optimize and generate code; a library exception in any of these stages is
     a GraphcInternalError naming the stage and the IR file that reproduces it."""
     from graphc.internal import stage
-    from passes.pipeline import resolve, run
+    from graphc.passes.pipeline import resolve, run
     t0 = time.perf_counter()
     with stage("trace", fn):
         traced = trace_function(fn, args, kwargs, name=name)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from backends import settings
-from frontend.trace import signature, traces_started
+from graphc.backends import settings
+from graphc.frontend.trace import signature, traces_started
 from graphc.api import CompiledFunction, Lowered, compile
 from graphc.bench.measure import interleaved_medians, mismatch
 from graphc.check import output_tolerances

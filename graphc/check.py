@@ -27,7 +27,7 @@ import numpy as np
 from graphc import dtypes
 from graphc.errors import MismatchError
 from graphc.ir import Graph
-import passes.precision as analysis  # a module: `import passes.precision` alone must work
+import graphc.passes.precision as analysis  # a module: `import passes.precision` alone must work
 
 # (rtol, atol) per precision: the base allowance, for any output computed at that
 # precision. It is not a rounding bound (output_tolerances widens it to twice the

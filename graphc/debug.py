@@ -92,12 +92,12 @@ def bisect(fn: Callable, *args: Any, passes=None, backend: str | None = None,
     and backend are used; `passes` and `backend` override them). `passes` takes what
     `graphc.compile(passes=...)` takes. See the module docstring for an example.
     """
-    from backends import get
-    from frontend.trace import signature, trace_function
+    from graphc.backends import get
+    from graphc.frontend.trace import signature, trace_function
     from graphc.api import CompiledFunction
     from graphc.check import output_tolerances
     from graphc.interpreter import interpret
-    from passes.pipeline import resolve
+    from graphc.passes.pipeline import resolve
 
     if isinstance(fn, CompiledFunction):
         passes = fn.passes if passes is None else passes

@@ -40,7 +40,7 @@ _claim_lock = threading.Lock()
 
 def dump_dir() -> str | None:
     """The folder GRAPHC_DUMP names (created owner-only if new), or None."""
-    from backends import settings
+    from graphc.backends import settings
     directory = settings.get("GRAPHC_DUMP")
     if not directory:
         return None

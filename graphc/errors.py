@@ -16,8 +16,13 @@ from dataclasses import dataclass
 # back into the tracer through its array protocols), never to the user.
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _ROOT = os.path.dirname(_HERE)
+# Installed, graphc.frontend, .passes and .backends lie inside graphc/; from the repo
+# (an editable install) they are its folders beside graphc/. Only there: elsewhere
+# (site-packages) a sibling named `passes` is someone else's package.
+_FROM_REPO = os.path.exists(os.path.join(_ROOT, "pyproject.toml"))
 _INTERNAL_DIRS = tuple(
-    os.path.join(_ROOT, d) + os.sep for d in ("graphc", "frontend", "passes", "backends")
+    os.path.join(_ROOT, d) + os.sep
+    for d in (("graphc", "frontend", "passes", "backends") if _FROM_REPO else ("graphc",))
 )
 _NUMPY_MARK = os.sep + "numpy" + os.sep
 

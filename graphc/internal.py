@@ -108,7 +108,7 @@ def _raised_by_compiler(exc: BaseException) -> bool:
     while tb is not None:
         frames.append(tb.tb_frame.f_code)
         tb = tb.tb_next
-    from frontend.numpy_more import PASSTHROUGH
+    from graphc.frontend.numpy_more import PASSTHROUGH
     for code in reversed(frames):
         if code in PASSTHROUGH:  # np.asarray & co. on untraced data: numpy's own error
             continue
@@ -169,7 +169,7 @@ def _passes_from(stage_name: str, pipeline) -> list[tuple[str, Callable]]:
 def replay_command(path: str, rest: Sequence[tuple[str, Callable]], stage_name: str) -> str:
     """`python -m graphc replay FILE` with what the file cannot say: the import path of
     each pass that is not a default one, and random inputs for a failure at run time."""
-    from passes.pipeline import DEFAULT_PIPELINE
+    from graphc.passes.pipeline import DEFAULT_PIPELINE
     default = dict(DEFAULT_PIPELINE)
     words = [sys.executable or "python", "-m", "graphc", "replay", path]
     for pass_name, fn in rest:

@@ -23,8 +23,8 @@ import numpy as np
 from graphc import dtypes, ops
 from graphc.errors import OptionError  # a GraphcError: never taken for a compiler bug
 from graphc.ir import Attrs, TensorType
-from frontend import prims
-from frontend.tracer import Tracer
+from graphc.frontend import prims
+from graphc.frontend.tracer import Tracer
 
 Array = Any  # np.ndarray or a Tracer while tracing
 

@@ -41,7 +41,7 @@ def _load_pass(spec: str) -> tuple[str, Callable]:
 
 
 def _pipeline(names: Sequence[str], extra: dict[str, Callable]) -> list[tuple[str, Callable]]:
-    from passes.pipeline import DEFAULT_PIPELINE
+    from graphc.passes.pipeline import DEFAULT_PIPELINE
     known = {**dict(DEFAULT_PIPELINE), **extra}
     unknown = [n for n in names if n not in known]
     if unknown:
@@ -69,9 +69,9 @@ def random_inputs(graph: Graph, seed: int = 0) -> list[np.ndarray]:
 def replay(path: str, passes: Sequence[str] = (), inputs: str = "none",
            backend: str = "numpy", out: TextIO = sys.stdout) -> int:
     """Replay one file (see the module docstring); returns the exit status."""
-    from backends import get
+    from graphc.backends import get
     from graphc.dump import read_header
-    from passes.pipeline import run
+    from graphc.passes.pipeline import run
     try:
         with open(path) as fh:
             text = fh.read()

@@ -17,11 +17,11 @@ import numpy as np
 
 from graphc.api import CompiledFunction
 from graphc.errors import ArgumentError, GraphcError
-from frontend.pytree import flatten, unflatten
-from frontend.pytree import leaves as leaves_of
-from frontend.trace import trace_function
-from frontend.tracer import Tracer
-import passes.autodiff as autodiff  # a module: `import passes.autodiff` alone must work
+from graphc.frontend.pytree import flatten, unflatten
+from graphc.frontend.pytree import leaves as leaves_of
+from graphc.frontend.trace import trace_function
+from graphc.frontend.tracer import Tracer
+import graphc.passes.autodiff as autodiff  # a module: `import passes.autodiff` alone must work
 
 
 def _is_array(leaf: Any) -> bool:
@@ -199,9 +199,9 @@ def vjp(fn: Callable, *primals: Any):
 
 
 def _split_vjp(fn: Callable, primals: tuple):
-    from backends import get
-    from passes.pipeline import run
-    from passes.remat import split
+    from graphc.backends import get
+    from graphc.passes.pipeline import run
+    from graphc.passes.remat import split
 
     def build(graph):
         return get("numpy").compile_graph(run(graph)[-1].graph).fn

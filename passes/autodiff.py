@@ -28,7 +28,7 @@ from graphc import dtypes
 from graphc.errors import GraphcError, SourceLoc
 from graphc.ir import Graph, Node, TensorType, Value
 from graphc.ops import OPS
-from passes.rewrite import GraphBuilder
+from graphc.passes.rewrite import GraphBuilder
 
 
 class Emit:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any, Hashable
 
 from graphc.ir import ArrayLiteral, Graph, Node, Value
-from passes.rewrite import GraphBuilder
+from graphc.passes.rewrite import GraphBuilder
 
 
 def cse(graph: Graph) -> Graph:

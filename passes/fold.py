@@ -17,7 +17,7 @@ import numpy as np
 
 from graphc import dtypes, ops
 from graphc.ir import Graph, Node, TensorType, Value
-from passes.rewrite import GraphBuilder
+from graphc.passes.rewrite import GraphBuilder
 
 FOLD_LIMIT = 4096  # elements: the largest result folded into a const
 

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 from graphc.ir import Graph
-from passes.cse import cse
-from passes.dce import dce
-from passes.fold import fold
-from passes.simplify import simplify
-from passes.fusion import fuse
+from graphc.passes.cse import cse
+from graphc.passes.dce import dce
+from graphc.passes.fold import fold
+from graphc.passes.simplify import simplify
+from graphc.passes.fusion import fuse
 
 Pass = Callable[[Graph], Graph]
 

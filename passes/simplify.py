@@ -33,7 +33,7 @@ from graphc import dtypes
 from graphc.errors import SourceLoc
 from graphc.ir import Attrs, Graph, Node, TensorType, Value
 from graphc.ops import ELEMENTWISE_OPS
-from passes.rewrite import GraphBuilder
+from graphc.passes.rewrite import GraphBuilder
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import pytest
 
 import graphc
 from graphc.ir import Graph
-from passes.pipeline import DEFAULT_PIPELINE
+from graphc.passes.pipeline import DEFAULT_PIPELINE
 
 
 def _f32(rng, *shape):

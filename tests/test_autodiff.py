@@ -25,10 +25,10 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import graphc
-from frontend.tracer import Tracer
+from graphc.frontend.tracer import Tracer
 from graphc import nn
 from graphc.ops import OPS
-from passes.autodiff import VJP
+from graphc.passes.autodiff import VJP
 
 RNG = np.random.default_rng(20240611)
 T = torch.from_numpy

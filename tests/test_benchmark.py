@@ -89,7 +89,7 @@ def vjp_step(w, x, y):
 @pytest.mark.parametrize("make", [lambda: sgd_step, lambda: graphc.value_and_grad(mse),
                                   lambda: vjp_step])
 def test_eager_side_of_a_transformed_function_is_its_graph_not_a_retrace(rng, make):
-    from frontend.trace import traces_started
+    from graphc.frontend.trace import traces_started
     f, args = make(), _regression(rng)
     start = traces_started()
     graphc.compile(f).lower(*args)

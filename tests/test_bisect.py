@@ -81,7 +81,7 @@ def test_pass_that_changes_an_output_shape():
 
 
 def test_broken_backend_lowering_is_codegen(monkeypatch, capsys):
-    from backends.numpy import lowering
+    from graphc.backends.numpy import lowering
     monkeypatch.setenv("GRAPHC_NATIVE", "0")  # the broken entry is in the numpy lowering
     monkeypatch.setitem(lowering.LOWERINGS, "tanh", lowering._call("np.sin"))
     result = bisect(model, X)

@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import graphc  # noqa: F401  (before passes.autodiff: graphc imports it in order)
-import passes.autodiff
+from graphc.passes import autodiff
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -77,7 +76,7 @@ def test_lstm_matches_torch():
     assert r["losses"][-1] < r["losses"][0]
 
 
-@pytest.mark.skipif("conv2d" not in passes.autodiff.VJP,
+@pytest.mark.skipif("conv2d" not in autodiff.VJP,
                     reason="conv2d has no gradient rule yet")
 def test_cnn_matches_torch():
     r = example("cnn").main(steps=2, batch=4)

@@ -8,10 +8,10 @@ from hypothesis import HealthCheck, given, settings
 
 import graphc
 from graphc.ir import TensorType, Value
-from passes.dce import dce
-from passes.fusion import fuse
-from passes.memory import LiveRange, assign_slots
-from backends.numpy.codegen import native_enabled
+from graphc.passes.dce import dce
+from graphc.passes.fusion import fuse
+from graphc.passes.memory import LiveRange, assign_slots
+from graphc.backends.numpy.codegen import native_enabled
 # the suite's own workloads, written as users write them
 from graphc.bench.workloads import chain, gelu, layernorm, mlp, softmax
 from tests.fuzz.generate import graphs

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import graphc
-import passes.fusion
-from passes.simplify import simplify
+from graphc.passes import fusion
+from graphc.passes.simplify import simplify
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -44,9 +44,9 @@ class _CyclicNx:
 
 def install_cyclic_nx(monkeypatch=None):
     if monkeypatch is None:  # in a replay subprocess
-        passes.fusion.nx = _CyclicNx()
+        fusion.nx = _CyclicNx()
     else:
-        monkeypatch.setattr(passes.fusion, "nx", _CyclicNx())
+        monkeypatch.setattr(fusion, "nx", _CyclicNx())
 
 
 @pytest.fixture
@@ -137,9 +137,9 @@ def test_the_users_own_exception_goes_through_unchanged(no_dump):
 
 
 def test_a_tracer_failure_names_the_users_line(no_dump, monkeypatch):
-    import frontend.numpy_api
+    from graphc.frontend import numpy_api
     # a builtin raises, so the innermost Python frame is the tracer's own
-    monkeypatch.setattr(frontend.numpy_api, "_no_out", math.log)
+    monkeypatch.setattr(numpy_api, "_no_out", math.log)
 
     def traced_tanh(x):
         y = x * 2.0
@@ -153,7 +153,7 @@ def test_a_tracer_failure_names_the_users_line(no_dump, monkeypatch):
 
 
 def test_codegen_and_build_failures(no_dump, monkeypatch):
-    import backends.numpy.codegen as codegen
+    import graphc.backends.numpy.codegen as codegen
 
     def broken_generate(graph, use_native=True):
         raise AttributeError("no lowering")
@@ -180,7 +180,7 @@ class _RaisingBackend:
         self.exc = exc
 
     def compile_graph(self, graph):
-        from backends.numpy.codegen import compile_graph
+        from graphc.backends.numpy.codegen import compile_graph
         executable = compile_graph(graph)
 
         def fn(*args):

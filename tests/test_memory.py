@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import graphc
-from backends.numpy import runtime
+from graphc.backends.numpy import runtime
 
 pytestmark = pytest.mark.filterwarnings("ignore::graphc.RecompileWarning")
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,7 +140,7 @@ _RSS_SCRIPT = textwrap.dedent("""
     import warnings
     import numpy as np
     import graphc
-    from backends.numpy import runtime
+    from graphc.backends.numpy import runtime
     warnings.simplefilter("ignore", graphc.RecompileWarning)
 
     def rss():

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import graphc
-from backends.numpy import get_num_threads, native, set_num_threads, toolchain
+from graphc.backends.numpy import get_num_threads, native, set_num_threads, toolchain
 from graphc.ops import OPS, Kind
 from tolerances import assert_within_bounds
 
@@ -348,7 +348,7 @@ def test_small_groups_of_several_ops_are_native_too(monkeypatch, rng):
 
 
 def test_kernels_run_through_ctypes_where_the_caller_extension_is_missing(monkeypatch, rng):
-    from backends.numpy import runtime
+    from graphc.backends.numpy import runtime
     monkeypatch.setattr(runtime, "_caller", runtime._ctypes_run)
     x = rng.standard_normal((40, 30)).astype(F32)
     got, source = compiled(lambda x: np.exp(x.T) * 2.0 - 1.0, x)  # a copied input too

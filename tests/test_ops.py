@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import graphc
-from backends.numpy import LOWERINGS, compile_graph
+from graphc.backends.numpy import LOWERINGS, compile_graph
 from graphc import dtypes, ops
 from graphc.errors import DtypeError, ShapeError
 from graphc.ir import Attrs, Graph, Node, TensorType, Value, parse

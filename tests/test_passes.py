@@ -6,11 +6,11 @@ import pytest
 
 import graphc
 from graphc.ir import Graph, parse
-from passes.cse import cse
-from passes.dce import dce
-from passes.fold import FOLD_LIMIT, fold
-from passes.pipeline import DEFAULT_PIPELINE, run
-from passes.simplify import RULES, simplify
+from graphc.passes.cse import cse
+from graphc.passes.dce import dce
+from graphc.passes.fold import FOLD_LIMIT, fold
+from graphc.passes.pipeline import DEFAULT_PIPELINE, run
+from graphc.passes.simplify import RULES, simplify
 
 F32 = (1e-5, 1e-6)  # (rtol, atol): a few float32 ulps on O(1) values
 

@@ -10,8 +10,8 @@ import pytest
 import graphc
 from graphc.check import TOLERANCES, output_tolerances
 from graphc.ops import OPS
-from passes import precision
-from passes.rewrite import GraphBuilder
+from graphc.passes import precision
+from graphc.passes.rewrite import GraphBuilder
 
 EPS32 = 2.0**-23
 

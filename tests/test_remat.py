@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import graphc
-from passes.autodiff import backward
-from passes.remat import split
+from graphc.passes.autodiff import backward
+from graphc.passes.remat import split
 
 
 def mlp_block(x, w):

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import graphc
-from backends import settings
-from backends.settings import SETTINGS, SettingWarning
+from graphc.backends import settings
+from graphc.backends.settings import SETTINGS, SettingWarning
 
 ROOT = Path(__file__).resolve().parent.parent
 F32 = np.float32

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backends.numpy import toolchain, windows
+from graphc.backends.numpy import toolchain, windows
 from graphc.ops import OPS
 
 pytestmark = pytest.mark.skipif(toolchain.compiler() is None, reason="no C compiler")

@@ -24,16 +24,16 @@ from typing import Any, Callable
 
 import numpy as np
 
-from backends import settings
+from graphc.backends import settings
 from graphc import dtypes, ops
 from graphc.errors import IndexingError
 from graphc.ir import Attrs, Graph, Group, Node, TensorType, Value
 from graphc.ir.text import format_node
-from backends.numpy import runtime
-from backends.numpy.kernels import Kernel, row_kernel
-from backends.numpy.lowering import LOWERINGS, Emitter, matmul_operands, lower_into
-from backends.numpy import native, scan, toolchain, windows
-from passes.memory import LiveRange, assign_slots
+from graphc.backends.numpy import runtime
+from graphc.backends.numpy.kernels import Kernel, row_kernel
+from graphc.backends.numpy.lowering import LOWERINGS, Emitter, matmul_operands, lower_into
+from graphc.backends.numpy import native, scan, toolchain, windows
+from graphc.passes.memory import LiveRange, assign_slots
 
 _counter = itertools.count()
 VIEW_OPS = frozenset({"reshape", "transpose", "broadcast_to", "slice"})  # numpy views

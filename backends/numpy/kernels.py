@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from backends import settings
+from graphc.backends import settings
 from graphc.ir import Node, Value
 from graphc.ops import OPS, Kind
 

@@ -45,7 +45,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from backends.numpy import cdivision
+from graphc.backends.numpy import cdivision
 from graphc.ir import Node, Value
 from graphc.ir.text import format_node
 from graphc.ops import OPS, Kind

@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from backends import settings
+from graphc.backends import settings
 
 _threads = settings.get("GRAPHC_NUM_THREADS") or (os.cpu_count() or 1)
 _executor: ThreadPoolExecutor | None = None
@@ -282,7 +282,7 @@ def native_caller() -> Callable:
     builds, else the same through ctypes (slower: ~2 us an array)."""
     global _caller
     if _caller is None:
-        from backends.numpy import toolchain
+        from graphc.backends.numpy import toolchain
         module = toolchain.calls_module()
         _caller = module.run if module is not None else _ctypes_run
     return _caller

@@ -19,7 +19,7 @@ vectorized loop. Integers wrap around as numpy's do (unsigned arithmetic in C).
 from __future__ import annotations
 
 from graphc.ir import Node
-from backends.numpy.native import CTYPE, _UNSIGNED, NativeKernel, _describe, _size
+from graphc.backends.numpy.native import CTYPE, _UNSIGNED, NativeKernel, _describe, _size
 
 
 def scan_kernel(name: str, node: Node) -> NativeKernel | None:

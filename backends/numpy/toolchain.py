@@ -26,7 +26,7 @@ import threading
 from pathlib import Path
 from types import ModuleType
 
-from backends import settings
+from graphc.backends import settings
 
 # -fno-math-errno lets sqrt vectorize; -fopenmp-simd enables only the `omp simd`
 # pragmas (no OpenMP runtime), which is what allows reductions to be vectorized

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from backends import settings
+from graphc.backends import settings
 from graphc import ops
-from backends.numpy import runtime, toolchain
+from graphc.backends.numpy import runtime, toolchain
 
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 _NAMES = ("h", "w", "ho", "wo", "kh", "kw", "sh", "sw", "ph", "pw")

@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from frontend.pytree import flatten
+from graphc.frontend.pytree import flatten
 
 # rtol per dtype for comparing against eager; the absolute tolerance is rtol times the
 # largest magnitude in the expected array, since sums and matmuls accumulate in other

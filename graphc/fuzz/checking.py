@@ -44,15 +44,15 @@ def round_trip(graph: Graph) -> None:
 
 
 def compile_optimized(graph: Graph, mode: str = "plain"):
-    import backends
-    from passes import pipeline
+    from graphc import backends
+    from graphc.passes import pipeline
     with environ(MODES[mode]):
         stages = pipeline.run(graph)
         return backends.get("numpy").compile_graph(stages[-1].graph)
 
 
 def native_available() -> bool:
-    from backends.numpy.toolchain import compiler
+    from graphc.backends.numpy.toolchain import compiler
     return compiler() is not None
 
 

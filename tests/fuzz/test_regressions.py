@@ -8,7 +8,7 @@ import pytest
 import graphc
 from graphc.fuzz import KERNEL_ENV, check_graph, environ, native_available
 from graphc.ir import parse
-from passes import pipeline
+from graphc.passes import pipeline
 
 
 def test_elementwise_producer_of_a_matmul_is_not_merged_as_its_epilogue_sibling():
