@@ -21,6 +21,6 @@ def dispatcher() -> type | None:
     it cannot be built or GRAPHC_FASTCALL=0."""
     if not settings.get("GRAPHC_FASTCALL"):
         return None
-    from graphc.backends.numpy.toolchain import build_extension
+    from graphc.backends.toolchain import build_extension
     module = build_extension("graphc_fastcall", Path(__file__).parent / "fastcall.c")
     return module.Dispatcher if module is not None else None

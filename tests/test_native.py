@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 import graphc
-from graphc.backends.numpy import get_num_threads, native, set_num_threads, toolchain
+from graphc.backends import toolchain
+from graphc.backends.numpy import get_num_threads, native, set_num_threads
 from graphc.ops import OPS, Kind
 from tolerances import assert_within_bounds
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import graphc
-from graphc.backends.numpy import toolchain
+from graphc.backends import toolchain
 from graphc.errors import UnsupportedError
 from tolerances import assert_within_bounds
 

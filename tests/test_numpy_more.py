@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import graphc
-from graphc.backends.numpy import toolchain
+from graphc.backends import toolchain
 from test_numpy_frontend import ALL_DTYPES, check, make
 
 SHAPES_AXES = [((5,), 0), ((5,), -1), ((3, 4), 0), ((3, 4), 1), ((3, 4), -2),

@@ -3,7 +3,7 @@ error in float32 ulp against float64, and the documented bounds it is held to.""
 import numpy as np
 import pytest
 
-from graphc.backends.numpy import toolchain
+from graphc.backends import toolchain
 from graphc.__main__ import main
 from graphc.bench import ulp
 from tolerances import ULP_BOUNDS

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from graphc.backends.numpy import toolchain, windows
+from graphc.backends import toolchain
+from graphc.backends.numpy import windows
 from graphc.ops import OPS
 
 pytestmark = pytest.mark.skipif(toolchain.compiler() is None, reason="no C compiler")

@@ -32,7 +32,8 @@ from graphc.ir.text import format_node
 from graphc.backends.numpy import runtime
 from graphc.backends.numpy.kernels import Kernel, row_kernel
 from graphc.backends.numpy.lowering import LOWERINGS, Emitter, matmul_operands, lower_into
-from graphc.backends.numpy import native, scan, toolchain, windows
+from graphc.backends import toolchain
+from graphc.backends.numpy import native, scan, windows
 from graphc.passes.memory import LiveRange, assign_slots
 
 _counter = itertools.count()

@@ -282,8 +282,9 @@ def native_caller() -> Callable:
     builds, else the same through ctypes (slower: ~2 us an array)."""
     global _caller
     if _caller is None:
-        from graphc.backends.numpy import toolchain
-        module = toolchain.calls_module()
+        from pathlib import Path
+        from graphc.backends import toolchain
+        module = toolchain.build_extension("graphc_calls", Path(__file__).parent / "calls.c")
         _caller = module.run if module is not None else _ctypes_run
     return _caller
 

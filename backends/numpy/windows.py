@@ -16,7 +16,8 @@ import numpy as np
 
 from graphc.backends import settings
 from graphc import ops
-from graphc.backends.numpy import runtime, toolchain
+from graphc.backends import toolchain
+from graphc.backends.numpy import runtime
 
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 _NAMES = ("h", "w", "ho", "wo", "kh", "kw", "sh", "sw", "ph", "pw")

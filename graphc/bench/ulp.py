@@ -183,7 +183,7 @@ def command(only: str | None, marches: str, per_binade: int, every: bool,
             error: Callable[[str], None]) -> int:
     """`python -m graphc ulp`: print the table; 0, or 2 (through `error`) for bad names."""
     import platform
-    from graphc.backends.numpy import toolchain
+    from graphc.backends import toolchain
     names = [n.strip() for n in (only or ",".join(FUNCTIONS)).split(",") if n.strip()]
     unknown = [n for n in names if n not in FUNCTIONS]
     targets = [] if marches.strip() == "none" else [m.strip() for m in marches.split(",")]

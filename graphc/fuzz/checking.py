@@ -52,7 +52,7 @@ def compile_optimized(graph: Graph, mode: str = "plain"):
 
 
 def native_available() -> bool:
-    from graphc.backends.numpy.toolchain import compiler
+    from graphc.backends.toolchain import compiler
     return compiler() is not None
 
 

@@ -1,5 +1,7 @@
-"""The system C compiler, for native kernels: finding it, building a shared library
-from generated C, and a disk cache of what it built.
+"""The system C compiler, for every part of graphc that builds C (the numpy backend's
+native kernels and its call extension, the call fast path of compiled functions, the
+fuzzer): finding it, building a shared library or an extension module from C, and a
+disk cache of what it built.
 
 A library is cached under a hash of its source, the flags (the -march target among
 them), the compiler's version and the CPU's feature flags (by default the code is built
@@ -198,11 +200,3 @@ def _compile(source: str, directory: Path, path: Path, flags: tuple[str, ...]) -
         if done.returncode != 0:
             raise BuildError(f"{cc} failed:\n{done.stderr[-4000:]}")
         os.replace(out, path)
-
-
-
-@functools.lru_cache(maxsize=1)
-def calls_module() -> ModuleType | None:
-    """backends/numpy/calls.c built as an extension (how generated code calls native
-    kernels), or None where it cannot be built."""
-    return build_extension("graphc_calls", Path(__file__).parent / "calls.c")
