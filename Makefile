@@ -22,20 +22,20 @@ demo: $(STAMP)
 # numpy block-by-block kernels with tiny blocks (GRAPHC_SMALL_GROUP=0,
 # GRAPHC_BLOCK_ELEMENTS=7, GRAPHC_NATIVE=0), so that the kernel path and its block edges
 # meet every test graph; with every fused group forced through native C kernels
-# (GRAPHC_SMALL_GROUP=0), built for this machine into a cache of the run's own; and the
-# same built for an AVX2 machine (GRAPHC_MARCH=x86-64-v3, its own cache), whose libmvec
+# (GRAPHC_SMALL_GROUP=0), built for this machine into a cache of the run's own (a fresh
+# temporary folder outside the checkout, which the layering test walks meanwhile); and
+# the same built for an AVX2 machine (GRAPHC_MARCH=x86-64-v3, its own cache), whose libmvec
 # functions round differently from AVX-512's: a tolerance that only fits this CPU
 # fails here, not on the next machine (skipped on a CPU without AVX2).
 test: $(STAMP)
 	$(PY) -m pytest -n 2 tests
 	GRAPHC_SMALL_GROUP=0 GRAPHC_BLOCK_ELEMENTS=7 GRAPHC_NATIVE=0 $(PY) -m pytest -n 2 tests
-	rm -rf .graphc-test-cache
-	GRAPHC_SMALL_GROUP=0 GRAPHC_CACHE_DIR=.graphc-test-cache $(PY) -m pytest -n 2 tests
-	rm -rf .graphc-test-cache-v3
-	if grep -qw avx2 /proc/cpuinfo 2>/dev/null; then GRAPHC_SMALL_GROUP=0 \
-	  GRAPHC_MARCH=x86-64-v3 GRAPHC_CACHE_DIR=.graphc-test-cache-v3 $(PY) -m pytest -n 2 tests; \
+	cache=$$(mktemp -d) && GRAPHC_SMALL_GROUP=0 GRAPHC_CACHE_DIR=$$cache \
+	  $(PY) -m pytest -n 2 tests; status=$$?; rm -rf $$cache; exit $$status
+	if grep -qw avx2 /proc/cpuinfo 2>/dev/null; then cache=$$(mktemp -d) && \
+	  GRAPHC_SMALL_GROUP=0 GRAPHC_MARCH=x86-64-v3 GRAPHC_CACHE_DIR=$$cache \
+	  $(PY) -m pytest -n 2 tests; status=$$?; rm -rf $$cache; exit $$status; \
 	else echo "make test: this CPU cannot run x86-64-v3 (AVX2) code; that run is skipped"; fi
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info .graphc-test-cache \
-	  .graphc-test-cache-v3
+	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info build

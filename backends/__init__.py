@@ -2,7 +2,9 @@
 
 `get(name)` returns the backend module, imported lazily so that `import graphc`
 needs neither torch nor triton. A backend module provides `compile_graph(graph)`
-returning an object with `.fn(*flat_inputs) -> tuple` and `.source`.
+returning an object with `.fn(*flat_inputs) -> tuple` and `.source`, and
+`FUSION_POLICY`, the `graphc.passes.fusion.FusionPolicy` its kernels follow (the face
+hands it to the pass pipeline).
 """
 from __future__ import annotations
 

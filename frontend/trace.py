@@ -81,26 +81,70 @@ def signature(args: tuple, kwargs: dict, fn: Callable | None = None) -> tuple[tu
         raise
 
 
+@dataclass(frozen=True)
+class FlatCall:
+    """A call's arguments flattened and keyed once: a cache miss hands this to the
+    retrace explanation, the cache entry and `trace_function`, so none does it again.
+
+    `key` is the cache key (the treedef of (args, kwargs), one key per leaf), `leaves`
+    the arguments' leaves, `paths` their readable paths (`params['w1']`, `xs[0]`).
+    """
+
+    leaves: list
+    key: tuple
+    paths: list[str]
+
+
+def flat_call(fn: Callable, args: tuple, kwargs: dict, key: tuple | None = None,
+              leaves: list | None = None) -> FlatCall:
+    """The call flattened and keyed; `key` and `leaves` from `signature` where the
+    caller has them. The paths come from the treedef, without walking the arguments.
+
+    >>> flat_call(lambda x, params: x, (1.0, {"w": 2}), {}).paths
+    ['x', "params['w']"]
+    """
+    if key is None:
+        key, leaves = signature(args, kwargs, fn)
+    return FlatCall(leaves, key, _paths(fn, key[0]))
+
+
 def arg_paths(fn: Callable, args: tuple, kwargs: dict) -> list[str]:
     """Readable paths (`params['w1']`, `xs[0]`) for the leaves of (args, kwargs)."""
+    return _paths(fn, flatten((args, kwargs), with_paths=False)[1])
+
+
+def _paths(fn: Callable, treedef: tuple) -> list[str]:
+    """The leaf paths of the treedef of (args, kwargs): positional arguments named for
+    fn's parameters, keyword arguments for their keywords (pytree.flatten's paths)."""
+    (_, (args_def, kwargs_def)) = treedef
     try:
         params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
         params = []
-    names = []
-    for i in range(len(args)):
+    paths: list[str] = []
+    for i, sub in enumerate(args_def[1]):
         if i < len(params) and params[i].kind in (params[i].POSITIONAL_ONLY,
                                                   params[i].POSITIONAL_OR_KEYWORD):
-            names.append(params[i].name)
+            name = params[i].name
         else:
             var = next((p.name for p in params if p.kind == p.VAR_POSITIONAL), "arg")
-            names.append(f"{var}[{i}]")
-    paths = []
-    for name, a in zip(names, args):
-        paths += flatten(a, name)[2]
-    for k, v in kwargs.items():
-        paths += flatten(v, k)[2]
+            name = f"{var}[{i}]"
+        _tree_paths(sub, name, paths)
+    for k, sub in zip(kwargs_def[1], kwargs_def[2]):
+        _tree_paths(sub, k, paths)
     return paths
+
+
+def _tree_paths(treedef: tuple, path: str, paths: list[str]) -> None:
+    kind = treedef[0]
+    if kind == "leaf":
+        paths.append(path)
+    elif kind == "dict":
+        for k, sub in zip(treedef[1], treedef[2]):
+            _tree_paths(sub, f"{path}[{k!r}]", paths)
+    elif kind != "none":  # a tuple or a list
+        for i, sub in enumerate(treedef[1]):
+            _tree_paths(sub, f"{path}[{i}]", paths)
 
 
 def _value_name(path: str, taken: set[str]) -> str:
@@ -144,12 +188,13 @@ def traces_started() -> int:
 
 
 def trace_function(fn: Callable, args: tuple, kwargs: dict | None = None,
-                   name: str | None = None) -> Traced:
+                   name: str | None = None, flat: FlatCall | None = None) -> Traced:
+    """Trace `fn` on example arguments; `flat`: those arguments already flattened and
+    keyed (by `flat_call`, as a cache miss has them)."""
     _traces.count = traces_started() + 1
     kwargs = kwargs or {}
-    leaves, treedef, _ = flatten((args, kwargs))
-    paths = arg_paths(fn, args, kwargs)
-    keys = [leaf_key(x, p) for x, p in zip(leaves, paths)]
+    flat = flat or flat_call(fn, args, kwargs)
+    leaves, (treedef, keys), paths = flat.leaves, flat.key, flat.paths
     name = re.sub(r"\W", "_", (name or getattr(fn, "__name__", "fn")).strip("<>")) or "fn"
     ctx = TraceContext(name)
     # np.asarray(traced) gives the Tracer back; np.random and the clock are refused

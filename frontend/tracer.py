@@ -1,10 +1,10 @@
 """The trace context and the `Tracer` value that stands in for an array while tracing.
 
-A `TraceContext` owns the graph being built. `emit(op, *inputs, **attrs)` applies the
-op's shape/dtype rule, records a node with the user's source line, and returns the
-new Tracer(s). Everything numpy-shaped (operators, ufuncs, numpy functions, methods,
-indexing) is defined in `frontend.numpy_api` on top of `emit`; this module holds only
-the mechanics.
+A `TraceContext` owns the graph being built. `emit(op, *inputs, **attrs)` records a
+node with the user's source line through the core's `NodeBuilder` (which applies the
+op's shape/dtype rule), and returns the new Tracer(s). Everything numpy-shaped
+(operators, ufuncs, numpy functions, methods, indexing) is defined in
+`frontend.numpy_api` on top of `emit`; this module holds only the mechanics.
 """
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from graphc import dtypes, ops
-from graphc.errors import (ArgumentError, GraphcError, TracerBoolError, TracerLeakError,
+from graphc import dtypes
+from graphc.errors import (ArgumentError, TracerBoolError, TracerLeakError,
                            UnsupportedError, user_location)
-from graphc.ir import Attrs, Graph, Node, TensorType, Value
+from graphc.ir import Attrs, Graph, NodeBuilder, TensorType, Value
 
 _state = threading.local()
 
@@ -30,9 +30,11 @@ class TraceContext:
     """Builds one graph. Use as a context manager around the traced call."""
 
     def __init__(self, name: str):
-        self.graph = Graph(name)
+        self.builder = NodeBuilder(name)
+        # the graph being built: its inputs and nodes are the builder's lists, its
+        # outputs are filled in by the caller once the traced function returns
+        self.graph = Graph(name, self.builder.inputs, self.builder.nodes)
         self.active = True
-        self._counter = 0
         self._consts: dict[tuple, Tracer] = {}
         # called with each constant before it enters the graph (frontend.impure refuses
         # one that a random generator or the clock produced while tracing)
@@ -49,9 +51,7 @@ class TraceContext:
         self.active = False
 
     def new_input(self, name: str, ttype: TensorType) -> "Tracer":
-        value = Value(name, ttype)
-        self.graph.inputs.append(value)
-        return Tracer(value, self)
+        return Tracer(self.builder.input(name, ttype), self)
 
     def emit(self, op: str, *inputs: "Tracer", **attrs: Any) -> "Tracer":
         """Record `op` applied to `inputs`; returns the output Tracer."""
@@ -66,19 +66,10 @@ class TraceContext:
                 "used after that trace ended", loc=loc or None)
         for t in inputs:
             self.check_owned(t)
-        try:
-            out_types = ops.infer_types(op, tuple(t.value.type for t in inputs), attrs)
-        except GraphcError as exc:
-            raise exc.with_loc(loc) from None
-        node = Node(op, tuple(t.value for t in inputs), attrs, loc=loc)
-        outs = []
-        for ttype in out_types:
-            outs.append(Value(str(self._counter), ttype, node))
-            self._counter += 1
-        node.outputs = tuple(outs)
-        self.graph.nodes.append(node)
-        results = [Tracer(v, self) for v in outs]
-        return results[0] if len(results) == 1 else tuple(results)
+        outs = self.builder.add(op, tuple([t.value for t in inputs]), attrs, loc).outputs
+        if len(outs) == 1:
+            return Tracer(outs[0], self)
+        return tuple(Tracer(v, self) for v in outs)
 
     def inline(self, graph: Graph, inputs: list) -> list["Tracer"]:
         """Replay `graph`'s nodes here on `inputs` (Tracers or numpy arrays), keeping

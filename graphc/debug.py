@@ -104,7 +104,7 @@ def bisect(fn: Callable, *args: Any, passes=None, backend: str | None = None,
         backend = fn.backend_name if backend is None else backend
         fn = fn.fn
     backend_mod = get(backend or "numpy")
-    pipeline = resolve(passes)
+    pipeline = resolve(passes, backend_mod.FUSION_POLICY)
 
     key, leaves = signature(args, {}, fn)
     flat = [leaves[i] for i, k in enumerate(key[1]) if k[0] == "array"]

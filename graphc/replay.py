@@ -84,7 +84,7 @@ def replay(path: str, passes: Sequence[str] = (), inputs: str = "none",
         return 2
     try:
         stage = "passes " + ", ".join(names) if names else "verify"
-        final = run(graph, pipeline)[-1].graph
+        final = run(graph, pipeline, policy=get(backend).FUSION_POLICY)[-1].graph
         stage = "codegen"
         executable = get(backend).compile_graph(final)
         if inputs == "random":

@@ -422,7 +422,7 @@ def backward(graph: Graph, wrt: Sequence[int], seed_inputs: bool = False,
     seeds = []
     for i, out in enumerate(graph.outputs):
         if seed_inputs:
-            seed = Value(gb.fresh_input_name(f"ct.{i}"), out.type)
+            seed = Value(gb.unique_name(f"ct.{i}"), out.type)
             seeds.append(seed)
             cts[id(out)] = seed
         elif i > 0:  # has_aux: outputs after the loss are carried along, not differentiated

@@ -2,10 +2,13 @@
 
 `run(graph, passes)` returns the final graph and every stage (`{"traced": g,
 "dce": g1, ...}`) with the time each pass took, so that `f.lower(...)` and
-`GRAPHC_DUMP` can show the IR after each pass.
+`GRAPHC_DUMP` can show the IR after each pass. The fusion pass takes the policy of
+the backend the graph is compiled for: the caller (the face, which knows the backend)
+passes it to `resolve` or `run`, so that passes never import a backend.
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -15,7 +18,7 @@ from graphc.passes.cse import cse
 from graphc.passes.dce import dce
 from graphc.passes.fold import fold
 from graphc.passes.simplify import simplify
-from graphc.passes.fusion import fuse
+from graphc.passes.fusion import ROW_BLOCKED, FusionPolicy, fuse
 
 Pass = Callable[[Graph], Graph]
 
@@ -35,10 +38,27 @@ class Stage:
     seconds: float
 
 
-def resolve(pipeline) -> list[tuple[str, Pass]]:
+def resolve(pipeline, policy: FusionPolicy | None = None) -> list[tuple[str, Pass]]:
     """A pipeline from what `graphc.compile(passes=...)` takes: None (the default), or a
     list whose items are (name, pass) pairs or names of default passes, e.g.
-    `["dce", "fusion"]` to keep only those two."""
+    `["dce", "fusion"]` to keep only those two. `policy` (a backend's FUSION_POLICY)
+    is bound to the default fusion pass; a pass of the user's own is left as it is.
+
+    >>> [name for name, _ in resolve(["dce", "fusion"], FusionPolicy(max_group_nodes=2))]
+    ['dce', 'fusion']
+    """
+    return [(name, _bound(fn, policy)) for name, fn in _named(pipeline)]
+
+
+def _bound(fn: Pass, policy: FusionPolicy | None) -> Pass:
+    # the default policy binds to the default pass itself, so that dumps and replay
+    # commands still recognise it as the default one
+    if fn is not fuse or policy is None or policy == ROW_BLOCKED:
+        return fn
+    return functools.partial(fuse, policy=policy)
+
+
+def _named(pipeline) -> list[tuple[str, Pass]]:
     if pipeline is None:
         return list(DEFAULT_PIPELINE)
     known = dict(DEFAULT_PIPELINE)
@@ -56,12 +76,14 @@ def resolve(pipeline) -> list[tuple[str, Pass]]:
     return out
 
 
-def run(graph: Graph, pipeline=None, verify: bool = True) -> list[Stage]:
-    """Run the passes in order; the first stage is the input graph ("traced")."""
+def run(graph: Graph, pipeline=None, verify: bool = True,
+        policy: FusionPolicy | None = None) -> list[Stage]:
+    """Run the passes in order; the first stage is the input graph ("traced"). `policy`
+    is the fusion policy of the backend the graph is for (see `resolve`)."""
     if verify:
         graph.verify()
     stages = [Stage("traced", graph, 0.0)]
-    for name, fn in resolve(pipeline):
+    for name, fn in resolve(pipeline, policy):
         start = time.perf_counter()
         graph = _run_pass(name, fn, graph)
         seconds = time.perf_counter() - start

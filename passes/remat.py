@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from graphc.ir import Graph, Node, Value
+from graphc.ir import Graph, Node, NodeBuilder, Value
 from graphc.ops import OPS, Kind
 
 RECOMPUTABLE = frozenset({Kind.ELEMENTWISE, Kind.SHAPE, Kind.SOURCE})
@@ -75,15 +75,12 @@ def split(joint: Graph, n_outputs: int, n_cotangents: int) -> Split:
     env: dict[int, Value] = {id(v): Value(v.name, v.type) for v in saved}
     bwd_inputs = [v for v in primal_inputs if id(v) in used] + \
         [env[id(v)] for v in saved] + list(seeds)
-    nodes = []
+    b = NodeBuilder(f"{joint.name}_backward", bwd_inputs)
     for n in body:
-        copy = Node(n.op, tuple(env.get(id(v), v) for v in n.inputs), n.attrs, loc=n.loc)
-        copy.outputs = tuple(Value(v.name, v.type, copy) for v in n.outputs)
+        copy = b.copy(n, [env.get(id(v), v) for v in n.inputs])
         for old, new in zip(n.outputs, copy.outputs):
             env[id(old)] = new
-        nodes.append(copy)
-    backward = Graph(f"{joint.name}_backward", bwd_inputs, nodes,
-                     [env.get(id(v), v) for v in joint.outputs[n_outputs:]])
+    backward = b.finish([env.get(id(v), v) for v in joint.outputs[n_outputs:]])
     return Split(forward, backward, saved, sum(v.type.nbytes for v in saved),
                  sum(v.type.nbytes for v in needed))
 

@@ -133,7 +133,7 @@ def test_fusion_report_lists_groups_and_reasons(rng):
 def test_fused_graph_round_trips_with_its_groups(rng):
     low = graphc.compile(layernorm).lower(*_args(rng, "layernorm"))
     text = str(low.optimized)
-    assert "# group 1: reduction" in text
+    assert "= kernel k1 reduction (" in text
     again = graphc.ir.parse(text)
     again.verify()
     assert str(again) == text and [g.kind for g in again.groups] == ["source", "reduction"]
@@ -277,3 +277,208 @@ def test_rank3_kernels_cut_rows_across_all_leading_dims(rng, monkeypatch, native
     call = "_runc(_n0, 1024," if native_enabled() else "_run(_k0, 1024,"
     assert call in source and "np.reshape(s, (1024, 64))" in source, source
     np.testing.assert_allclose(f(s, w), scaled_softmax(s, w), rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------ fusion policies
+# Each backend hands fusion a FusionPolicy; the numpy backend's is fuse's default. The
+# policies below are other backends' choices: some the numpy backend can run (they only
+# refuse merges), others it cannot (a whole-group reduction, a matmul prologue), whose
+# groups are checked for validity only.
+
+def _loss_mean(x):
+    return np.mean(x * x)          # a full reduction and the mean's division after it
+
+
+def _column_softmax(x):
+    e = np.exp(x)
+    return e / np.sum(e, axis=0, keepdims=True)   # reduces over axis 0, across rows
+
+
+def _prologue_mlp(x, w, b):
+    return np.tanh(x) @ w + b      # tanh feeds the matmul: a prologue
+
+
+def _adam_traced_t(p, g, m, v, t):
+    return adam(p, g, m, v, t=t)
+
+
+def _policy_programs(rng):
+    x = rng.standard_normal((64, 48)).astype(F32)
+    w = rng.standard_normal((48, 16)).astype(F32)
+    b = rng.standard_normal(16).astype(F32)
+    return {"softmax": (softmax, (x,)),
+            "layernorm": (layernorm, _args(rng, "layernorm", rows=64, cols=48)),
+            "mlp": (mlp, _args(rng, "mlp", rows=64, cols=48)),
+            "adam_traced_t": (_adam_traced_t, _args(rng, "adam", rows=8, cols=48)
+                              + (np.float32(3),)),
+            "loss_mean": (_loss_mean, (x,)), "column_softmax": (_column_softmax, (x,)),
+            "prologue_mlp": (_prologue_mlp, (x, w, b))}
+
+
+def _fused(fn, args, policy):
+    traced = dce(graphc.trace(fn, *args))
+    return traced, fuse(traced, policy)
+
+
+def _kinds(g):
+    return [grp.kind for grp in g.groups if grp.kind != "source"]
+
+
+def _assert_valid(g, policy):
+    """Valid groups: the graph verifies, every node sits in one group, groups read only
+    themselves and earlier groups (no cycle), and none is larger than the policy allows."""
+    g.verify()
+    assert sorted(id(n) for grp in g.groups for n in grp.nodes) == sorted(map(id, g.nodes))
+    assert _groups_in_dependency_order(g), str(g)
+    assert all(policy.room(len(grp.nodes)) for grp in g.groups if grp.kind != "source")
+
+
+def _assert_runs_right(traced, fused, args):
+    """The numpy backend runs `fused`'s groups and matches the reference interpreter
+    on the traced graph, within each output's error bound."""
+    from graphc.check import compare, output_tolerances
+    flat = [np.asarray(a) for a in args]  # arrays and numpy scalars, one input each
+    assert len(flat) == len(traced.inputs)
+    got = list(graphc.backends.get("numpy").compile_graph(fused).fn(*flat))
+    want = graphc.interpret(traced, *flat)
+    want = [want] if len(traced.outputs) == 1 else list(want)
+    compare(traced.name, got, want, output_tolerances(traced))
+
+
+def test_numpy_backend_policy_is_the_default_and_changes_nothing(rng):
+    from graphc.passes.fusion import ROW_BLOCKED
+    from graphc.passes.pipeline import resolve
+    assert graphc.backends.get("numpy").FUSION_POLICY == ROW_BLOCKED
+    # bound to the numpy policy, the default fusion pass is the pass itself
+    assert dict(resolve(None, ROW_BLOCKED))["fusion"] is fuse
+    for name, (fn, args) in _policy_programs(rng).items():
+        traced = dce(graphc.trace(fn, *args))
+        assert str(fuse(traced, ROW_BLOCKED)) == str(fuse(traced)), name
+
+
+@pytest.mark.parametrize("size", [1, 3])
+def test_a_group_size_limit_splits_kernels_that_still_run_right(rng, size):
+    from graphc.passes.fusion import FusionPolicy
+    policy = FusionPolicy(max_group_nodes=size)
+    for name, (fn, args) in _policy_programs(rng).items():
+        if name == "prologue_mlp":
+            continue  # the same as mlp under numpy-runnable policies
+        traced, fused = _fused(fn, args, policy)
+        _assert_valid(fused, policy)
+        default = fuse(traced)
+        assert len(_kinds(fused)) >= len(_kinds(default)), name
+        if size == 1:  # every working op on its own
+            assert all(len(grp.nodes) == 1 for grp in fused.groups if grp.kind != "source")
+        _assert_runs_right(traced, fused, args)
+    _, fused = _fused(softmax, _policy_programs(rng)["softmax"][1], policy)
+    assert len(_kinds(fused)) > 1   # the one softmax kernel is cut
+
+
+def test_scalar_chains_stay_apart_when_the_policy_says_so(rng):
+    from graphc.passes.fusion import FusionPolicy
+    policy = FusionPolicy(scalar_chains_join=False)
+    fn, args = _policy_programs(rng)["adam_traced_t"]
+    traced, fused = _fused(fn, args, policy)
+    _assert_valid(fused, policy)
+    assert "scalar" not in _kinds(fuse(traced)) and "scalar" in _kinds(fused)
+    _assert_runs_right(traced, fused, args)
+
+
+def test_a_full_reduction_alone_when_the_policy_says_so(rng):
+    from graphc.passes.fusion import FusionPolicy
+    policy = FusionPolicy(full_reduction_epilogue=False)
+    fn, args = _policy_programs(rng)["loss_mean"]
+    traced, fused = _fused(fn, args, policy)
+    _assert_valid(fused, policy)
+    full = [grp for grp in fused.groups if grp.kind == "reduce_all"]
+    assert [n.op for n in full[0].nodes] == ["sum"], str(fused)
+    assert len(next(grp for grp in fuse(traced).groups if grp.kind == "reduce_all").nodes) > 1
+    _assert_runs_right(traced, fused, args)
+
+
+# The numpy backend cannot run these two policies' groups (its reduction kernels cut
+# rows; it computes a matmul by BLAS before the rest of its group), so they are checked
+# for validity and for the grouping the policy asks for.
+
+def test_unblocked_reductions_fuse_over_any_axis(rng):
+    from graphc.passes.fusion import FusionPolicy
+    policy = FusionPolicy(row_blocked=False)
+    fn, args = _policy_programs(rng)["column_softmax"]
+    traced, fused = _fused(fn, args, policy)
+    _assert_valid(fused, policy)
+    assert len(_kinds(fuse(traced))) > 1 and _kinds(fused) == ["reduction"], str(fused)
+
+    def misaligned(x):  # rank-1 sums broadcast along the columns: fine unblocked
+        return x - np.sum(x, axis=1)
+
+    x = np.arange(16, dtype=F32).reshape(4, 4)
+    traced, fused = _fused(misaligned, (x,), policy)
+    _assert_valid(fused, policy)
+    assert _kinds(fuse(traced)) == ["reduction", "elementwise"]
+    assert _kinds(fused) == ["reduction"]
+
+
+def test_matmul_prologues_join_the_matmul_kernel(rng):
+    from graphc.passes.fusion import FusionPolicy
+    policy = FusionPolicy(matmul_prologue=True)
+    fn, args = _policy_programs(rng)["prologue_mlp"]
+    traced, fused = _fused(fn, args, policy)
+    _assert_valid(fused, policy)
+    assert _kinds(fuse(traced)) == ["elementwise", "matmul"]
+    (group,) = [grp for grp in fused.groups if grp.kind != "source"]
+    assert group.kind == "matmul" and [n.op for n in group.nodes][:2] == ["tanh", "matmul"]
+
+
+POLICIES = {"unblocked": dict(row_blocked=False), "prologues": dict(matmul_prologue=True),
+            "scalars_apart": dict(scalar_chains_join=False),
+            "full_reduction_alone": dict(full_reduction_epilogue=False),
+            "two_ops": dict(max_group_nodes=2),
+            "triton_like": dict(row_blocked=False, matmul_prologue=True)}
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+@settings(max_examples=500, deadline=None, derandomize=True, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(case=graphs(max_nodes=12))
+def test_every_policy_keeps_groups_acyclic_on_random_graphs(name, case):
+    from graphc.passes.fusion import FusionPolicy
+    policy = FusionPolicy(**POLICIES[name])
+    _assert_valid(fuse(dce(case.graph), policy), policy)
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_every_policy_refuses_the_known_cycles(name):
+    # the two cycles of the tests above (issue 10's among them), under each policy
+    from graphc.passes.fusion import FusionPolicy
+    policy = FusionPolicy(**POLICIES[name])
+
+    def transpose_cycle(x):
+        a = np.exp(x)
+        return a * a.T
+
+    def sibling_cycle(x, y):
+        a = -x
+        m = np.max(a, axis=0, keepdims=True)
+        return np.where(y == 0.5, m, np.abs(a))
+
+    x = np.linspace(-1, 1, 16, dtype=F32).reshape(4, 4)
+    for fn, args in ((transpose_cycle, (x,)), (sibling_cycle, (x[:1], x[:1]))):
+        _assert_valid(_fused(fn, args, policy)[1], policy)
+
+
+def test_the_face_fuses_with_the_backends_policy(rng, monkeypatch):
+    # graphc.compile reads FUSION_POLICY from the backend it compiles for
+    from graphc.passes.fusion import FusionPolicy
+    backend = graphc.backends.get("numpy")
+    monkeypatch.setattr(backend, "FUSION_POLICY", FusionPolicy(max_group_nodes=1))
+    x = _policy_programs(rng)["softmax"][1][0]
+    f = graphc.compile(softmax)
+    before, after = f.lower(x).kernels
+    assert after == before > 1
+    np.testing.assert_allclose(f(x), softmax(x.astype(np.float64)), rtol=1e-5, atol=1e-6)
+
+
+def test_a_policy_with_a_bad_size_limit_is_refused():
+    from graphc.passes.fusion import FusionPolicy
+    with pytest.raises(graphc.GraphcError, match="max_group_nodes"):
+        FusionPolicy(max_group_nodes=0)

@@ -175,6 +175,7 @@ def test_codegen_and_build_failures(no_dump, monkeypatch):
 
 class _RaisingBackend:
     """The numpy backend, except that the generated function raises `exc`."""
+    from graphc.backends.numpy import FUSION_POLICY
 
     def __init__(self, exc):
         self.exc = exc

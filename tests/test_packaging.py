@@ -3,6 +3,7 @@ imports, downward layers, runnable docstring examples."""
 import doctest
 import importlib
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -55,9 +56,17 @@ def test_the_wheel_installs_one_top_level_package(tmp_path):
     # a plain (non-editable) install: the wheel's one top-level package is graphc, its
     # folders frontend/, passes/, backends/ become graphc.frontend, ... and `import
     # passes` finds nothing (a user's module of that name is not shadowed)
+    # built from a copy: setuptools writes build/ beside pyproject.toml, and the layering
+    # test may be walking the checkout at the same time
+    src = tmp_path / "src"
+    for part in ("graphc", "frontend", "passes", "backends"):
+        shutil.copytree(os.path.join(ROOT, part), src / part,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    for part in ("pyproject.toml", "README.md"):
+        shutil.copy(os.path.join(ROOT, part), src / part)
     dist = tmp_path / "dist"
     out = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                          "--no-build-isolation", "-w", str(dist), ROOT],
+                          "--no-build-isolation", "-w", str(dist), str(src)],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     (wheel,) = dist.glob("graphc-*.whl")

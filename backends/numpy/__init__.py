@@ -2,8 +2,9 @@
 block by block on threads (see codegen, kernels, runtime)."""
 from graphc.backends.numpy.codegen import Executable, compile_graph, generate
 from graphc.backends.numpy.lowering import LOWERINGS
+from graphc.backends.numpy.policy import FUSION_POLICY
 from graphc.backends.numpy.runtime import (get_num_threads, get_pool_bytes, pool_bytes,
                                     set_num_threads, set_pool_bytes)
 
-__all__ = ["LOWERINGS", "Executable", "compile_graph", "generate", "get_num_threads",
-           "get_pool_bytes", "pool_bytes", "set_num_threads", "set_pool_bytes"]
+__all__ = ["FUSION_POLICY", "LOWERINGS", "Executable", "compile_graph", "generate",
+           "get_num_threads", "get_pool_bytes", "pool_bytes", "set_num_threads", "set_pool_bytes"]

@@ -323,25 +323,9 @@ def generate(graph: Graph, use_native: bool | None = None) -> tuple[str, dict[st
         p.names[id(v)] = _ident(v.name, p.taken)
         params.append(p.names[id(v)])
     last_group = _last_reads(p)
+    small_group = settings.get("GRAPHC_SMALL_GROUP")
     for gi, group in enumerate(p.groups):
-        nodes = list(group.nodes)
-        elements = _elements(group)
-        small = elements <= settings.get("GRAPHC_SMALL_GROUP")
-        if small and p.use_native and group.kind in ("elementwise", "reduction") and \
-                len(nodes) >= 2 and elements >= NATIVE_MIN and \
-                p.kernel(nodes, gi, group.kind, native_only=True):
-            nodes = []  # one C call costs less than two numpy calls even this small
-        elif group.kind == "matmul" and not small:
-            mm = next(n for n in nodes if ops.OPS[n.op].kind is ops.Kind.MATMUL)
-            p.matmul(mm, gi)
-            nodes = [n for n in nodes if n is not mm]
-        elif nodes[0].op == "cumsum" and p.use_native and not small and p.scan(nodes[0], gi):
-            nodes = []  # a prefix sum is a C loop of its own (backends/numpy/scan.py)
-        if group.kind in ("source", "single", "reduce_all", "scalar") or small or not nodes:
-            for node in nodes:
-                p.single(node)
-        elif nodes:
-            p.kernel(nodes, gi, group.kind)
+        RENDERERS[group.kind](p, group, gi, _elements(group) <= small_group)
         # free what no later group reads, as eager code does: numpy's allocator then
         # hands back warm memory instead of touching fresh pages
         dead = sorted({p.names[k] for k, last in last_group.items()
@@ -386,6 +370,57 @@ def generate(graph: Graph, use_native: bool | None = None) -> tuple[str, dict[st
     for name in ("max_pool2d", "max_pool2d_grad", "max_pool2d_gather"):  # C loops
         namespace[f"_win_{name}"] = getattr(windows, name)
     return "\n".join(lines) + "\n", namespace
+
+
+# How each kind of fusion group (graphc.ir.Group) becomes code. A renderer appends the
+# group's lines to the program; `small` says the group is at most GRAPHC_SMALL_GROUP
+# elements, where blocks, threads and buffers would cost more than they save.
+Renderer = Callable[[_Program, Group, int, bool], None]
+
+
+def _render_ops(p: _Program, group: Group, gi: int, small: bool) -> None:
+    """One numpy line per op: the kinds that run unblocked, and every small group."""
+    for node in group.nodes:
+        p.single(node)
+
+
+def _render_fused(p: _Program, group: Group, gi: int, small: bool) -> None:
+    """An elementwise or reduction group as one kernel: native, else a numpy block
+    kernel; small, it runs op by op unless it is worth one C call."""
+    nodes = list(group.nodes)
+    if not small:
+        p.kernel(nodes, gi, group.kind)
+    # one C call costs less than two numpy calls even this small
+    elif not (p.use_native and len(nodes) >= 2 and _elements(group) >= NATIVE_MIN and
+              p.kernel(nodes, gi, group.kind, native_only=True)):
+        _render_ops(p, group, gi, small)
+
+
+def _render_matmul(p: _Program, group: Group, gi: int, small: bool) -> None:
+    """The matmul into its buffer (BLAS), then its epilogue as one kernel."""
+    if small:
+        _render_ops(p, group, gi, small)
+        return
+    mm = next(n for n in group.nodes if ops.OPS[n.op].kind is ops.Kind.MATMUL)
+    p.matmul(mm, gi)
+    epilogue = [n for n in group.nodes if n is not mm]
+    if epilogue:
+        p.kernel(epilogue, gi, group.kind)
+
+
+def _render_single(p: _Program, group: Group, gi: int, small: bool) -> None:
+    """One op; a large prefix sum is a C loop of its own (backends/numpy/scan.py)."""
+    node = group.nodes[0]
+    if not (len(group.nodes) == 1 and node.op == "cumsum" and p.use_native and not small
+            and p.scan(node, gi)):
+        _render_ops(p, group, gi, small)
+
+
+RENDERERS: dict[str, Renderer] = {
+    "source": _render_ops, "scalar": _render_ops, "reduce_all": _render_ops,
+    "single": _render_single, "elementwise": _render_fused, "reduction": _render_fused,
+    "matmul": _render_matmul,
+}
 
 
 def _elements(group: Group) -> int:

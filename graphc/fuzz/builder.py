@@ -11,16 +11,14 @@ sign, casts from float to int/bool, reciprocal, division's denominator, log, ...
 """
 from __future__ import annotations
 
-import itertools
 import random
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-from graphc import ops
 from graphc.errors import GraphcError
-from graphc.ir import Attrs, Graph, Node, TensorType, Value
+from graphc.ir import Graph, NodeBuilder, TensorType, Value
 
 DTYPES = ("float32", "float64", "int32", "int64", "bool")
 FLOATS = ("float32", "float64")
@@ -106,12 +104,12 @@ class _Builder:
     def __init__(self, ch: Chooser, max_nodes: int):
         self.ch = ch
         self.max_nodes = max_nodes
-        self.inputs: list[Value] = []
+        self.graph = NodeBuilder("fuzz")
+        self.inputs = self.graph.inputs  # the builder's lists, read often below
+        self.nodes = self.graph.nodes
         self.specs: list[InputSpec] = []
-        self.nodes: list[Node] = []
         self.values: list[Value] = []
         self.exact: dict[int, bool] = {}
-        self.names = itertools.count()
 
     # -------------------------------------------------------------- values
     def shape(self, ndim: int | None = None) -> tuple[int, ...]:
@@ -122,8 +120,7 @@ class _Builder:
     def new_input(self, ttype: TensorType, kind: str | None = None, bound: int = 0) -> Value:
         if kind is None:
             kind = "positive" if self.ch.chance(25) else "data"
-        v = Value(f"x{len(self.inputs)}", ttype)
-        self.inputs.append(v)
+        v = self.graph.input(f"x{len(self.inputs)}", ttype)
         self.specs.append(InputSpec(ttype, kind, bound))
         self.values.append(v)
         self.exact[id(v)] = True
@@ -167,19 +164,16 @@ class _Builder:
 
     # -------------------------------------------------------------- nodes
     def add(self, op: str, inputs, attrs: dict) -> bool:
-        frozen = Attrs(attrs)
+        """Add `op` unless its rule refuses these inputs or its result is too big."""
         try:
-            out_types = ops.infer_types(op, tuple(v.type for v in inputs), frozen)
+            node = self.graph.add(op, inputs, attrs, admit=_small)
         except GraphcError:
             return False
-        if any(t.size > 4096 or t.ndim > 5 for t in out_types):
+        if node is None:
             return False
-        node = Node(op, tuple(inputs), frozen, loc=None)
-        node.outputs = tuple(Value(str(next(self.names)), t, node) for t in out_types)
         exact = all(self.exact[id(v)] for v in inputs)
-        if op in INEXACT_OPS and out_types[0].dtype in FLOATS:
+        if op in INEXACT_OPS and node.outputs[0].dtype in FLOATS:
             exact = False
-        self.nodes.append(node)
         for v in node.outputs:
             self.values.append(v)
             self.exact[id(v)] = exact
@@ -508,8 +502,12 @@ class _Builder:
         for _ in range(self.ch.integer(0, 2)):
             pool = produced if self.ch.chance(90) or not self.inputs else self.inputs
             outs.append(self.ch.choice(pool))
-        graph = Graph("fuzz", list(self.inputs), list(self.nodes), outs)
-        return graph, self.specs
+        return self.graph.finish(outs), self.specs
+
+
+def _small(out_types: tuple[TensorType, ...]) -> bool:
+    """Whether a fuzzed node's results are small enough to check quickly."""
+    return all(t.size <= 4096 and t.ndim <= 5 for t in out_types)
 
 
 def build(ch: Chooser, max_nodes: int = 8) -> tuple[Graph, list[InputSpec]]:

@@ -6,7 +6,9 @@
 graph lambda(%x: f32[3]) -> (f32[3]) {
 """
 from graphc.ir.types import ArrayLiteral, Attrs, Graph, Group, Node, TensorType, Value
+from graphc.ir.regions import Boundary, group_boundaries
 from graphc.ir.text import parse, print_graph
+from graphc.ir.builder import NodeBuilder
 
-__all__ = ["ArrayLiteral", "Attrs", "Graph", "Group", "Node", "TensorType", "Value", "parse",
-           "print_graph"]
+__all__ = ["ArrayLiteral", "Attrs", "Boundary", "Graph", "Group", "Node", "NodeBuilder",
+           "TensorType", "Value", "group_boundaries", "parse", "print_graph"]

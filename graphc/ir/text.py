@@ -9,6 +9,25 @@
 
 One node a line; a type on every value; attributes in braces; the user's source
 location as a trailing comment. `parse(print_graph(g))` prints identically.
+
+A fused graph (one with `groups`) is marked `fused` and prints each group as a kernel
+region, headed by what crosses its boundary (graphc.ir.regions): the values its body
+makes that anything outside reads, and the values it reads from outside, in order.
+
+    graph f(%x: f32[8,16]) -> (f32[8,16]) fused {
+      %0: f32[] = const {value=2.0}
+      %3 = kernel k1 reduction (%x, %0) {              # 3 ops
+        # note: why a neighbouring group was not merged (one line a note)
+        %1: f32[8,16] = mul %x, %0                   # model.py:4
+        %2: f32[8,1] = sum %1 {axes=(1,), keepdims=true}  # model.py:4
+        %3: f32[8,16] = div %1, %2                   # model.py:5
+      }
+      return %3
+    }
+
+The leading "source" group (the constants) prints as plain lines above the kernels;
+kernels are named by their group's index. The parser checks each header's lists
+against its body and raises IRParseError naming the line where they differ.
 """
 from __future__ import annotations
 
@@ -18,6 +37,7 @@ from typing import Any
 
 from graphc import dtypes
 from graphc.errors import IRParseError, SourceLoc
+from graphc.ir.regions import Boundary, group_boundaries
 from graphc.ir.types import (ArrayLiteral, Attrs, Graph, Group, Node, TensorType, Value,
                              format_scalar)
 
@@ -39,7 +59,7 @@ def format_attr(v: Any) -> str:
     return format_scalar(v)
 
 
-def format_node(node: Node) -> str:
+def format_node(node: Node, column: int = COMMENT_COLUMN) -> str:
     lhs = ", ".join(f"%{v.name}: {v.type}" for v in node.outputs)
     text = f"{lhs} = {node.op}"
     if node.inputs:
@@ -47,21 +67,58 @@ def format_node(node: Node) -> str:
     if node.attrs:
         text += " {" + ", ".join(f"{k}={format_attr(v)}" for k, v in node.attrs.items()) + "}"
     if node.loc is not None:
-        text = text.ljust(COMMENT_COLUMN) + f"  # {node.loc}"
+        text = text.ljust(column) + f"  # {node.loc}"
     return text
 
 
+def _names(values) -> str:
+    return ", ".join(f"%{v.name}" for v in values)
+
+
+def _format_region(index: int, group: Group, boundary: Boundary) -> list[str]:
+    """A group as a kernel region: `%outs = kernel kI KIND (%ins) {`, its notes, its
+    body one node a line (indented two more, their comments still in one column), `}`."""
+    lhs = _names(boundary.outputs) + " = " if boundary.outputs else ""
+    head = f"{lhs}kernel k{index} {group.kind} ({_names(boundary.inputs)}) {{"
+    count = f"{len(group.nodes)} op" + ("" if len(group.nodes) == 1 else "s")
+    lines = ["  " + head.ljust(COMMENT_COLUMN) + f"  # {count}"]
+    lines += [f"    # note: {' '.join(note.split())}" for note in group.notes]
+    lines += ["    " + format_node(n, COMMENT_COLUMN - 2) for n in group.nodes]
+    return lines + ["  }"]
+
+
 def print_graph(graph: Graph) -> str:
+    """The text form of `graph`; a fused graph (one with groups) prints each group as
+    a kernel region, except a leading "source" group (the constants) whose nodes print
+    as plain lines above the kernels.
+
+    >>> import graphc, numpy as np
+    >>> f = graphc.compile(lambda x: np.tanh(x) * 2.0)
+    >>> text = print_graph(f.lower(np.ones(3, np.float32)).optimized)
+    >>> for line in text.splitlines():
+    ...     print(line.split("  #")[0].rstrip())
+    graph lambda(%x: f32[3]) -> (f32[3]) fused {
+      %1: f32[] = const {value=2.0}
+      %2 = kernel k1 elementwise (%x, %1) {
+        %0: f32[3] = tanh %x
+        %2: f32[3] = mul %0, %1
+      }
+      return %2
+    }
+    """
     params = ", ".join(f"%{v.name}: {v.type}" for v in graph.inputs)
     results = ", ".join(str(v.type) for v in graph.outputs)
-    lines = [f"graph {graph.name}({params}) -> ({results}) {{"]
+    fused = "" if graph.groups is None else " fused"
+    lines = [f"graph {graph.name}({params}) -> ({results}){fused} {{"]
     if graph.groups is None:
         lines += ["  " + format_node(n) for n in graph.nodes]
     else:
-        for i, group in enumerate(graph.groups):
-            lines.append(f"  # group {i}: {group.kind}")
-            lines += ["  " + format_node(n) for n in group.nodes]
-    lines.append("  return " + ", ".join(f"%{v.name}" for v in graph.outputs))
+        for i, (group, bound) in enumerate(zip(graph.groups, group_boundaries(graph))):
+            if i == 0 and group.kind == "source":  # constants: nothing crosses into them
+                lines += ["  " + format_node(n) for n in group.nodes]
+            else:
+                lines += _format_region(i, group, bound)
+    lines.append("  return " + _names(graph.outputs))
     lines.append("}")
     return "\n".join(lines)
 
@@ -163,59 +220,123 @@ def _parse_loc(comment: str | None) -> SourceLoc | None:
     return SourceLoc(file, int(line)) if line.isdigit() else None
 
 
-def parse(text: str) -> Graph:
-    """Read the text form back into a Graph (the inverse of `str(graph)`).
+class _Region:
+    """A kernel region being read: its header's line, name and declared boundary."""
 
-    >>> import graphc, numpy as np
-    >>> g = graphc.trace(lambda x: np.tanh(x) + 1.0, np.ones(2, np.float32))
-    >>> str(graphc.ir.parse(str(g))) == str(g)
-    True
-    """
-    lines = [(i + 1, raw) for i, raw in enumerate(text.splitlines()) if raw.strip()]
-    while lines and lines[0][1].lstrip().startswith("#"):  # a header, as dumps write one
-        lines.pop(0)
-    if not lines:
-        raise IRParseError("empty text", loc=False)
-    env: dict[str, Value] = {}
+    def __init__(self, lineno: int, kind: str, inputs: list[str], outputs: list[str]):
+        self.lineno, self.kind, self.inputs, self.outputs = lineno, kind, inputs, outputs
+        self.nodes: list[Node] = []
+        self.notes: list[str] = []
 
-    def lookup(ln: _Line, name: str) -> Value:
-        if name[1:] not in env:
+
+class _Parser:
+    """Reads a graph's lines in order; a fused graph's regions become its groups."""
+
+    def __init__(self, head: _Line):
+        self.env: dict[str, Value] = {}
+        head.take("name", "graph")
+        self.graph = Graph(head.take("name"))
+        head.take("punct", "(")
+        while not head.accept(")"):
+            name = head.take("value")[1:]
+            head.take("punct", ":")
+            self.define(head, Value(name, _parse_type(head)))
+            self.graph.inputs.append(self.env[name])
+            head.accept(",")
+        head.take("punct", "->")
+        head.take("punct", "(")
+        while not head.accept(")"):
+            _parse_type(head)
+            head.accept(",")
+        self.fused = head.accept("fused")
+        head.take("punct", "{")
+        self.constants: list[Node] = []  # a fused graph's plain lines: its "source" group
+        self.regions: list[_Region] = []
+        self.open: _Region | None = None
+        self.returned = False
+
+    def define(self, ln: _Line, v: Value) -> None:
+        if v.name in self.env:
+            ln.fail(f"%{v.name} is defined twice")
+        self.env[v.name] = v
+
+    def lookup(self, ln: _Line, name: str) -> Value:
+        if name[1:] not in self.env:
             ln.fail(f"{name} is used before it is defined")
-        return env[name[1:]]
+        return self.env[name[1:]]
 
-    head = _Line(lines[0][1], lines[0][0])
-    head.take("name", "graph")
-    graph = Graph(head.take("name"))
-    head.take("punct", "(")
-    while not head.accept(")"):
-        name = head.take("value")[1:]
-        head.take("punct", ":")
-        env[name] = Value(name, _parse_type(head))
-        graph.inputs.append(env[name])
-        head.accept(",")
-    head.take("punct", "->")
-    head.take("punct", "(")
-    while not head.accept(")"):
-        _parse_type(head)
-        head.accept(",")
-    head.take("punct", "{")
-    groups: list[tuple[str, list[Node]]] = []
-    for lineno, raw in lines[1:]:
-        ln = _Line(raw, lineno)
+    def line(self, ln: _Line) -> bool:
+        """Read one line; False at the graph's closing brace."""
         first = ln.peek()
-        if first is None:
-            header = re.match(r"group \d+: (\w+)$", ln.comment or "")
-            if header:
-                groups.append((header.group(1), []))
-            continue
-        if first == ("punct", "}"):
-            break
-        if first == ("name", "return"):
+        if first is None:  # a comment line: inside a region, `# note: ...` is a note
+            if self.open is not None and (ln.comment or "").startswith("note:"):
+                self.open.notes.append(ln.comment[len("note:"):].strip())
+        elif first == ("punct", "}"):
             ln.take()
-            while not ln.done():
-                graph.outputs.append(lookup(ln, ln.take("value")))
-                ln.accept(",")
-            continue
+            if self.open is None:
+                return False
+            self.close_region(ln)
+        elif first == ("name", "return"):
+            self.return_line(ln)
+        elif self.returned:
+            ln.fail("nothing but the closing brace may follow the return line")
+        elif _is_region_header(ln):
+            self.region_header(ln)
+        else:
+            self.node_line(ln)
+        if not ln.done():
+            ln.fail(f"unexpected {ln.peek()[1]} at the end of the line")
+        return True
+
+    def return_line(self, ln: _Line) -> None:
+        if self.open is not None:
+            ln.fail(f"return inside kernel k{self._index()}: close it with }} first")
+        ln.take()
+        while not ln.done():
+            self.graph.outputs.append(self.lookup(ln, ln.take("value")))
+            ln.accept(",")
+        self.returned = True
+
+    def _index(self) -> int:  # the group number of the region being read or next
+        return len(self.regions) - (self.open is not None) + bool(self.constants)
+
+    def region_header(self, ln: _Line) -> None:
+        if not self.fused:
+            ln.fail("a kernel region in a graph not marked fused: write `-> (...) fused {`")
+        if self.open is not None:
+            ln.fail(f"a kernel inside kernel k{self._index()}: regions do not nest")
+        outputs = []
+        if ln.peek()[0] == "value":
+            outputs.append(ln.take("value")[1:])
+            while ln.accept(","):
+                outputs.append(ln.take("value")[1:])
+            ln.take("punct", "=")
+        ln.take("name", "kernel")
+        name, want = ln.take("name"), f"k{self._index()}"
+        if name != want:
+            ln.fail(f"expected kernel {want}, found {name}: kernels are numbered by their "
+                    "group, in order (the constants, when there are any, are group 0)")
+        kind = ln.take("name")
+        ln.take("punct", "(")
+        inputs = []
+        while not ln.accept(")"):
+            inputs.append(ln.take("value")[1:])
+            if not ln.accept(","):
+                ln.take("punct", ")")
+                break
+        ln.take("punct", "{")
+        self.open = _Region(ln.lineno, kind, inputs, outputs)
+        self.regions.append(self.open)
+
+    def close_region(self, ln: _Line) -> None:
+        if not self.open.nodes:
+            ln.fail(f"kernel k{self._index()} is empty: a kernel holds at least one node")
+        self.open = None
+
+    def node_line(self, ln: _Line) -> None:
+        if self.fused and self.open is None and self.regions:
+            ln.fail("a node outside every kernel after the first kernel: in a fused graph "
+                    "only the constants, above the kernels, stand outside a kernel")
         outs = []
         while True:
             name = ln.take("value")[1:]
@@ -227,7 +348,7 @@ def parse(text: str) -> Graph:
         op = ln.take("name")
         inputs = []
         while ln.peek() and ln.peek()[0] == "value":
-            inputs.append(lookup(ln, ln.take("value")))
+            inputs.append(self.lookup(ln, ln.take("value")))
             ln.accept(",")
         attrs: dict[str, Any] = {}
         if ln.accept("{"):
@@ -241,10 +362,72 @@ def parse(text: str) -> Graph:
         node = Node(op, tuple(inputs), Attrs(attrs), tuple(outs), _parse_loc(ln.comment))
         for v in outs:
             v.node = node
-            env[v.name] = v
-        graph.nodes.append(node)
-        if groups:
-            groups[-1][1].append(node)
-    if groups:
-        graph.groups = [Group(kind, tuple(nodes)) for kind, nodes in groups]
-    return graph
+            self.define(ln, v)
+        self.graph.nodes.append(node)
+        if self.fused:
+            (self.open.nodes if self.open is not None else self.constants).append(node)
+
+    def finish(self, closed: bool, last_lineno: int) -> Graph:
+        """The graph read, once every line is; `closed`: its closing brace was read."""
+        if self.open is not None:
+            raise IRParseError(f"line {self.open.lineno}: kernel k{self._index()} is never "
+                               "closed: end it with a line `}`", loc=False)
+        if not closed:
+            raise IRParseError(f"line {last_lineno}: the graph is never closed: end it with "
+                               "a line `}`", loc=False)
+        if not self.fused:
+            return self.graph
+        groups = [Group("source", tuple(self.constants))] if self.constants else []
+        groups += [Group(r.kind, tuple(r.nodes), tuple(r.notes)) for r in self.regions]
+        self.graph.groups = groups
+        first = len(groups) - len(self.regions)  # 1 when the constants are group 0
+        for i, bound in enumerate(group_boundaries(self.graph)[first:], first):
+            _check_declared(self.regions[i - first], i, bound)
+        return self.graph
+
+
+def _is_region_header(ln: _Line) -> bool:
+    # `kernel kI ...` or `%a, %b = kernel kI ...`: a node line's first value is typed
+    toks = ln.toks
+    return toks[0] == ("name", "kernel") or (
+        toks[0][0] == "value" and toks[1:2] != [("punct", ":")])
+
+
+def _check_declared(region: _Region, index: int, bound: Boundary) -> None:
+    """A region's header must name exactly what crosses its boundary, in order."""
+    def names(values) -> str:
+        return "(" + ", ".join("%" + v for v in values) + ")"
+
+    for what, declared, actual, where in (
+            ("inputs", region.inputs, bound.inputs, "its body reads {} from outside it"),
+            ("outputs", region.outputs, bound.outputs,
+             "the values of its body read outside it are {}")):
+        actual = [v.name for v in actual]
+        if declared != actual:
+            raise IRParseError(
+                f"line {region.lineno}: kernel k{index} declares {what} {names(declared)} "
+                f"but {where.format(names(actual))}: make its header list exactly those, "
+                "in that order", loc=False)
+
+
+def parse(text: str) -> Graph:
+    """Read the text form back into a Graph (the inverse of `str(graph)`), a fused
+    graph's kernel regions back into its groups.
+
+    >>> import graphc, numpy as np
+    >>> g = graphc.trace(lambda x: np.tanh(x) + 1.0, np.ones(2, np.float32))
+    >>> str(graphc.ir.parse(str(g))) == str(g)
+    True
+    """
+    lines = [(i + 1, raw) for i, raw in enumerate(text.splitlines()) if raw.strip()]
+    while lines and lines[0][1].lstrip().startswith("#"):  # a header, as dumps write one
+        lines.pop(0)
+    if not lines:
+        raise IRParseError("empty text", loc=False)
+    parser = _Parser(_Line(lines[0][1], lines[0][0]))
+    closed = False
+    for lineno, raw in lines[1:]:
+        closed = not parser.line(_Line(raw, lineno))
+        if closed:
+            break
+    return parser.finish(closed, lines[-1][0])

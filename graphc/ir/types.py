@@ -186,14 +186,18 @@ class Node:
 class Group:
     """A fusion group: consecutive nodes that a backend runs as one kernel.
 
-    `kind` says how: "elementwise" (a chain over one iteration space), "reduction"
-    (reductions with their elementwise prologue and epilogue), "matmul" (a matmul with
-    its elementwise epilogue), or "single" (one op on its own).
+    `kind` says how (passes/fusion.py makes exactly these): "elementwise" (a chain
+    over one iteration space), "reduction" (reductions with their elementwise prologue
+    and epilogue, run block by block over rows), "matmul" (a matmul with its
+    elementwise epilogue), "scalar" (a chain of 0-d ops), "reduce_all" (a
+    reduction across axis 0 with the elementwise ops on its result, run unblocked),
+    "single" (one op on its own: shape ops, gather, convolution, pooling) or
+    "source" (the constants, which cost nothing at run time).
     """
 
     kind: str
     nodes: tuple[Node, ...]
-    notes: tuple[str, ...] = ()  # why neighbouring groups were not merged (not printed)
+    notes: tuple[str, ...] = ()  # why neighbouring groups were not merged (one line each)
 
 
 @dataclass(eq=False)
