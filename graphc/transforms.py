@@ -178,9 +178,10 @@ class _VJP(_Transformed):
         return unflatten(flatten(primals)[1], out)
 
 
-def vjp(fn: Callable, *primals: Any):
+def vjp(fn: Callable, *primals: Any, backend: str = "numpy"):
     """`(fn(*primals), vjp_fn)`: `vjp_fn(cotangent)` gives the gradient of
     `sum(cotangent * fn(*primals))` for each primal (a tuple, one per argument).
+    `backend` compiles both halves (with its fusion policy) when called on arrays.
 
     On numpy arrays the forward and the backward are compiled apart: the forward saves
     the intermediates a minimum cut picks (`passes/remat.py`) and the backward
@@ -195,16 +196,18 @@ def vjp(fn: Callable, *primals: Any):
     if any(isinstance(x, Tracer) for x in leaves_of(primals)):
         backward_fn = _VJP(fn)  # inside a trace: the backward joins the enclosing graph
         return fn(*primals), lambda cotangent: backward_fn(tuple(primals), cotangent)
-    return _split_vjp(fn, primals)
+    return _split_vjp(fn, primals, backend)
 
 
-def _split_vjp(fn: Callable, primals: tuple):
+def _split_vjp(fn: Callable, primals: tuple, backend: str):
     from graphc.backends import get
     from graphc.passes.pipeline import run
     from graphc.passes.remat import split
 
+    target = get(backend)
+
     def build(graph):
-        return get("numpy").compile_graph(run(graph)[-1].graph).fn
+        return target.compile_graph(run(graph, policy=target.FUSION_POLICY)[-1].graph).fn
 
     traced = trace_function(fn, primals, {})
     graph = traced.graph

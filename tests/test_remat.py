@@ -70,3 +70,19 @@ def test_vjp_checks_the_cotangent_count(data):
     _, back = graphc.vjp(mlp_block, x, w)
     with pytest.raises(graphc.GraphcError, match="1 cotangents for 1 outputs|cotangents"):
         back((x, x))
+
+
+def test_vjp_compiles_with_the_backend_it_is_given(monkeypatch):
+    # both halves go through the named backend and its fusion policy, never a fixed one
+    from graphc import backends
+    seen = []
+    numpy_backend = backends.get("numpy")
+    real = numpy_backend.compile_graph
+    monkeypatch.setattr(numpy_backend, "compile_graph", lambda g: seen.append(g) or real(g))
+    x = np.linspace(-1.0, 1.0, 7)
+    out, back = graphc.vjp(lambda v: np.tanh(v) * v, x, backend="numpy")
+    (g,) = back(np.ones(7))
+    np.testing.assert_allclose(g, np.tanh(x) + x * (1 - np.tanh(x) ** 2), rtol=1e-12)
+    assert len(seen) == 2 and all(s.groups is not None for s in seen)
+    with pytest.raises(graphc.GraphcError, match="unknown backend"):
+        graphc.vjp(lambda v: v, x, backend="nope")

@@ -46,9 +46,10 @@ def round_trip(graph: Graph) -> None:
 def compile_optimized(graph: Graph, mode: str = "plain"):
     from graphc import backends
     from graphc.passes import pipeline
+    numpy_backend = backends.get("numpy")
     with environ(MODES[mode]):
-        stages = pipeline.run(graph)
-        return backends.get("numpy").compile_graph(stages[-1].graph)
+        stages = pipeline.run(graph, policy=numpy_backend.FUSION_POLICY)
+        return numpy_backend.compile_graph(stages[-1].graph)
 
 
 def native_available() -> bool:
