@@ -482,3 +482,24 @@ def test_a_policy_with_a_bad_size_limit_is_refused():
     from graphc.passes.fusion import FusionPolicy
     with pytest.raises(graphc.GraphcError, match="max_group_nodes"):
         FusionPolicy(max_group_nodes=0)
+
+
+@pytest.mark.parametrize("policy, fn", [
+    ("matmul_prologue", lambda x, w: np.tanh(x) @ w + 1.0),
+    ("row_blocked", lambda x, w: np.exp(x) / np.sum(np.exp(x), axis=0, keepdims=True) + w),
+])
+def test_the_numpy_backend_refuses_kernels_of_another_policy_by_name(policy, fn,
+                                                                     monkeypatch):
+    # another backend's policy may make these groups; the numpy backend's kernels cannot
+    # run them (BLAS runs the matmul first; kernels cut reductions into row blocks)
+    import functools
+    from graphc.passes.fusion import FusionPolicy
+    other = FusionPolicy(**{"matmul_prologue": True} if policy == "matmul_prologue"
+                         else {"row_blocked": False})
+    monkeypatch.setenv("GRAPHC_SMALL_GROUP", "0")  # every group as one kernel
+    x = np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32)
+    f = graphc.compile(fn, passes=["simplify", "cse", "dce",
+                                   ("fusion", functools.partial(fuse, policy=other))])
+    with pytest.raises(graphc.GraphcError, match="numpy backend's kernels cannot run") as e:
+        f(x, x)
+    assert "FUSION_POLICY" in str(e.value)

@@ -26,7 +26,7 @@ import numpy as np
 
 from graphc.backends import settings
 from graphc import dtypes, ops
-from graphc.errors import IndexingError
+from graphc.errors import GraphcError, IndexingError
 from graphc.ir import Attrs, Graph, Group, Node, TensorType, Value
 from graphc.ir.text import format_node
 from graphc.backends.numpy import runtime
@@ -325,7 +325,10 @@ def generate(graph: Graph, use_native: bool | None = None) -> tuple[str, dict[st
     last_group = _last_reads(p)
     small_group = settings.get("GRAPHC_SMALL_GROUP")
     for gi, group in enumerate(p.groups):
-        RENDERERS[group.kind](p, group, gi, _elements(group) <= small_group)
+        small = _elements(group) <= small_group
+        if not small:  # op by op, any group runs; as one kernel, only this backend's
+            _check_policy(group, gi)
+        RENDERERS[group.kind](p, group, gi, small)
         # free what no later group reads, as eager code does: numpy's allocator then
         # hands back warm memory instead of touching fresh pages
         dead = sorted({p.names[k] for k, last in last_group.items()
@@ -414,6 +417,29 @@ def _render_single(p: _Program, group: Group, gi: int, small: bool) -> None:
     if not (len(group.nodes) == 1 and node.op == "cumsum" and p.use_native and not small
             and p.scan(node, gi)):
         _render_ops(p, group, gi, small)
+
+
+def _check_policy(group: Group, gi: int) -> None:
+    """Refuse, by name, a kernel that only another fusion policy makes: the numpy
+    backend's kernels cut reduction groups into blocks of rows and run a matmul (BLAS)
+    before the rest of its group (backends/numpy/policy.py)."""
+    why = None
+    if group.kind == "matmul" and ops.OPS[group.nodes[0].op].kind is not ops.Kind.MATMUL:
+        why = "ops before its matmul (a prologue)"
+    if group.kind == "reduction" and any(_reduces_axis0(n) for n in group.nodes):
+        why = f"a reduction over axis 0 ({next(n.op for n in group.nodes if _reduces_axis0(n))})"
+    if why is not None:
+        raise GraphcError(f"kernel k{gi} ({group.kind}) holds {why}, which the numpy "
+                          "backend's kernels cannot run", loc=False,
+                          hint="fuse with the numpy backend's policy "
+                               "(graphc.backends.numpy.FUSION_POLICY) or a stricter one")
+
+
+def _reduces_axis0(node: Node) -> bool:
+    if ops.OPS[node.op].kind is not ops.Kind.REDUCTION:
+        return False
+    axes = node.attrs["axes"] if "axes" in node.attrs else (node.attrs["axis"],)
+    return 0 in axes
 
 
 RENDERERS: dict[str, Renderer] = {
