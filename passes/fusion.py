@@ -148,7 +148,7 @@ def _rule(group: _Draft, node: Node, policy: FusionPolicy) -> str | None:
         return None  # the backend runs a reduction group whole, not in blocks of rows
     if not shape or shape[0] != group.rows or group.rows is None:
         return f"its shape {list(shape)} does not keep the group's rows ({group.rows})"
-    if kind is Kind.REDUCTION and _reduces_axis0(node):
+    if kind is Kind.REDUCTION and reduces_axis0(node):
         return "it reduces over axis 0, across the group's rows"
     members = {id(n) for n in group.nodes}
     for v in node.inputs:
@@ -160,7 +160,8 @@ def _rule(group: _Draft, node: Node, policy: FusionPolicy) -> str | None:
     return None
 
 
-def _reduces_axis0(node: Node) -> bool:
+def reduces_axis0(node: Node) -> bool:
+    """Whether reduction `node` reduces over axis 0 (across a row-blocked group's rows)."""
     axes = node.attrs["axes"] if "axes" in node.attrs else (node.attrs["axis"],)
     return 0 in axes
 
@@ -262,7 +263,7 @@ def _start(node: Node, policy: FusionPolicy) -> _Draft:
     if kind is Kind.MATMUL:
         return _Draft("matmul", [node], shape)
     if kind is Kind.REDUCTION and node.inputs[0].type.shape and \
-            not (policy.row_blocked and _reduces_axis0(node)):
+            not (policy.row_blocked and reduces_axis0(node)):
         return _Draft("reduction", [node], node.inputs[0].type.shape)
     if kind is Kind.REDUCTION:
         return _Draft("reduce_all", [node], None)

@@ -34,6 +34,7 @@ from graphc.backends.numpy.kernels import Kernel, row_kernel
 from graphc.backends.numpy.lowering import LOWERINGS, Emitter, matmul_operands, lower_into
 from graphc.backends import toolchain
 from graphc.backends.numpy import native, scan, windows
+from graphc.passes.fusion import reduces_axis0
 from graphc.passes.memory import LiveRange, assign_slots
 
 _counter = itertools.count()
@@ -426,20 +427,15 @@ def _check_policy(group: Group, gi: int) -> None:
     why = None
     if group.kind == "matmul" and ops.OPS[group.nodes[0].op].kind is not ops.Kind.MATMUL:
         why = "ops before its matmul (a prologue)"
-    if group.kind == "reduction" and any(_reduces_axis0(n) for n in group.nodes):
-        why = f"a reduction over axis 0 ({next(n.op for n in group.nodes if _reduces_axis0(n))})"
+    across = [n.op for n in group.nodes
+              if ops.OPS[n.op].kind is ops.Kind.REDUCTION and reduces_axis0(n)]
+    if group.kind == "reduction" and across:
+        why = f"a reduction over axis 0 ({across[0]})"
     if why is not None:
         raise GraphcError(f"kernel k{gi} ({group.kind}) holds {why}, which the numpy "
                           "backend's kernels cannot run", loc=False,
                           hint="fuse with the numpy backend's policy "
                                "(graphc.backends.numpy.FUSION_POLICY) or a stricter one")
-
-
-def _reduces_axis0(node: Node) -> bool:
-    if ops.OPS[node.op].kind is not ops.Kind.REDUCTION:
-        return False
-    axes = node.attrs["axes"] if "axes" in node.attrs else (node.attrs["axis"],)
-    return 0 in axes
 
 
 RENDERERS: dict[str, Renderer] = {
