@@ -105,14 +105,30 @@ def _fingerprint_of(build_flags: tuple[str, ...]) -> str:
                                  timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
         version = ""
-    cpu = ""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next((line for line in fh if line.startswith("flags")), "")
-    except OSError:
-        pass
+    cpu = " ".join(sorted(cpu_flags()))
     return hashlib.sha256("\n".join([cc, version, cpu, *build_flags, *_libs()]).encode()
                           ).hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """This CPU's feature flags as /proc/cpuinfo names them (empty where it cannot)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            return frozenset(next((ln.split()[2:] for ln in fh if ln.startswith("flags")), ()))
+    except OSError:
+        return frozenset()
+
+
+# what code built for each -march level needs of the CPU that runs it
+_MARCH_NEEDS = {"x86-64-v2": ("sse4_2", "popcnt"), "x86-64-v3": ("avx2", "fma", "bmi2"),
+                "x86-64-v4": ("avx512f", "avx512bw", "avx512vl", "avx512dq")}
+
+
+def runnable(march: str) -> bool:
+    """Whether this CPU runs code built for `march` (a kernel built for more features
+    would die of an illegal instruction)."""
+    return cpu_flags().issuperset(_MARCH_NEEDS.get(march, ()))
 
 
 def cache_dir() -> Path:

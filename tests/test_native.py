@@ -386,22 +386,13 @@ def test_an_unknown_target_warns_and_never_reaches_the_compiler(tmp_path, monkey
                          for argv in built)
 
 
-def _cpu_has(*features: str) -> bool:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            flags = next((line.split() for line in fh if line.startswith("flags")), [])
-    except OSError:
-        return False
-    return all(f in flags for f in features)
-
-
 @pytest.mark.skipif(not toolchain.vector_math() or platform.machine() != "x86_64",
                     reason="needs x86-64 and glibc's libmvec")
 @pytest.mark.parametrize("march, wanted, unwanted", [  # the kernels run here
     pytest.param("x86-64-v3", b"_ZGVdN8v_tanhf", b"_ZGVeN16v_tanhf",  # AVX2, not AVX-512
-                 marks=pytest.mark.skipif(not _cpu_has("avx2", "fma"), reason="no AVX2")),
+                 marks=pytest.mark.skipif(not toolchain.runnable("x86-64-v3"), reason="no AVX2")),
     pytest.param("x86-64-v4", b"_ZGVeN16v_tanhf", None,                 # AVX-512
-                 marks=pytest.mark.skipif(not _cpu_has("avx512f"), reason="no AVX-512"))])
+                 marks=pytest.mark.skipif(not toolchain.runnable("x86-64-v4"), reason="no AVX-512"))])
 def test_the_target_picks_the_libmvec_variant(tmp_path, monkeypatch, rng, march, wanted,
                                               unwanted):
     monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))

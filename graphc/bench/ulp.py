@@ -147,21 +147,6 @@ def measure(name: str, inputs: np.ndarray | Iterator[np.ndarray],
     return row
 
 
-def runnable(march: str) -> bool:
-    """Whether this CPU runs code built for `march` (x86-64-vN needs that level's
-    features; a kernel built for more would die of an illegal instruction)."""
-    needs = {"x86-64-v2": ("sse4_2", "popcnt"), "x86-64-v3": ("avx2", "fma", "bmi2"),
-             "x86-64-v4": ("avx512f", "avx512bw", "avx512vl", "avx512dq")}.get(march, ())
-    if not needs:
-        return True
-    try:
-        with open("/proc/cpuinfo") as fh:
-            flags = next((line.split() for line in fh if line.startswith("flags")), [])
-    except OSError:
-        return False
-    return all(f in flags for f in needs)
-
-
 def format_table(rows: Sequence[Row]) -> str:
     """A markdown table: one row per function, the max ulp of each way and the input
     where it occurs."""
@@ -192,6 +177,7 @@ def command(only: str | None, marches: str, per_binade: int, every: bool,
         error(f"unknown function {', '.join(unknown)} (choose from {', '.join(FUNCTIONS)})"
               if unknown or not names else
               f"unknown target {', '.join(bad)} (choose from {', '.join(toolchain.MARCHES)})")
+    from graphc.backends.toolchain import runnable
     skipped = [m for m in targets if not runnable(m)]
     if toolchain.compiler() is None:
         skipped = targets
