@@ -1,8 +1,9 @@
 """Backends: turn an optimized graph into something that runs.
 
 `get(name)` returns the backend module, imported lazily so that `import graphc`
-needs neither torch nor triton. A backend module provides `compile_graph(graph)`
-returning an object with `.fn(*flat_inputs) -> tuple` and `.source`, and
+needs neither torch nor triton. A backend module provides `compile_graph(graph,
+options)` (options: a `backends.options.Options`, or None for the environment's
+defaults) returning an object with `.fn(*flat_inputs) -> tuple` and `.source`, and
 `FUSION_POLICY`, the `graphc.passes.fusion.FusionPolicy` its kernels follow (the face
 hands it to the pass pipeline).
 """

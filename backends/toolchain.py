@@ -9,6 +9,8 @@ with -march=native, so a library built on one machine must not load on another t
 shares the cache directory). GRAPHC_MARCH picks another target instruction set
 (x86-64-v3 builds the AVX2 code, and calls the AVX2 libmvec functions, that such a
 machine runs), so that one machine can test what another computes.
+A compiled function's options (backends/options.py) name its target; `build(source,
+march)` takes it, and GRAPHC_MARCH is only the default.
 The cache lives in GRAPHC_CACHE_DIR, else ~/.cache/graphc. Building writes to a
 temporary file and renames it, so parallel processes never load a half-written one.
 """
@@ -29,6 +31,7 @@ from pathlib import Path
 from types import ModuleType
 
 from graphc.backends import settings
+from graphc.errors import OptionError
 
 # -fno-math-errno lets sqrt vectorize; -fopenmp-simd enables only the `omp simd`
 # pragmas (no OpenMP runtime), which is what allows reductions to be vectorized
@@ -57,44 +60,64 @@ def compiler() -> str | None:
 
 
 @functools.lru_cache(maxsize=1)
-def vector_math() -> frozenset[str]:
-    """C math functions glibc's libmvec has in every vector width (expf, tanhf, ...):
-    declared `simd` in generated C, a loop calling them runs 8 or 16 lanes at a time.
-    Empty where there is no libmvec (the loops then call the scalar functions)."""
+def _libmvec() -> ctypes.CDLL | None:
     name = ctypes.util.find_library("mvec")
     if name is None:
-        return frozenset()
+        return None
     try:
-        lib = ctypes.CDLL(name)
+        return ctypes.CDLL(name)
     except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=8)
+def vector_math(functions: frozenset[tuple[str, int]]) -> frozenset[str]:
+    """Of `functions` ((C math function, arity), double spelling: what a backend's
+    kernels call), the float and double forms glibc's libmvec has in every vector
+    width (expf, tanhf, ...): declared `simd` in generated C, a loop calling them runs
+    8 or 16 lanes at a time. Empty where there is no libmvec (the loops then call the
+    scalar functions).
+
+    >>> vector_math(frozenset({("fabs", 1)}))  # an instruction, not a libmvec call
+    frozenset()
+    """
+    lib = _libmvec()
+    if lib is None:
         return frozenset()
     found = set()
-    for fn in ("exp", "expm1", "log", "log1p", "tanh", "sin", "cos", "erf", "pow"):
+    for fn, arity in sorted(functions):
         for c_name, scale in ((fn + "f", 1), (fn, 2)):  # float, double: half the lanes
-            args = "vv" if fn == "pow" else "v"
+            args = "v" * arity
             if all(hasattr(lib, f"_ZGV{isa}N{lanes // scale}{args}_{c_name}")
                    for isa, lanes in _MVEC_ISAS):
                 found.add(c_name)
     return frozenset(found)
 
 
-def march() -> str:
-    """The -march target of native kernels: GRAPHC_MARCH if it names one of `MARCHES`,
-    else "native" (an unknown value warns once and is not used).
+def march(target: str | None = None) -> str:
+    """The -march target of a native build: `target` (a compiled function's options
+    give it), else GRAPHC_MARCH if it names one of `MARCHES`, else "native" (an unknown
+    GRAPHC_MARCH warns once and is not used). A `target` outside `MARCHES` is an
+    error: it would land on the compiler's command line.
 
-    >>> march() in MARCHES
-    True
+    >>> march() in MARCHES, march("x86-64-v3")
+    (True, 'x86-64-v3')
     """
-    return settings.get("GRAPHC_MARCH")  # a value not in MARCHES warns there, once
+    if target is None:
+        return settings.get("GRAPHC_MARCH")  # a value not in MARCHES warns there, once
+    if target not in MARCHES:
+        raise OptionError(f"march={target!r} is not a target graphc builds for",
+                          hint="one of " + ", ".join(MARCHES))
+    return target
 
 
-def flags() -> tuple[str, ...]:
-    """The compiler flags of every native build: `FLAGS` and the -march target."""
-    return (*FLAGS, f"-march={march()}")
+def flags(target: str | None = None) -> tuple[str, ...]:
+    """The compiler flags of a native build: `FLAGS` and the -march target (see march)."""
+    return (*FLAGS, f"-march={march(target)}")
 
 
 def _libs() -> list[str]:
-    return ["-lmvec", "-lm"] if vector_math() else ["-lm"]
+    return ["-lmvec", "-lm"] if _libmvec() is not None else ["-lm"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -148,9 +171,10 @@ def cache_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"graphc-{user}" / "native"
 
 
-def build(source: str) -> ctypes.CDLL:
-    """The shared library compiled from C `source`, built once and cached on disk."""
-    build_flags = flags()
+def build(source: str, march: str | None = None) -> ctypes.CDLL:
+    """The shared library compiled from C `source` for the -march target `march` (None:
+    GRAPHC_MARCH), built once and cached on disk; the key holds the target used."""
+    build_flags = flags(march)
     key = hashlib.sha256((_fingerprint_of(build_flags) + source).encode()).hexdigest()[:32]
     with _lock:
         if key in _loaded:
@@ -163,10 +187,11 @@ def build(source: str) -> ctypes.CDLL:
         return lib
 
 
-def build_extension(name: str, c_file: Path) -> ModuleType | None:
+def build_extension(name: str, c_file: Path, march: str | None = None) -> ModuleType | None:
     """The Python extension module `name` compiled from `c_file` against this Python's
-    and numpy's headers, built once per Python and numpy and cached; None where it
-    cannot be (no compiler, no Python headers): callers then take their Python path."""
+    and numpy's headers (for `march`, None: GRAPHC_MARCH), built once per Python and
+    numpy and cached; None where it cannot be (no compiler, no Python headers): callers
+    then take their Python path."""
     import sysconfig
     import numpy
     if compiler() is None:
@@ -174,7 +199,7 @@ def build_extension(name: str, c_file: Path) -> ModuleType | None:
     source = c_file.read_text()
     include_dirs = [sysconfig.get_paths()["include"], numpy.get_include()]
     stamp = "\n".join([sys.version, numpy.__version__, *include_dirs])
-    build_flags = flags()
+    build_flags = flags(march)
     key = hashlib.sha256((_fingerprint_of(build_flags) + stamp + source).encode()
                          ).hexdigest()[:32]
     with _lock:

@@ -16,6 +16,7 @@ from graphc.errors import (ArgumentError, DtypeError, GraphcError, GraphcInterna
                            TracerBoolError, TracerLeakError, UnsupportedError, VerifyError)
 from graphc.interpreter import interpret
 from graphc.backends.settings import SettingWarning
+from graphc.backends.options import Options
 from graphc.api import CompiledFunction, Lowered, RecompileWarning, compile, trace
 from graphc.benchmark import BenchmarkResult, benchmark
 from graphc.transforms import grad, value_and_grad, vjp
@@ -27,7 +28,8 @@ __version__ = "0.1.0"
 __all__ = [
     "ArgumentError", "BenchmarkResult", "CompiledFunction", "DtypeError", "GraphcError",
     "GraphcInternalError",
-    "IndexingError", "IRParseError", "Lowered", "MismatchError", "OptionError", "RecompileWarning",
+    "IndexingError", "IRParseError", "Lowered", "MismatchError", "OptionError", "Options",
+    "RecompileWarning",
     "SettingWarning",
     "ShapeError",
     "TracerBoolError", "TracerLeakError", "UnsupportedError", "VerifyError", "benchmark",

@@ -17,6 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from graphc.backends import settings
+from graphc.backends.options import Options, resolve as resolve_options
 from graphc.cache import CacheInfo, Entry, SignatureCache  # noqa: F401  (CacheInfo: public)
 from graphc.errors import ArgumentError, DtypeError, GraphcError
 from graphc.ir import Graph
@@ -30,7 +31,8 @@ class Lowered:
     """One signature of a compiled function, at every stage.
 
     `graph` is the IR as traced, `optimized` the IR after the pass pipeline,
-    `stages` maps each pass name to the IR after it, `source` is the generated code.
+    `stages` maps each pass name to the IR after it, `source` is the generated code,
+    `options` the backend options it was generated with (graphc.Options).
     """
 
     traced: Traced
@@ -38,6 +40,7 @@ class Lowered:
     pass_seconds: dict[str, float]
     executable: Any
     stage_seconds: dict[str, float] = field(default_factory=dict)  # trace, passes, codegen
+    options: Options | None = None
 
     @property
     def compile_seconds(self) -> float:
@@ -68,18 +71,22 @@ class Lowered:
         return self.executable.source
 
     def fusion_report(self) -> str:
-        """The fusion groups (kernels), their ops, and why neighbours were not merged."""
+        """The fusion groups (kernels), their ops, their kernel plans
+        (passes/schedule.py) and why neighbours were not merged."""
+        from graphc.passes.schedule import plan_kernels
         g = self.optimized
         if g.groups is None:
             return "no fusion groups: the pipeline has no fusion pass"
         before, after = self.kernels
         plural = "" if after == 1 else "s"
         lines = [f"{g.name}: {before} ops as traced -> {after} kernel{plural}"]
-        for i, grp in enumerate(g.groups):
+        for grp, plan in zip(g.groups, plan_kernels(g)):
             if grp.kind == "source":
                 continue
             ops = ", ".join(n.op for n in grp.nodes)
-            lines.append(f"group {i}: {grp.kind}, {len(grp.nodes)} ops: {ops}")
+            lines.append(f"group {plan.index}: {grp.kind}, {len(grp.nodes)} ops: {ops}")
+            if plan.form is not None:
+                lines.append(f"    plan: {plan.describe()}")
             lines += [f"    {note}" for note in grp.notes]
         return "\n".join(lines)
 
@@ -110,10 +117,14 @@ class CompiledFunction(SignatureCache):
     """What `graphc.compile` returns: call it like the original function."""
 
     def __init__(self, fn: Callable, backend: str = "numpy", passes=None,
-                 check: bool | None = None, cache_size: int | None = None):
+                 check: bool | None = None, cache_size: int | None = None,
+                 options: Options | dict | None = None):
         from graphc.backends import get
         from graphc.passes.pipeline import resolve
         resolve(passes)  # an unknown pass name is an error here, at the compile call
+        # resolved once, here: a later cache miss builds with these, whatever the
+        # environment says by then
+        self.options = resolve_options(options)
         self.fn = fn
         self.check = check
         if cache_size is not None and (type(cache_size) is not int or cache_size < 0):
@@ -218,7 +229,8 @@ class CompiledFunction(SignatureCache):
                     self.__name__, list(self._cache.values()), flat.paths, flat.key,
                     self._stats.misses, self._stats.warned, stacklevel=4)
             lowered = lower_function(self.fn, args, kwargs, self.backend, self.passes,
-                                     name=getattr(self.fn, "__name__", "fn"), flat=flat)
+                                     name=getattr(self.fn, "__name__", "fn"), flat=flat,
+                                     options=self.options)
             check = self.check if self.check is not None else \
                 settings.get("GRAPHC_CHECK")
             # decided once per signature, so that a hit does not ask again
@@ -230,10 +242,13 @@ class CompiledFunction(SignatureCache):
 
 
 def lower_function(fn: Callable, args: tuple, kwargs: dict, backend, passes=None,
-                   name: str | None = None, flat: FlatCall | None = None) -> Lowered:
+                   name: str | None = None, flat: FlatCall | None = None,
+                   options: Options | None = None) -> Lowered:
     """Trace, optimize and generate code; a library exception in any of these stages is
     a GraphcInternalError naming the stage and the IR file that reproduces it. `flat`:
-    the arguments already flattened and keyed (a cache miss), else done here."""
+    the arguments already flattened and keyed (a cache miss), else done here;
+    `options`: the backend's (None: the environment's defaults)."""
+    options = resolve_options(options)
     from graphc.internal import stage
     from graphc.passes.pipeline import resolve, run
     t0 = time.perf_counter()
@@ -246,13 +261,13 @@ def lower_function(fn: Callable, args: tuple, kwargs: dict, backend, passes=None
     t2 = time.perf_counter()
     try:
         with stage("codegen", fn, stages[-1].graph):
-            executable = backend.compile_graph(stages[-1].graph)
+            executable = backend.compile_graph(stages[-1].graph, options)
     except DtypeError as exc:
         raise exc.with_loc(_dtype_origin(traced.graph, exc.message)) from None
     t3 = time.perf_counter()
     return Lowered(traced, {s.name: s.graph for s in stages},
                    {s.name: s.seconds for s in stages}, executable,
-                   {"trace": t1 - t0, "passes": t2 - t1, "codegen": t3 - t2})
+                   {"trace": t1 - t0, "passes": t2 - t1, "codegen": t3 - t2}, options)
 
 
 def _dtype_origin(graph: Graph, message: str):
@@ -272,7 +287,8 @@ def _dump(fn: Callable, lowered: Lowered) -> None:
 
 
 def compile(fn: Callable | None = None, *, backend: str = "numpy",
-            passes=None, check: bool | None = None, cache_size: int | None = None) -> Any:
+            passes=None, check: bool | None = None, cache_size: int | None = None,
+            options: Options | dict | None = None) -> Any:
     """Compile a numpy function: traced once per input signature, then cached.
 
     Use as `@graphc.compile` or `@graphc.compile(backend="numpy")`. `passes` replaces
@@ -280,6 +296,9 @@ def compile(fn: Callable | None = None, *, backend: str = "numpy",
     GRAPHC_CHECK=1) compares every call against the reference interpreter.
     `cache_size` caps the signatures kept compiled (default GRAPHC_CACHE_ENTRIES, 64;
     0: no cap): past it the least recently used is dropped, with its buffers.
+    `options` (a `graphc.Options` or a dict of its fields, such as `{"native": False}`)
+    sets how the backend builds and runs the code; the fields left out come from their
+    GRAPHC_* variables, read once, at this call.
 
     >>> import graphc, numpy as np
     >>> @graphc.compile
@@ -289,12 +308,17 @@ def compile(fn: Callable | None = None, *, backend: str = "numpy",
     array([0., 0., 0., 0.], dtype=float32)
     >>> gelu.cache_info()
     CacheInfo(hits=0, misses=1, entries=1)
+    >>> blocked = graphc.compile(gelu.fn, options={"native": False, "block_elements": 4096})
+    >>> blocked.options.native
+    False
     """
     cls = _compiled_class()
+    options = resolve_options(options)  # a bad option fails here, even as a decorator
     if fn is None:
         return lambda f: cls(f, backend=backend, passes=passes, check=check,
-                             cache_size=cache_size)
-    return cls(fn, backend=backend, passes=passes, check=check, cache_size=cache_size)
+                             cache_size=cache_size, options=options)
+    return cls(fn, backend=backend, passes=passes, check=check, cache_size=cache_size,
+               options=options)
 
 
 @functools.lru_cache(maxsize=1)

@@ -88,8 +88,8 @@ def bisect(fn: Callable, *args: Any, passes=None, backend: str | None = None,
     """Find the first compiler stage (pass, or the generated code) that changes the
     result of `fn(*args)`, and print the IR before and after it (unless `quiet`).
 
-    `fn` is a plain function or a `graphc.compile`d one (whose function, pass pipeline
-    and backend are used; `passes` and `backend` override them). `passes` takes what
+    `fn` is a plain function or a `graphc.compile`d one (whose function, pass pipeline,
+    backend and options are used; `passes` and `backend` override them). `passes` takes what
     `graphc.compile(passes=...)` takes. See the module docstring for an example.
     """
     from graphc.backends import get
@@ -99,7 +99,9 @@ def bisect(fn: Callable, *args: Any, passes=None, backend: str | None = None,
     from graphc.interpreter import interpret
     from graphc.passes.pipeline import resolve
 
+    options = None  # a plain function: the environment's defaults
     if isinstance(fn, CompiledFunction):
+        options = fn.options
         passes = fn.passes if passes is None else passes
         backend = fn.backend_name if backend is None else backend
         fn = fn.fn
@@ -142,7 +144,7 @@ def bisect(fn: Callable, *args: Any, passes=None, backend: str | None = None,
     names.append(CODEGEN)
     source = None
     try:
-        executable = backend_mod.compile_graph(graph)
+        executable = backend_mod.compile_graph(graph, options)
         source = executable.source
         got = list(executable.fn(*flat))
     except GraphcError:

@@ -29,14 +29,20 @@ from graphc.frontend.tracer import Tracer
 Array = Any  # np.ndarray or a Tracer while tracing
 
 
+def _operand_dtype(op: str, dt: str) -> str:
+    # an op its record says is float-only turns ints into floats, as numpy's ufuncs do
+    return dtypes.float_result(dt) if ops.OPS[op].dtypes <= dtypes.FLOATS else dt
+
+
 def _primitive(op: str, *xs: Array, **attrs: Any) -> Array:
-    """Apply primitive `op` to float operands, traced or eagerly."""
+    """Apply primitive `op` to operands of one dtype, traced or eagerly; ints become
+    floats where the op's record accepts floats only."""
     if any(isinstance(x, Tracer) for x in xs):
         ctx = prims.ctx_of(*xs)
-        dt = dtypes.float_result(prims.result_type(*xs))
+        dt = _operand_dtype(op, prims.result_type(*xs))
         return ctx.emit(op, *(prims.lift(x, dt, ctx) for x in xs), **attrs)
     arrays = [np.asarray(x) for x in xs]
-    dt = dtypes.float_result(dtypes.result_type(*(dtypes.canonical(a.dtype) for a in arrays)))
+    dt = _operand_dtype(op, dtypes.result_type(*(dtypes.canonical(a.dtype) for a in arrays)))
     arrays = [a.astype(dt, copy=False) for a in arrays]
     ops.infer_types(op, tuple(TensorType(a.shape, dt) for a in arrays), Attrs(attrs))
     return ops.OPS[op].impl(*arrays, **attrs)
@@ -158,11 +164,4 @@ def avg_pool2d(x: Array, kernel_size, stride=None, padding=0) -> Array:
 
 def _pool(op: str, x: Array, k, stride, padding) -> Array:
     s = k if stride is None else _pair(stride)
-    if op == "max_pool2d" and not isinstance(x, Tracer):
-        x = np.asarray(x)
-        attrs = Attrs({"kernel": k, "stride": s, "padding": _pair(padding)})
-        ops.infer_types(op, (TensorType(x.shape, dtypes.canonical(x.dtype)),), attrs)
-        return ops.OPS[op].impl(x, **attrs)
-    if op == "max_pool2d":
-        return x.ctx.emit(op, x, kernel=k, stride=s, padding=_pair(padding))
     return _primitive(op, x, kernel=k, stride=s, padding=_pair(padding))

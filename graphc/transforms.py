@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from graphc.api import CompiledFunction
+from graphc.backends.options import Options, resolve as resolve_options
 from graphc.errors import ArgumentError, GraphcError
 from graphc.frontend.pytree import flatten, unflatten
 from graphc.frontend.pytree import leaves as leaves_of
@@ -43,7 +44,8 @@ def _argnums(argnums, nargs: int) -> tuple[int, ...]:
 class _Transformed:
     """What grad / value_and_grad / vjp share: eager calls compile the traced form."""
 
-    def __init__(self, fn: Callable, label: str):
+    def __init__(self, fn: Callable, label: str, backend: str = "numpy",
+                 options: Options | dict | None = None):
         self.fn = fn
         functools.update_wrapper(self, fn, updated=())  # not __dict__: ours stays ours
 
@@ -51,7 +53,8 @@ class _Transformed:
         def traced_entry(*args, **kwargs):
             return self._traced(args, kwargs)
         traced_entry.__name__ = f"{label}_{getattr(fn, '__name__', 'fn')}"
-        self._compiled = CompiledFunction(traced_entry)
+        self._compiled = CompiledFunction(traced_entry, backend=backend, options=options)
+        self.options = self._compiled.options
 
     def __call__(self, *args, **kwargs):
         if any(isinstance(x, Tracer) for x in leaves_of((args, kwargs))):
@@ -69,9 +72,10 @@ class _Transformed:
 class GradFunction(_Transformed):
     """The gradient of `fn` with respect to the arguments in `argnums`."""
 
-    def __init__(self, fn: Callable, argnums, has_aux: bool, with_value: bool):
+    def __init__(self, fn: Callable, argnums, has_aux: bool, with_value: bool,
+                 backend: str = "numpy", options: Options | dict | None = None):
         self.argnums, self.has_aux, self.with_value = argnums, has_aux, with_value
-        super().__init__(fn, "value_and_grad" if with_value else "grad")
+        super().__init__(fn, "value_and_grad" if with_value else "grad", backend, options)
 
     def _traced(self, args: tuple, kwargs: dict):
         nums = _argnums(self.argnums, len(args))
@@ -121,12 +125,14 @@ def _check_loss(traced, has_aux: bool) -> None:
                                "(loss, aux)")
 
 
-def grad(fn: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> GradFunction:
+def grad(fn: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False, *,
+         backend: str = "numpy", options: Options | dict | None = None) -> GradFunction:
     """The gradient of a scalar function, derived symbolically on the IR.
 
     `argnums` picks the positional arguments (an int, or a tuple for a tuple of
     gradients); a pytree argument (a dict of parameters) gets a gradient of the same
     structure. With `has_aux`, `fn` returns `(loss, aux)` and the result is `(g, aux)`.
+    Called on arrays, it compiles with `backend` and `options` (as `graphc.compile`).
 
     >>> import graphc, numpy as np
     >>> g = graphc.grad(lambda x: np.sum(x ** 3))
@@ -135,11 +141,12 @@ def grad(fn: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) 
     >>> graphc.grad(graphc.grad(lambda x: x ** 3))(np.float64(2.0))  # second derivative
     array(12.)
     """
-    return GradFunction(fn, argnums, has_aux, with_value=False)
+    return GradFunction(fn, argnums, has_aux, False, backend, options)
 
 
 def value_and_grad(fn: Callable, argnums: int | Sequence[int] = 0,
-                   has_aux: bool = False) -> GradFunction:
+                   has_aux: bool = False, *, backend: str = "numpy",
+                   options: Options | dict | None = None) -> GradFunction:
     """Like `grad`, returning `(value, gradient)`: one graph computes both.
 
     >>> import graphc, numpy as np
@@ -147,14 +154,14 @@ def value_and_grad(fn: Callable, argnums: int | Sequence[int] = 0,
     >>> float(loss), g
     (9.0, array([6.]))
     """
-    return GradFunction(fn, argnums, has_aux, with_value=True)
+    return GradFunction(fn, argnums, has_aux, True, backend, options)
 
 
 class _VJP(_Transformed):
     """(primals, cotangents) -> gradients of every array leaf of the primals."""
 
     def __init__(self, fn: Callable):
-        super().__init__(fn, "vjp")
+        super().__init__(fn, "vjp")  # only ever traced into an enclosing function
 
     def _traced(self, args: tuple, kwargs: dict):
         primals, cts = args
@@ -178,10 +185,12 @@ class _VJP(_Transformed):
         return unflatten(flatten(primals)[1], out)
 
 
-def vjp(fn: Callable, *primals: Any, backend: str = "numpy"):
+def vjp(fn: Callable, *primals: Any, backend: str = "numpy",
+        options: Options | dict | None = None):
     """`(fn(*primals), vjp_fn)`: `vjp_fn(cotangent)` gives the gradient of
     `sum(cotangent * fn(*primals))` for each primal (a tuple, one per argument).
-    `backend` compiles both halves (with its fusion policy) when called on arrays.
+    `backend` compiles both halves (with its fusion policy) when called on arrays, as
+    `options` ask (see `graphc.compile`; `vjp_fn.options` holds them resolved).
 
     On numpy arrays the forward and the backward are compiled apart: the forward saves
     the intermediates a minimum cut picks (`passes/remat.py`) and the backward
@@ -193,13 +202,14 @@ def vjp(fn: Callable, *primals: Any, backend: str = "numpy"):
     >>> back(np.array([1.0, 1.0]))
     (array([2., 6.]),)
     """
+    options = resolve_options(options)  # a bad option fails here, traced or not
     if any(isinstance(x, Tracer) for x in leaves_of(primals)):
         backward_fn = _VJP(fn)  # inside a trace: the backward joins the enclosing graph
         return fn(*primals), lambda cotangent: backward_fn(tuple(primals), cotangent)
-    return _split_vjp(fn, primals, backend)
+    return _split_vjp(fn, primals, backend, options)
 
 
-def _split_vjp(fn: Callable, primals: tuple, backend: str):
+def _split_vjp(fn: Callable, primals: tuple, backend: str, options: Options):
     from graphc.backends import get
     from graphc.passes.pipeline import run
     from graphc.passes.remat import split
@@ -207,7 +217,8 @@ def _split_vjp(fn: Callable, primals: tuple, backend: str):
     target = get(backend)
 
     def build(graph):
-        return target.compile_graph(run(graph, policy=target.FUSION_POLICY)[-1].graph).fn
+        optimized = run(graph, policy=target.FUSION_POLICY)[-1].graph
+        return target.compile_graph(optimized, options).fn
 
     traced = trace_function(fn, primals, {})
     graph = traced.graph
@@ -234,6 +245,7 @@ def _split_vjp(fn: Callable, primals: tuple, backend: str):
             k += _is_array(x)
         return unflatten(flatten(primals)[1], out)
 
+    vjp_fn.options = options
     vjp_fn.saved_bytes = parts.saved_bytes
     vjp_fn.save_all_bytes = parts.save_all_bytes
     return traced.rebuild(list(results[:n_out])), vjp_fn

@@ -270,6 +270,11 @@ def _start(node: Node, policy: FusionPolicy) -> _Draft:
     return _Draft("single", [node], None)
 
 
+def _kept_space(draft: _Draft) -> tuple[int, ...] | None:
+    """What a group keeps of its draft's space: that of the kinds run over one."""
+    return draft.space if draft.kind in ("elementwise", "reduction", "matmul") else None
+
+
 def fuse(graph: Graph, policy: FusionPolicy = ROW_BLOCKED) -> Graph:
     """Partition `graph` into fusion groups (see the module docstring) under `policy`,
     the rules of the backend the groups are for.
@@ -343,7 +348,7 @@ def fuse(graph: Graph, policy: FusionPolicy = ROW_BLOCKED) -> Graph:
     consts = tuple(n for d in drafts if d.kind == "source" for n in d.nodes)
     order = [g for g in order if drafts[g].nodes]  # absorbed groups are empty
     groups = [Group("source", consts)] if consts else []
-    groups += [Group(drafts[g].kind, tuple(drafts[g].nodes), tuple(drafts[g].notes))
-               for g in order if drafts[g].kind != "source"]
+    groups += [Group(drafts[g].kind, tuple(drafts[g].nodes), tuple(drafts[g].notes),
+                     _kept_space(drafts[g])) for g in order if drafts[g].kind != "source"]
     nodes = [n for grp in groups for n in grp.nodes]
     return Graph(graph.name, list(graph.inputs), nodes, list(graph.outputs), groups)

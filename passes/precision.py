@@ -17,9 +17,10 @@ into it, and a first-order bound on the rounding error accumulated there:
 
 Inputs and constants are exact data: both implementations read the same bits, so a
 float32 input cast to float64 and computed in float64 keeps float64's precision.
-A rounding step is any op whose result is not exactly its inputs' value (`ROUNDING`);
-an op that only moves or picks values (reshape, where, max, abs, ...) is exact and
-passes its inputs' precision on. Integers and bools are exact unless they were
+A rounding step is any op whose result is not exactly its inputs' value (its
+record's `rounding`, see `graphc.ops.Rounding`); an op that only moves or picks
+values (reshape, where, max, abs, ...) is exact and passes its inputs' precision on.
+Integers and bools are exact unless they were
 decided from a rounded float (a comparison, argmax, floor, a cast to int of a
 computed float): two correct implementations may then disagree where the float sits
 on the boundary; `decided` names that node.
@@ -42,6 +43,7 @@ from typing import Callable
 
 from graphc import dtypes
 from graphc.ir import Graph, Node, Value
+from graphc.ops import OPS, Rounding
 
 # the spacing of floats at 1.0 (one ulp, relative), per float dtype
 EPS = {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float32": 2.0**-23, "float64": 2.0**-52}
@@ -82,19 +84,8 @@ def _lowest(a: str | None, b: str | None) -> str | None:
 
 
 # ---- the cost of one node: ulps of rounding its own computation adds ----------------
-
-def _half(node: Node) -> float:  # one correctly rounded op
-    return 0.5
-
-
-def _transcendental(node: Node) -> float:
-    return TRANSCENDENTAL_ULP
-
-
-def _terms(count: Callable[[Node], int]) -> Callable[[Node], float]:
-    """An accumulation of count(node) terms: (n - 1) u, plus the products' rounding."""
-    return lambda node: 0.5 * max(count(node), 1)
-
+# The op's record says how it rounds (graphc.ops.Rounding); an accumulation's cost
+# depends on how many terms it sums, which `TERMS` counts per op.
 
 def _sum_terms(node: Node) -> int:
     out = max(math.prod(node.outputs[0].type.shape), 1)
@@ -141,36 +132,44 @@ def _cast(node: Node) -> float:
     return 0.0 if widening or exact_int else 0.5
 
 
-# ulps of rounding each primitive adds (in its own output dtype); absent: exact
-ROUNDING: dict[str, Callable[[Node], float]] = {
-    **{op: _half for op in ("add", "sub", "mul", "div", "sqrt", "reciprocal")},
-    **{op: _transcendental for op in ("exp", "expm1", "log", "log1p", "tanh", "sin", "cos",
-                                      "erf", "pow", "sigmoid", "rsqrt")},
-    "cast": _cast,
-    "sum": _terms(_sum_terms),
-    "matmul": _terms(_matmul_terms),
-    "cumsum": _terms(_axis_terms),
-    "conv2d": _terms(_conv_terms),
-    "conv2d_grad_input": _terms(_grad_input_terms),
-    "conv2d_grad_weight": _terms(_grad_weight_terms),
-    "avg_pool2d": _terms(_window_terms),
-    "avg_pool2d_grad": _terms(_window_terms),
-    "scatter_add": _terms(_scatter_terms),
+# the number of terms each accumulating primitive (Rounding.ACCUMULATES) sums
+TERMS: dict[str, Callable[[Node], int]] = {
+    "sum": _sum_terms,
+    "matmul": _matmul_terms,
+    "cumsum": _axis_terms,
+    "conv2d": _conv_terms,
+    "conv2d_grad_input": _grad_input_terms,
+    "conv2d_grad_weight": _grad_weight_terms,
+    "avg_pool2d": _window_terms,
+    "avg_pool2d_grad": _window_terms,
+    "scatter_add": _scatter_terms,
 }
-# ops whose result jumps where an input crosses a boundary: fed a rounded float, the
-# result may differ between two correct implementations by a whole step there
-DECISIONS = frozenset({"eq", "ne", "lt", "le", "gt", "ge", "argmax", "floor", "ceil", "round",
-                       "floor_divide", "remainder", "sign", "max_pool2d_gather",
-                       "max_pool2d_grad"})
+# ops whose cost the record's class does not say: a cast rounds only when it narrows
+OWN_COST: dict[str, Callable[[Node], float]] = {"cast": _cast}
+_ULPS = {Rounding.EXACT: 0.0, Rounding.STEP: 0.0, Rounding.HALF_ULP: 0.5,
+         Rounding.TRANSCENDENTAL: TRANSCENDENTAL_ULP}
 # products and quotients add their operands' relative errors; every other op passes on
 # the largest of them (sums: relative to the magnitudes summed)
 PRODUCTS = frozenset({"mul", "div", "matmul", "conv2d", "conv2d_grad_input",
                       "conv2d_grad_weight", "pow", "reciprocal", "rsqrt"})
-# ops the table need not list: they copy or pick values without computing new ones
-EXACT_OPS = frozenset({"abs", "neg", "maximum", "minimum", "where", "max", "min",
-                       "broadcast_to", "concat", "pad", "reshape", "slice", "transpose",
-                       "gather", "const", "iota", "max_pool2d",
-                       "logical_and", "logical_not", "logical_or"})
+
+
+def rounding_cost(node: Node) -> float:
+    """Ulps of rounding `node`'s own computation adds, in its output dtype."""
+    if node.op in OWN_COST:
+        return OWN_COST[node.op](node)
+    rounding = OPS[node.op].rounding
+    if rounding is Rounding.ACCUMULATES:
+        # (n - 1) u for the sum, plus the products' rounding
+        return 0.5 * max(TERMS[node.op](node), 1)
+    return _ULPS[rounding]
+
+
+def decides(op: str) -> bool:
+    """Whether `op`'s result jumps where an input crosses a boundary (a comparison,
+    floor, argmax): fed a rounded float, two correct implementations may differ by a
+    whole step there."""
+    return OPS[op].rounding is Rounding.STEP
 
 
 def _node_precision(node: Node, ins: list[Precision]) -> Precision:
@@ -181,12 +180,12 @@ def _node_precision(node: Node, ins: list[Precision]) -> Precision:
     errors = [p.relative_error for p in ins]
     carried = sum(errors) if node.op in PRODUCTS else max(errors, default=0.0)
     out_dtype = node.outputs[0].type.dtype
-    cost = ROUNDING[node.op](node) if node.op in ROUNDING else 0.0
+    cost = rounding_cost(node)
     own = cost * EPS[out_dtype] if cost and out_dtype in EPS else 0.0
     if own:
         dtype = _lowest(dtype, out_dtype)
     decided = next((p.decided for p in ins if p.decided is not None), None)
-    if decided is None and node.op in DECISIONS and dtype is not None:
+    if decided is None and decides(node.op) and dtype is not None:
         decided = node
     if node.op == "cast" and out_dtype not in dtypes.FLOATS and dtype is not None \
             and decided is None:

@@ -27,6 +27,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from graphc.ops import OPS
+
 RNG = np.random.default_rng(20240607)
 F64 = np.float64
 
@@ -110,25 +112,26 @@ UNARY_SHAPES = [(), (7,), (3, 4), (2, 1, 5), (0, 3)]
 BINARY_SHAPES = [((3, 1, 4), (5, 4)), ((), (2, 3)), ((2, 3), ()), ((4, 1), (1, 5)),
                  ((1, 3), (0, 3)), ((2, 3), (2, 3))]
 
-# op -> (scalar function in float64, input sampler); samplers keep inputs in the domain
+def in_domain(op: str, i: int = 0) -> Callable:
+    """A sampler `(shape, dtype) -> array` of input `i` of `op`, from the sample domain
+    its record states (`graphc.ops.Domain`); the gradient checks draw from it too."""
+    dom = OPS[op].domain_of(i)
+    if dom.kind == "nonzero":
+        return lambda s, d: nonzero(s, d, dom.lo, dom.hi)
+    return lambda s, d: data(s, d, dom.lo, dom.hi)
+
+
+# op -> scalar function in float64; inputs from the op's sample domain
 FLOAT_UNARY = {
-    "exp": (math.exp, lambda s, d: data(s, d, -4, 4)),
-    "expm1": (math.expm1, lambda s, d: data(s, d, -2, 2)),
-    "log": (math.log, lambda s, d: data(s, d, 0.05, 8)),
-    "log1p": (math.log1p, lambda s, d: data(s, d, -0.9, 8)),
-    "sqrt": (math.sqrt, lambda s, d: data(s, d, 0, 8)),
-    "rsqrt": (lambda v: 1 / math.sqrt(v), lambda s, d: data(s, d, 0.05, 8)),
-    "reciprocal": (lambda v: 1 / v, nonzero),
-    "tanh": (math.tanh, lambda s, d: data(s, d, -4, 4)),
-    "sigmoid": (lambda v: 1 / (1 + math.exp(-v)), lambda s, d: data(s, d, -8, 8)),
-    "sin": (math.sin, lambda s, d: data(s, d, -4, 4)),
-    "cos": (math.cos, lambda s, d: data(s, d, -4, 4)),
-    "erf": (math.erf, lambda s, d: data(s, d, -3, 3)),
+    "exp": math.exp, "expm1": math.expm1, "log": math.log, "log1p": math.log1p,
+    "sqrt": math.sqrt, "rsqrt": lambda v: 1 / math.sqrt(v), "reciprocal": lambda v: 1 / v,
+    "tanh": math.tanh, "sigmoid": lambda v: 1 / (1 + math.exp(-v)), "sin": math.sin,
+    "cos": math.cos, "erf": math.erf,
 }
-for _op, (_fn, _sample) in FLOAT_UNARY.items():
+for _op, _fn in FLOAT_UNARY.items():
     for _dt in FLOATS:
         for _shape in UNARY_SHAPES:
-            case(_op, [_sample(_shape, _dt)], math_ref(_fn))
+            case(_op, [in_domain(_op)(_shape, _dt)], math_ref(_fn))
 
 # Values where a naive formula loses: expm1/log1p of tiny x (exp(x) - 1 cancels),
 # sigmoid of large |x| (exp(-x) overflows in float32 for x < -89).
@@ -157,7 +160,7 @@ BINARY = {
     "add": (operator.add, NUMERIC, data),
     "sub": (operator.sub, NUMERIC, data),
     "mul": (operator.mul, NUMERIC, data),
-    "div": (operator.truediv, FLOATS, nonzero),
+    "div": (operator.truediv, FLOATS, in_domain("div", 1)),
     "maximum": (np.maximum, NUMERIC, ties),  # ties: equal operands happen
     "minimum": (np.minimum, NUMERIC, ties),
 }
@@ -173,7 +176,7 @@ for _dt in NUMERIC:
         if _dt in INTS:
             base, expo = data(_sa, _dt, -3, 3), data(_sb, _dt, 0, 3)
         else:
-            base, expo = data(_sa, _dt, 0.1, 3), data(_sb, _dt, -2, 2)
+            base, expo = in_domain("pow", 0)(_sa, _dt), in_domain("pow", 1)(_sb, _dt)
         case("pow", [base, expo], in_f64(operator.pow))
 
 COMPARISONS = {"eq": operator.eq, "ne": operator.ne, "lt": operator.lt,

@@ -261,8 +261,8 @@ def test_scalar_chains_join_the_kernel_that_reads_them(rng):
         np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
 
 
-@pytest.mark.parametrize("native", ["0", "1"])
-def test_rank3_kernels_cut_rows_across_all_leading_dims(rng, monkeypatch, native):
+@pytest.mark.parametrize("native", [False, True])
+def test_rank3_kernels_cut_rows_across_all_leading_dims(rng, native):
     # attention scores (batch, query, key): the softmax kernel runs over batch * query
     # rows, not just `batch` of them, with weights that broadcast over every row
     def scaled_softmax(s, w):
@@ -271,10 +271,9 @@ def test_rank3_kernels_cut_rows_across_all_leading_dims(rng, monkeypatch, native
 
     s = rng.standard_normal((4, 256, 64)).astype(F32)
     w = rng.standard_normal(64).astype(F32)
-    monkeypatch.setenv("GRAPHC_NATIVE", native)
-    f = graphc.compile(scaled_softmax)
+    f = graphc.compile(scaled_softmax, options={"native": native})
     source = f.lower(s, w).source
-    call = "_runc(_n0, 1024," if native_enabled() else "_run(_k0, 1024,"
+    call = "_runc(_n0, 1024," if native_enabled(f.options) else "_run(_k0, 1024,"
     assert call in source and "np.reshape(s, (1024, 64))" in source, source
     np.testing.assert_allclose(f(s, w), scaled_softmax(s, w), rtol=1e-5, atol=1e-6)
 
@@ -488,18 +487,17 @@ def test_a_policy_with_a_bad_size_limit_is_refused():
     ("matmul_prologue", lambda x, w: np.tanh(x) @ w + 1.0),
     ("row_blocked", lambda x, w: np.exp(x) / np.sum(np.exp(x), axis=0, keepdims=True) + w),
 ])
-def test_the_numpy_backend_refuses_kernels_of_another_policy_by_name(policy, fn,
-                                                                     monkeypatch):
+def test_the_numpy_backend_refuses_kernels_of_another_policy_by_name(policy, fn):
     # another backend's policy may make these groups; the numpy backend's kernels cannot
     # run them (BLAS runs the matmul first; kernels cut reductions into row blocks)
     import functools
     from graphc.passes.fusion import FusionPolicy
     other = FusionPolicy(**{"matmul_prologue": True} if policy == "matmul_prologue"
                          else {"row_blocked": False})
-    monkeypatch.setenv("GRAPHC_SMALL_GROUP", "0")  # every group as one kernel
     x = np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32)
     f = graphc.compile(fn, passes=["simplify", "cse", "dce",
-                                   ("fusion", functools.partial(fuse, policy=other))])
+                                   ("fusion", functools.partial(fuse, policy=other))],
+                       options={"small_group": 0})  # every group as one kernel
     with pytest.raises(graphc.GraphcError, match="numpy backend's kernels cannot run") as e:
         f(x, x)
     assert "FUSION_POLICY" in str(e.value)

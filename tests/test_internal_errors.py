@@ -155,7 +155,7 @@ def test_a_tracer_failure_names_the_users_line(no_dump, monkeypatch):
 def test_codegen_and_build_failures(no_dump, monkeypatch):
     import graphc.backends.numpy.codegen as codegen
 
-    def broken_generate(graph, use_native=True):
+    def broken_generate(graph, options=None):
         raise AttributeError("no lowering")
     monkeypatch.setattr(codegen, "generate", broken_generate)
     err = _internal_error(graphc.compile(loss), np.ones(3, np.float32))
@@ -166,7 +166,7 @@ def test_codegen_and_build_failures(no_dump, monkeypatch):
     rc, out = _replay("replay", err.repro)
     assert rc == 0, out  # the real codegen handles it
 
-    def bad_source(graph, use_native=True):
+    def bad_source(graph, options=None):
         return "def broken(:\n", {}
     monkeypatch.setattr(codegen, "generate", bad_source)
     err = _internal_error(graphc.compile(loss), np.ones(3, np.float32))
@@ -180,9 +180,9 @@ class _RaisingBackend:
     def __init__(self, exc):
         self.exc = exc
 
-    def compile_graph(self, graph):
+    def compile_graph(self, graph, options=None):
         from graphc.backends.numpy.codegen import compile_graph
-        executable = compile_graph(graph)
+        executable = compile_graph(graph, options)
 
         def fn(*args):
             raise self.exc

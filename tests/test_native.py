@@ -1,7 +1,7 @@
 """Native kernels (backends/numpy/native.py): fused groups as generated C.
 
-Every group here is forced into a kernel (GRAPHC_SMALL_GROUP=0) with native kernels
-on, and each result is checked against eager numpy exactly where numpy's result is
+Every group here is forced into a kernel (the option small_group=0) with native
+kernels on, and each result is checked against eager numpy exactly where numpy's result is
 exact (integers, comparisons, max, casts), and against float64 within each math
 function's documented error bound where C's math functions (libmvec, whose variants
 differ per instruction set) may differ from numpy's (tests/tolerances.py).
@@ -18,30 +18,28 @@ import pytest
 
 import graphc
 from graphc.backends import toolchain
-from graphc.backends.numpy import get_num_threads, native, set_num_threads
+from graphc.backends.numpy import get_num_threads, lowering, native, set_num_threads
+from graphc.backends.numpy.codegen import SMALL_GROUP
+from graphc.backends.numpy.lowering import LOWERINGS
 from graphc.ops import OPS, Kind
 from tolerances import assert_within_bounds
 
 pytestmark = pytest.mark.skipif(toolchain.compiler() is None,
                                 reason="no C compiler for native kernels")
 F32 = np.float32
+FORCED = {"small_group": 0, "native": True}  # every group a kernel, native where it can
 
 
-@pytest.fixture(autouse=True)
-def forced_native(monkeypatch, tmp_path_factory):
-    monkeypatch.setenv("GRAPHC_SMALL_GROUP", "0")
-    monkeypatch.setenv("GRAPHC_NATIVE", "1")
-
-
-def compiled(fn, *args):
-    f = graphc.compile(fn)
+def compiled(fn, *args, **options):
+    f = graphc.compile(fn, options={**FORCED, **options})
     return f(*args), f.lower(*args).source
 
 
 def test_every_fusable_primitive_has_a_native_entry_or_a_reason():
     fusable = {name for name, op in OPS.items()
                if op.kind in (Kind.ELEMENTWISE, Kind.REDUCTION)}
-    covered = set(native.EXPRESSIONS) | set(native.REDUCTIONS) | set(native.NOT_NATIVE)
+    with_c = {name for name, entry in LOWERINGS.items() if entry.c is not None}
+    covered = with_c | set(native.REDUCTIONS) | set(native.NOT_NATIVE)
     assert fusable - covered == set(), "fusable primitives without a native entry"
     assert covered - set(OPS) == set(), "native entries for primitives that do not exist"
 
@@ -54,7 +52,8 @@ def test_softmax_is_one_native_kernel_of_three_loops(rng):
     x = rng.standard_normal((37, 53)).astype(F32)
     got, source = compiled(softmax, x)
     assert source.count("_runc(") == 1 and "_run(" not in source
-    assert source.count("for (int64_t c = 0; c < 53; c++)") == 3, source
+    assert "const int64_t n_cols = 53;" in source, source
+    assert source.count("for (int64_t c = 0; c < n_cols; c++)") == 3, source
     d = x - x.max(axis=-1, keepdims=True).astype(np.float64)
     e = np.exp(d)
     total = e.sum(axis=-1, keepdims=True)
@@ -216,12 +215,7 @@ def test_rows_split_across_threads(rng, threads):
         return x - np.max(x, axis=-1, keepdims=True), np.tanh(x) + 1.0
 
     x = rng.standard_normal((1001, 257)).astype(F32)  # enough to split, rows uneven
-    old = get_num_threads()
-    set_num_threads(threads)
-    try:
-        got, _ = compiled(f, x)
-    finally:
-        set_num_threads(old)
+    got, _ = compiled(f, x, threads=threads)
     np.testing.assert_array_equal(got[0], f(x)[0])
     # near tanh(x) = -1 the sum cancels: the bound is in ulp of tanh(x), not of the sum
     t = np.tanh(x.astype(np.float64))
@@ -243,11 +237,11 @@ def test_libraries_are_cached_on_disk(tmp_path, monkeypatch, rng):
 
 
 def test_a_failed_build_warns_and_runs_numpy_kernels(monkeypatch, rng):
-    def broken(source):
+    def broken(source, march=None):
         raise toolchain.BuildError("gcc failed: simulated")
     monkeypatch.setattr(toolchain, "build", broken)
     x = rng.standard_normal((5, 6)).astype(F32)
-    f = graphc.compile(lambda x: np.exp(x) + 1.0)
+    f = graphc.compile(lambda x: np.exp(x) + 1.0, options=FORCED)
     with pytest.warns(RuntimeWarning, match="native kernels .* failed to build"):
         got = f(x)
     assert "_run(_k" in f.lower(x).source
@@ -257,15 +251,18 @@ def test_a_failed_build_warns_and_runs_numpy_kernels(monkeypatch, rng):
 def test_without_a_compiler_numpy_kernels_run(monkeypatch, rng):
     monkeypatch.setattr(toolchain, "compiler", lambda: None)
     x = rng.standard_normal((5, 6)).astype(F32)
-    f = graphc.compile(lambda x: np.exp(x) + 1.0)
+    f = graphc.compile(lambda x: np.exp(x) + 1.0, options=FORCED)
     assert "_run(_k" in f.lower(x).source and "_runc(" not in f.lower(x).source
     np.testing.assert_allclose(f(x), np.exp(x) + 1.0, rtol=1e-6)
 
 
 def test_native_off_by_environment(monkeypatch, rng):
+    # the variables are the options' defaults (tests/test_options.py: and lose to them)
+    monkeypatch.setenv("GRAPHC_SMALL_GROUP", "0")
     monkeypatch.setenv("GRAPHC_NATIVE", "0")
     x = rng.standard_normal((5, 6)).astype(F32)
-    assert "_runc(" not in graphc.compile(lambda x: np.exp(x) + 1.0).lower(x).source
+    source = graphc.compile(lambda x: np.exp(x) + 1.0).lower(x).source
+    assert "_runc(" not in source and "_run(_k" in source
 
 
 def test_an_unwritable_cache_warns_and_runs_numpy_kernels(monkeypatch, tmp_path, rng):
@@ -273,7 +270,7 @@ def test_an_unwritable_cache_warns_and_runs_numpy_kernels(monkeypatch, tmp_path,
     blocked.write_text("not a directory")
     monkeypatch.setenv("GRAPHC_CACHE_DIR", str(blocked))
     x = rng.standard_normal((5, 7)).astype(F32)
-    f = graphc.compile(lambda x: np.tanh(x) * 0.5)
+    f = graphc.compile(lambda x: np.tanh(x) * 0.5, options=FORCED)
     with pytest.warns(RuntimeWarning, match="failed to build"):
         got = f(x)
     np.testing.assert_allclose(got, np.tanh(x) * 0.5, rtol=1e-6)
@@ -285,7 +282,7 @@ def test_dump_writes_the_c_source(monkeypatch, tmp_path, rng):
     def scaled_exp(x):
         return np.exp(x) * 2.0
     x = rng.standard_normal((4, 9)).astype(F32)
-    f = graphc.compile(scaled_exp)
+    f = graphc.compile(scaled_exp, options=FORCED)
     f(x)
     c_file = tmp_path / "scaled_exp.0.c"
     assert c_file.exists() and "expf(" in c_file.read_text()
@@ -331,11 +328,13 @@ def test_an_unrolled_loop_shares_one_c_function(rng):
     np.testing.assert_allclose(got, rnn(h, w, b), rtol=1e-5, atol=1e-6)
 
 
-def test_small_groups_of_several_ops_are_native_too(monkeypatch, rng):
-    monkeypatch.delenv("GRAPHC_SMALL_GROUP")  # the default threshold, not forced
-
+def test_small_groups_of_several_ops_are_native_too(rng):
     def cell(f, c):
         return 1.0 / (1.0 + np.exp(-f)) * np.tanh(c)
+
+    def compiled(fn, *args):  # the default threshold, not forced
+        f = graphc.compile(fn, options={"native": True, "small_group": SMALL_GROUP})
+        return f(*args), f.lower(*args).source
 
     f, c = (rng.standard_normal((64, 128)).astype(F32) for _ in range(2))
     got, source = compiled(cell, f, c)
@@ -363,8 +362,9 @@ def test_the_target_instruction_set_is_part_of_the_cache_key(tmp_path, monkeypat
     monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
     source = "int graphc_march_probe(void) { return 7; }\n"
     for march in ("native", "x86-64-v3", "x86-64-v3"):  # the second v3 build is a hit
-        monkeypatch.setenv("GRAPHC_MARCH", march)
-        assert toolchain.build(source).graphc_march_probe() == 7
+        assert toolchain.build(source, march).graphc_march_probe() == 7
+    monkeypatch.setenv("GRAPHC_MARCH", "x86-64-v3")  # the default target: the same key
+    assert toolchain.build(source).graphc_march_probe() == 7
     assert len(list((tmp_path / "native").glob("*.so"))) == 2
 
 
@@ -386,7 +386,7 @@ def test_an_unknown_target_warns_and_never_reaches_the_compiler(tmp_path, monkey
                          for argv in built)
 
 
-@pytest.mark.skipif(not toolchain.vector_math() or platform.machine() != "x86_64",
+@pytest.mark.skipif(not toolchain.vector_math(lowering.libm_functions()) or platform.machine() != "x86_64",
                     reason="needs x86-64 and glibc's libmvec")
 @pytest.mark.parametrize("march, wanted, unwanted", [  # the kernels run here
     pytest.param("x86-64-v3", b"_ZGVdN8v_tanhf", b"_ZGVeN16v_tanhf",  # AVX2, not AVX-512
@@ -396,9 +396,8 @@ def test_an_unknown_target_warns_and_never_reaches_the_compiler(tmp_path, monkey
 def test_the_target_picks_the_libmvec_variant(tmp_path, monkeypatch, rng, march, wanted,
                                               unwanted):
     monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
-    monkeypatch.setenv("GRAPHC_MARCH", march)
     x = rng.standard_normal((64, 65)).astype(F32)
-    got, source = compiled(lambda x: np.tanh(x) * 3.0, x)
+    got, source = compiled(lambda x: np.tanh(x) * 3.0, x, march=march)
     assert "_runc(" in source
     # the imported names sit in the library's dynamic string table
     images = [so.read_bytes() for so in (tmp_path / "native").glob("*.so")]

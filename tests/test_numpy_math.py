@@ -36,11 +36,11 @@ def assert_same(got, want) -> None:
         np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
 
 
-def check(fn, *args) -> None:
+def check(fn, *args, options=None) -> None:
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # numpy's divide-by-zero
         want = fn(*args)
-        got = graphc.compile(fn)(*args)
+        got = graphc.compile(fn, options=options)(*args)
     want = want if isinstance(want, tuple) else (want,)
     got = got if isinstance(got, tuple) else (got,)
     assert len(got) == len(want)
@@ -220,9 +220,8 @@ needs_cc = pytest.mark.skipif(toolchain.compiler() is None, reason="no C compile
 
 @needs_cc
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64"])
-def test_native_kernels_give_numpy_bits(monkeypatch, dtype):
-    monkeypatch.setenv("GRAPHC_SMALL_GROUP", "0")
-    monkeypatch.setenv("GRAPHC_NATIVE", "1")
+def test_native_kernels_give_numpy_bits(dtype):
+    forced = {"small_group": 0, "native": True}  # every group a native kernel
     if dtype.startswith("float"):
         a, b = grid(dtype)
     else:
@@ -235,7 +234,7 @@ def test_native_kernels_give_numpy_bits(monkeypatch, dtype):
         return q, r, np.floor(a * 0.5) + np.ceil(b), np.round(a * 1.5), np.round(a, 1), \
             np.round(a, -1), np.isnan(r) | np.isinf(q)
 
-    check(fn, a, b)
-    source = graphc.compile(fn).lower(a, b).source
+    check(fn, a, b, options=forced)
+    source = graphc.compile(fn, options=forced).lower(a, b).source
     assert "gc_floor_divide" in source and "gc_remainder" in source, \
         "the division did not run as a native kernel"

@@ -45,17 +45,15 @@ def test_cumsum_dtype_casts_first_and_bool_is_refused():
         graphc.compile(lambda x: np.cumsum(x, dtype=bool))(make((4,), "bool"))
 
 
-def test_cumsum_native_kernel_matches_numpy_bit_for_bit(monkeypatch):
+def test_cumsum_native_kernel_matches_numpy_bit_for_bit():
     # the C loop adds in index order, as np.add.accumulate does: identical floats
     if toolchain.compiler() is None:
         pytest.skip("no C compiler: cumsum runs through numpy")
-    monkeypatch.setenv("GRAPHC_SMALL_GROUP", "0")
-    monkeypatch.setenv("GRAPHC_NATIVE", "1")
     fn = lambda x, n: (np.cumsum(x, axis=0), np.cumsum(x, axis=-1),  # noqa: E731
                        np.cumsum(n, axis=1))
     x = make((300, 257), "float32")
     n = np.full((5, 7), 2**62, np.int64)  # wraps around, as numpy's int64 does
-    f = graphc.compile(fn)
+    f = graphc.compile(fn, options={"small_group": 0, "native": True})
     assert f.lower(x, n).source.count("_runc(") == 3
     with np.errstate(over="ignore"):
         want = fn(x, n)

@@ -142,13 +142,31 @@ def _same_with_nan(a: Attrs, b: Attrs) -> bool:
                for x, y in zip(a.values(), b.values()))
 
 
-def test_every_op_has_samples_and_a_numpy_lowering():
-    no_samples = sorted(set(ops.OPS) - set(SAMPLES))
-    no_lowering = sorted(set(ops.OPS) - set(LOWERINGS))
-    unknown = sorted((set(SAMPLES) | set(LOWERINGS)) - set(ops.OPS))
-    assert not no_samples, f"ops without a case in tests/op_samples.py: {no_samples}"
-    assert not no_lowering, f"ops without a lowering in backends.numpy.LOWERINGS: {no_lowering}"
-    assert not unknown, f"samples or lowerings for ops that do not exist: {unknown}"
+def missing_entries() -> dict[str, list[str]]:
+    """Per per-op table, the primitives of `ops.OPS` it lacks, and the names it has
+    that are not primitives (a stale entry never runs)."""
+    from graphc.passes import precision
+    from graphc.passes.autodiff import VJP
+    accumulating = {n for n, op in ops.OPS.items() if op.rounding is ops.Rounding.ACCUMULATES}
+    differentiable = {n for n, op in ops.OPS.items() if op.differentiable}
+    tables = {  # table -> (the names it should have, the names it has)
+        "tests/op_samples.py SAMPLES": (set(ops.OPS), set(SAMPLES)),
+        "backends.numpy.LOWERINGS": (set(ops.OPS), set(LOWERINGS)),
+        "passes.autodiff.VJP (or differentiable=False)": (differentiable, set(VJP)),
+        "passes.precision.TERMS (Rounding.ACCUMULATES)": (accumulating, set(precision.TERMS)),
+    }
+    out = {}
+    for table, (want, have) in tables.items():
+        if want - have:
+            out[f"missing from {table}"] = sorted(want - have)
+        if have - want:
+            out[f"stale in {table}"] = sorted(have - want)
+    return out
+
+
+def test_every_primitive_is_in_every_per_op_table():
+    missing = missing_entries()
+    assert not missing, "\n".join(f"{k}: {v}" for k, v in missing.items())
 
 
 # ---------------------------------------------------------------- rule errors

@@ -12,9 +12,8 @@ from graphc.ops import OPS
 pytestmark = pytest.mark.skipif(toolchain.compiler() is None, reason="no C compiler")
 
 
-@pytest.fixture(autouse=True)
-def native_on(monkeypatch):  # the suite also runs with GRAPHC_NATIVE=0
-    monkeypatch.setenv("GRAPHC_NATIVE", "1")
+# the suite also runs with GRAPHC_NATIVE=0, the default of `native`: these ask for C
+C = dict(native=True)
 
 # (input shape, kernel, stride, padding): overlapping windows, padding, odd sizes
 GEOMETRIES = [((2, 3, 8, 8), (2, 2), (2, 2), (0, 0)),
@@ -35,34 +34,36 @@ def _inputs(rng, shape, dtype):
 def test_window_ops_match_the_references(rng, dtype, shape, kernel, stride, padding):
     attrs = dict(kernel=kernel, stride=stride, padding=padding)
     x = _inputs(rng, shape, dtype)
-    assert windows._c_function("max_pool2d", x) is not None  # the C path, not the reference
-    y = windows.max_pool2d(x, **attrs)
+    assert windows._c_function("max_pool2d", x, **C) is not None  # C, not the reference
+    y = windows.max_pool2d(x, **attrs, **C)
     np.testing.assert_array_equal(y, OPS["max_pool2d"].impl(x, **attrs), strict=True)
     g = rng.standard_normal(y.shape).astype(dtype)
     # where windows overlap, an element can be the max of several: its gradient is a
     # sum, added in window order here and in kernel-offset order in the reference
     overlap = any(s < k for s, k in zip(stride, kernel))
     rtol = (1e-6 if dtype == np.float32 else 1e-14) if overlap else 0
-    np.testing.assert_allclose(windows.max_pool2d_grad(x, g, **attrs),
+    np.testing.assert_allclose(windows.max_pool2d_grad(x, g, **attrs, **C),
                                OPS["max_pool2d_grad"].impl(x, g, **attrs), rtol=rtol,
                                strict=True)
     h = rng.standard_normal(shape).astype(dtype)
-    np.testing.assert_array_equal(windows.max_pool2d_gather(x, h, **attrs),
+    np.testing.assert_array_equal(windows.max_pool2d_gather(x, h, **attrs, **C),
                                   OPS["max_pool2d_gather"].impl(x, h, **attrs), strict=True)
 
 
-def test_non_contiguous_input_and_many_planes_across_threads(rng):
+@pytest.mark.parametrize("threads", [None, 3])
+def test_non_contiguous_input_and_many_planes_across_threads(rng, threads):
     x = rng.standard_normal((16, 40, 20, 24)).astype(np.float32).transpose(0, 1, 3, 2)
     attrs = dict(kernel=(2, 2), stride=(2, 2), padding=(0, 0))
-    np.testing.assert_array_equal(windows.max_pool2d(x, **attrs),
+    np.testing.assert_array_equal(windows.max_pool2d(x, **attrs, **C, threads=threads),
                                   OPS["max_pool2d"].impl(x, **attrs))
 
 
 def test_other_dtypes_and_native_off_use_the_reference(rng, monkeypatch):
     attrs = dict(kernel=(2, 2), stride=(2, 2), padding=(0, 0))
     x = rng.integers(-5, 5, (1, 2, 4, 4)).astype(np.int32)
-    assert windows._c_function("max_pool2d", x) is None
-    np.testing.assert_array_equal(windows.max_pool2d(x, **attrs),
+    assert windows._c_function("max_pool2d", x, **C) is None
+    np.testing.assert_array_equal(windows.max_pool2d(x, **attrs, **C),
                                   OPS["max_pool2d"].impl(x, **attrs), strict=True)
-    monkeypatch.setenv("GRAPHC_NATIVE", "0")
+    assert windows._c_function("max_pool2d", x.astype(np.float32), native=False) is None
+    monkeypatch.setenv("GRAPHC_NATIVE", "0")  # the default where no option says
     assert windows._c_function("max_pool2d", x.astype(np.float32)) is None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import functools
 import itertools
 import warnings
 import keyword
@@ -25,19 +26,23 @@ from typing import Any, Callable
 import numpy as np
 
 from graphc.backends import settings
+from graphc.backends.options import Options, resolve
 from graphc import dtypes, ops
 from graphc.errors import GraphcError, IndexingError
-from graphc.ir import Attrs, Graph, Group, Node, TensorType, Value
+from graphc.ir import Graph, Group, Node, Value
 from graphc.ir.text import format_node
-from graphc.backends.numpy import runtime
+from graphc.backends.numpy import lowering, runtime
 from graphc.backends.numpy.kernels import Kernel, row_kernel
 from graphc.backends.numpy.lowering import LOWERINGS, Emitter, matmul_operands, lower_into
 from graphc.backends import toolchain
 from graphc.backends.numpy import native, scan, windows
 from graphc.passes.fusion import reduces_axis0
-from graphc.passes.memory import LiveRange, assign_slots
+from graphc.passes.memory import last_reads, plan_memory
+from graphc.passes.schedule import KernelPlan, plan_kernels
 
 _counter = itertools.count()
+_RESHAPED = re.compile(r"^np\.reshape\((\w+), .*\)$")  # a kernel argument's array
+_FIRST = r"\1"
 VIEW_OPS = frozenset({"reshape", "transpose", "broadcast_to", "slice"})  # numpy views
 # A group this small runs as plain numpy calls: blocks, threads and buffers would
 # cost more than they save (and per-call overhead is what counts at this size).
@@ -48,9 +53,6 @@ SMALL_GROUP = settings.SETTINGS["GRAPHC_SMALL_GROUP"].default  # 1 << 15
 # numpy call ~2-5 us per op at this size. An LSTM cell on (64, 128) ran in 34 us as
 # one C call, 86 us as numpy calls; polyfit's groups of 2000 elements ran slower.
 NATIVE_MIN = 4096
-_REF_OPS = ("sigmoid", "erf", "conv2d", "max_pool2d", "avg_pool2d", "scatter_add",
-            "conv2d_grad_input", "conv2d_grad_weight", "max_pool2d_grad",
-            "max_pool2d_gather", "avg_pool2d_grad")
 
 
 @dataclass
@@ -108,9 +110,10 @@ def _line(code: str, node: Node) -> str:
 class _Program:
     """The state of generating one function: names, kernels, buffers, lines."""
 
-    def __init__(self, graph: Graph, use_native: bool = False):
+    def __init__(self, graph: Graph, options: Options):
         self.graph = graph
-        self.use_native = use_native
+        self.options = options
+        self.use_native = native_enabled(options)
         self.natives: list[native.NativeKernel] = []
         self.native_by_body: dict[str, str] = {}  # a kernel's C (unnamed) -> its name
         self.em = Emitter()
@@ -118,21 +121,13 @@ class _Program:
         self.taken: set[str] = set()
         self.kernels: list[Kernel] = []
         self.body: list[str] = []
-        self.groups = graph.groups if graph.groups is not None else [
-            Group("source" if ops.OPS[n.op].kind is ops.Kind.SOURCE else "single", (n,))
-            for n in graph.nodes]
-        self.group_of = {id(n): gi for gi, g in enumerate(self.groups) for n in g.nodes}
+        self.plans = plan_kernels(graph)
+        self.group_of = {id(n): p.index for p in self.plans for n in p.group.nodes}
         self.outputs = {id(v) for v in graph.outputs}
-        self.users: dict[int, set[int]] = {}
-        for gi, g in enumerate(self.groups):
-            for n in g.nodes:
-                for v in n.inputs:
-                    self.users.setdefault(id(v), set()).add(gi)
+        self.last_read = last_reads(graph, VIEW_OPS)  # value id -> group, views to base
         self.buffered: list[Value] = []  # values written into planned buffers
+        self.in_place: dict[int, Value] = {}  # id(value) -> the buffer's donor (memory)
         self.locs: list = []  # source locations of the ops in _USER_FAILURES
-
-    def escapes(self, v: Value, gi: int) -> bool:
-        return id(v) in self.outputs or bool(self.users.get(id(v), set()) - {gi})
 
     def buffer(self, v: Value) -> str:
         """A line making v's full-size buffer: fresh for outputs, else a planned one."""
@@ -194,150 +189,125 @@ class _Program:
                                f"{node.output.type.size}, 1, {', '.join(args)})", node))
         return True
 
-    def kernel(self, nodes: list[Node], gi: int, kind: str, native_only: bool = False) -> bool:
-        """Emit the group as one kernel: native where C can express it, else a numpy
+    def kernel(self, plan: KernelPlan, native_only: bool = False) -> bool:
+        """Emit the plan as one kernel: native where C can express it, else a numpy
         block kernel (or, with native_only, nothing: False, and the caller emits the
         nodes one by one)."""
-        escaping = {id(v) for n in nodes for v in n.outputs if self.escapes(v, gi)}
-        flat = flatten_rows(nodes)
-        origin: dict[int, Any] = {}  # the kernel's values -> the graph's
-        if flat is not None:
-            nodes, origin, of_node = flat
-            escaping = {id(v) for n in nodes for v in n.outputs
-                        if id(origin[id(v)]) in escaping}
-            described = lambda n: describe(of_node[id(n)])  # noqa: E731
-        else:
-            described = describe
+        nodes = plan.nodes
+        in_place = self.in_place_pairs(plan)
 
         def arg(v: Value) -> str:
-            graph_v = origin.get(id(v), v)
+            graph_v = plan.origin(v)
             name = self.buffer(graph_v) if id(v) in outs else self.names[id(graph_v)]
             same = graph_v.type.shape == v.type.shape
             return name if same else f"np.reshape({name}, {v.type.shape!r})"
 
-        nk = native.native_kernel(f"_n{len(self.natives)}", nodes, escaping) \
+        def described(n: Node) -> str:
+            return describe(plan.source_node(n))
+
+        nk = native.native_kernel(f"_n{len(self.natives)}", plan, in_place) \
             if self.use_native else None
         if nk is not None:
             # an unrolled loop makes the same kernel many times over: one C function
             # serves every group whose C is the same but for its name and comments
             # (the comments name the first group's nodes)
-            key = re.sub(r"//[^\n]*", "", nk.source.replace(f"void {nk.name}(", "void _(", 1))
+            key = nk.key
             if key in self.native_by_body:
                 nk = dataclasses.replace(nk, name=self.native_by_body[key])
             else:
                 self.native_by_body[key] = nk.name
                 self.natives.append(nk)
+            self.in_place.update(in_place)
             outs = {id(v) for v in nk.outputs}
             args = [arg(v) for v in nk.inputs + nk.outputs]
             elements = max(v.type.size for n in nodes for v in (*n.inputs, *n.outputs))
+            self.call(plan, nk.name, nk.params, args,
+                      f"rows={nk.rows}, align={nk.align}, elements={elements}, "
+                      f"inputs={len(nk.inputs)}", native=True)
             self.body.append(f"_runc({nk.name}, {nk.rows}, {nk.align}, {elements}, "
-                             f"{len(nk.inputs)}, {', '.join(args)})  "
-                             f"# group {gi}: {kind}, {len(nodes)} ops, native")
+                             f"{len(nk.inputs)}, {', '.join(args)})")
             return True
         if native_only:
             return False
-        k = row_kernel(f"_k{len(self.kernels)}", nodes, escaping,
+        k = row_kernel(f"_k{len(self.kernels)}", plan,
                        lambda n, args, out: lower_into(n, args, out, self.em), described,
-                       lambda n, args: LOWERINGS[n.op](self.em, args, n.attrs))
+                       lambda n, args: LOWERINGS[n.op](self.em, args, n.attrs),
+                       self.options.block_elements, lambda v: self.constant(v, plan))
         self.kernels.append(k)
+        self.in_place.update(in_place)
         outs = {id(v) for v in k.outputs}
         args = [arg(v) for v in k.inputs + k.outputs]
-        self.body.append(f"_run({k.name}, {k.rows}, {k.block}, _s{len(self.kernels) - 1}, "
-                         f"{', '.join(args)})  # group {gi}: {kind}, {len(nodes)} ops")
+        scratch = f"_s{len(self.kernels) - 1}"
+        self.call(plan, k.name, k.params, args, f"rows={k.rows}, block={k.block}, "
+                  f"scratch={scratch}")
+        self.body.append(f"_run({k.name}, {k.rows}, {k.block}, {scratch}, {', '.join(args)})")
         return True
 
+    def call(self, plan: KernelPlan, name: str, params, args: list[str], fields: str,
+             native: bool = False) -> None:
+        """The comment above a kernel call: what each of its arguments is."""
+        ops_ = f"{len(plan.nodes)} op" + ("s" if len(plan.nodes) != 1 else "")
+        kind = f"group {plan.index}: {plan.kind}, {ops_}" + \
+            (", native" if native else "")
+        binds = ", ".join(f"{p}={_RESHAPED.sub(_FIRST, a)}" for p, a in zip(params, args))
+        self.body.append(f"# {name} ({kind}): {fields}; {binds}")
 
-def _reduced_axes(node: Node) -> tuple[int, ...]:
-    return tuple(node.attrs["axes"]) if "axes" in node.attrs else (node.attrs["axis"],)
+    def constant(self, v: Value, plan: KernelPlan) -> str | None:
+        """The module-level name of a hoisted constant that kernel value v is (a kernel
+        reads it directly), unless the plan flattened it (it is then passed reshaped)."""
+        graph_v = plan.origin(v)
+        name = self.names.get(id(graph_v), "")
+        hoisted = graph_v.node is not None and \
+            ops.OPS[graph_v.node.op].kind is ops.Kind.SOURCE
+        same = graph_v.type.shape == v.type.shape
+        return name if hoisted and same and re.fullmatch(r"_c\d+", name) else None
 
-
-def flatten_rows(nodes: list[Node]):
-    """The kernel's nodes over 2-d values when every value shares the leading dims of a
-    rank >= 3 space (or broadcasts over all of them) and reductions only take the last
-    axis: then the rows to cut into blocks are all the leading dims together, not just
-    axis 0 (attention's (8, 512, 512) scores give 4096 rows, not 8). None otherwise.
-    Returns (nodes, kernel value id -> graph value, kernel node id -> graph node)."""
-    first = next(n for n in nodes if n.outputs[0].type.ndim)
-    space = first.inputs[0].type.shape if ops.OPS[first.op].kind is ops.Kind.REDUCTION \
-        else first.outputs[0].type.shape
-    if len(space) < 3:
-        return None
-    lead = space[:-1]
-    rows = int(np.prod(lead))
-
-    def proxy_shape(v: Value):
-        shape = v.type.shape
-        if not shape:
-            return shape
-        if len(shape) == len(space) and shape[:-1] == lead:
-            return (rows, shape[-1])
-        if all(d == 1 for d in shape[:-1]):  # broadcast over every row
-            return shape[-1:]
-        return None
-
-    for n in nodes:
-        if ops.OPS[n.op].kind is ops.Kind.REDUCTION and (
-                _reduced_axes(n) != (len(space) - 1,) or not n.attrs["keepdims"]):
-            return None
-        for v in (*n.inputs, *n.outputs):
-            if proxy_shape(v) is None or (v in n.outputs and v.type.ndim and
-                                          proxy_shape(v)[0] != rows):
-                return None
-    proxies: dict[int, Value] = {}
-    origin: dict[int, Value] = {}
-
-    def proxy(v: Value) -> Value:
-        if id(v) not in proxies:
-            shape = proxy_shape(v)
-            p = v if shape == v.type.shape else Value(v.name, TensorType(shape, v.type.dtype))
-            proxies[id(v)], origin[id(p)] = p, v
-        return proxies[id(v)]
-
-    out, of_node = [], {}
-    for n in nodes:
-        attrs = dict(n.attrs)
-        if ops.OPS[n.op].kind is ops.Kind.REDUCTION:
-            attrs["axes" if "axes" in attrs else "axis"] = (1,) if "axes" in attrs else 1
-        copy = Node(n.op, tuple(proxy(v) for v in n.inputs), Attrs(attrs), loc=n.loc)
-        outs = []
-        for v in n.outputs:
-            p = Value(v.name, TensorType(proxy_shape(v), v.type.dtype), copy)
-            proxies[id(v)], origin[id(p)] = p, v
-            outs.append(p)
-        copy.outputs = tuple(outs)
-        out.append(copy)
-        of_node[id(copy)] = n
-    return out, origin, of_node
+    def in_place_pairs(self, plan: KernelPlan) -> dict[int, Value]:
+        """The plan's in-place candidates this program can take (id(graph output) ->
+        graph input): both in planned buffers, the input dying in this kernel."""
+        pairs = {}
+        for vid, donor in plan.reuse.items():
+            out = plan.origin(plan.nodes_output(vid))
+            if id(out) in self.outputs or id(donor) in self.outputs or \
+                    not any(b is donor for b in self.buffered) or \
+                    self.last_read.get(id(donor)) != plan.index:
+                continue
+            pairs[id(out)] = donor
+        return pairs
 
 
-def native_enabled() -> bool:
-    """Native kernels are on unless GRAPHC_NATIVE=0, where a C compiler exists."""
-    return settings.get("GRAPHC_NATIVE") and toolchain.compiler() is not None
+def native_enabled(options: Options | None = None) -> bool:
+    """Native kernels are on unless the options (None: the environment's, where
+    GRAPHC_NATIVE=0 turns them off) say not, where a C compiler exists."""
+    return resolve(options).native and toolchain.compiler() is not None
 
 
-def generate(graph: Graph, use_native: bool | None = None) -> tuple[str, dict[str, Any]]:
+def generate(graph: Graph, options: Options | None = None) -> tuple[str, dict[str, Any]]:
     """The Python source of `graph` and the objects it refers to (constants, pools,
-    native kernels: building them runs the C compiler, see `native`)."""
-    p = _Program(graph, native_enabled() if use_native is None else use_native)
+    native kernels: building them runs the C compiler, see `native`), as `options`
+    (None: the environment's defaults) ask."""
+    p = _Program(graph, resolve(options))
     params = []
     for v in graph.inputs:
         p.names[id(v)] = _ident(v.name, p.taken)
         params.append(p.names[id(v)])
-    last_group = _last_reads(p)
-    small_group = settings.get("GRAPHC_SMALL_GROUP")
-    for gi, group in enumerate(p.groups):
-        small = _elements(group) <= small_group
+    small_group = p.options.small_group
+    for plan in p.plans:
+        gi = plan.index
+        small = _elements(plan.group) <= small_group
         if not small:  # op by op, any group runs; as one kernel, only this backend's
-            _check_policy(group, gi)
-        RENDERERS[group.kind](p, group, gi, small)
+            _check_policy(plan.group, gi)
+        RENDERERS[plan.kind](p, plan, small)
         # free what no later group reads, as eager code does: numpy's allocator then
         # hands back warm memory instead of touching fresh pages
-        dead = sorted({p.names[k] for k, last in last_group.items()
+        dead = sorted({p.names[k] for k, last in p.last_read.items()
                        if last == gi and k not in p.outputs and k in p.names
                        and not p.names[k].startswith("_c")})
-        if dead and gi < len(p.groups) - 1:
+        if dead and gi < len(p.plans) - 1:
             p.body.append(f"del {', '.join(dead)}")
-    slot_of, slot_bytes = _plan(p, last_group)
+    memory = plan_memory([(v, p.group_of[id(v.node)]) for v in p.buffered], p.last_read,
+                         p.in_place)
+    slot_of, slot_bytes = memory.slot_of, memory.slot_bytes
     body = [re.sub(r"@(\d+)@", lambda m: str(slot_of[int(m.group(1))]), line)
             for line in p.body]
     body.append("return (" + "".join(r + ", " for r in _returned(p)) + ")")
@@ -346,7 +316,8 @@ def generate(graph: Graph, use_native: bool | None = None) -> tuple[str, dict[st
              *p.em.const_lines, ""]
     c_source = ""
     if p.natives:
-        c_source = native.library_source(p.natives, toolchain.vector_math())
+        vector = toolchain.vector_math(lowering.libm_functions())
+        c_source = native.library_source(p.natives, vector)
         lines += ["# native kernels, built by the C compiler (the _n functions below):",
                   '_C_SOURCE = r"""', c_source.rstrip("\n"), '"""', ""]
     for k in p.kernels:
@@ -359,65 +330,69 @@ def generate(graph: Graph, use_native: bool | None = None) -> tuple[str, dict[st
         lines += ["    finally:", "        _arena.put(_A)"]
     else:
         lines += ["    " + b for b in body]
-    namespace = {"np": np, "_consts": p.em.consts, "_run": runtime.run_blocks,
+    threads = p.options.threads  # None: the runtime's count when the call runs
+    bound = {} if threads is None else {"threads": threads}
+    namespace = {"np": np, "_consts": p.em.consts,
+                 "_run": functools.partial(runtime.run_blocks, **bound) if bound
+                 else runtime.run_blocks,
                  "_view": runtime.view, "_arena": runtime.arena_pool(slot_bytes),
                  "_out": runtime.Recycler(), "_locs": p.locs, "_IndexingError": IndexingError}
     for i, k in enumerate(p.kernels):
         namespace[f"_s{i}"] = runtime.scratch_pool(k.scratch)
     if p.natives:
-        namespace["_runc"] = runtime.run_native
-        lib = toolchain.build(c_source)
+        namespace["_runc"] = functools.partial(runtime.run_native, **bound) if bound \
+            else runtime.run_native
+        lib = toolchain.build(c_source, p.options.march)
         for nk in p.natives:  # the address: runtime.run_native calls it
             namespace[nk.name] = ctypes.cast(getattr(lib, nk.name), ctypes.c_void_p).value
-    for name in _REF_OPS:
+    for name in lowering.reference_ops():  # the entries whose Python form calls it
         namespace[f"_ref_{name}"] = ops.OPS[name].impl
     for name in ("max_pool2d", "max_pool2d_grad", "max_pool2d_gather"):  # C loops
-        namespace[f"_win_{name}"] = getattr(windows, name)
+        namespace[f"_win_{name}"] = functools.partial(
+            getattr(windows, name), native=p.use_native, march=p.options.march, **bound)
     return "\n".join(lines) + "\n", namespace
 
 
-# How each kind of fusion group (graphc.ir.Group) becomes code. A renderer appends the
-# group's lines to the program; `small` says the group is at most GRAPHC_SMALL_GROUP
-# elements, where blocks, threads and buffers would cost more than they save.
-Renderer = Callable[[_Program, Group, int, bool], None]
+# How each kind of kernel plan (passes/schedule.py; its kind is its group's) becomes
+# code. A renderer appends the plan's lines to the program; `small` says the group is at
+# most GRAPHC_SMALL_GROUP elements, where blocks, threads and buffers would cost more
+# than they save.
+Renderer = Callable[[_Program, KernelPlan, bool], None]
 
 
-def _render_ops(p: _Program, group: Group, gi: int, small: bool) -> None:
+def _render_ops(p: _Program, plan: KernelPlan, small: bool) -> None:
     """One numpy line per op: the kinds that run unblocked, and every small group."""
-    for node in group.nodes:
+    for node in plan.group.nodes:
         p.single(node)
 
 
-def _render_fused(p: _Program, group: Group, gi: int, small: bool) -> None:
+def _render_fused(p: _Program, plan: KernelPlan, small: bool) -> None:
     """An elementwise or reduction group as one kernel: native, else a numpy block
     kernel; small, it runs op by op unless it is worth one C call."""
-    nodes = list(group.nodes)
     if not small:
-        p.kernel(nodes, gi, group.kind)
+        p.kernel(plan)
     # one C call costs less than two numpy calls even this small
-    elif not (p.use_native and len(nodes) >= 2 and _elements(group) >= NATIVE_MIN and
-              p.kernel(nodes, gi, group.kind, native_only=True)):
-        _render_ops(p, group, gi, small)
+    elif not (p.use_native and len(plan.nodes) >= 2 and _elements(plan.group) >= NATIVE_MIN
+              and p.kernel(plan, native_only=True)):
+        _render_ops(p, plan, small)
 
 
-def _render_matmul(p: _Program, group: Group, gi: int, small: bool) -> None:
+def _render_matmul(p: _Program, plan: KernelPlan, small: bool) -> None:
     """The matmul into its buffer (BLAS), then its epilogue as one kernel."""
     if small:
-        _render_ops(p, group, gi, small)
+        _render_ops(p, plan, small)
         return
-    mm = next(n for n in group.nodes if ops.OPS[n.op].kind is ops.Kind.MATMUL)
-    p.matmul(mm, gi)
-    epilogue = [n for n in group.nodes if n is not mm]
-    if epilogue:
-        p.kernel(epilogue, gi, group.kind)
+    p.matmul(plan.matmul, plan.index)
+    if plan.nodes:
+        p.kernel(plan)
 
 
-def _render_single(p: _Program, group: Group, gi: int, small: bool) -> None:
+def _render_single(p: _Program, plan: KernelPlan, small: bool) -> None:
     """One op; a large prefix sum is a C loop of its own (backends/numpy/scan.py)."""
-    node = group.nodes[0]
-    if not (len(group.nodes) == 1 and node.op == "cumsum" and p.use_native and not small
-            and p.scan(node, gi)):
-        _render_ops(p, group, gi, small)
+    node = plan.group.nodes[0]
+    if not (len(plan.group.nodes) == 1 and node.op == "cumsum" and p.use_native
+            and not small and p.scan(node, plan.index)):
+        _render_ops(p, plan, small)
 
 
 def _check_policy(group: Group, gi: int) -> None:
@@ -449,30 +424,6 @@ def _elements(group: Group) -> int:
     return max(v.type.size for n in group.nodes for v in (*n.inputs, *n.outputs))
 
 
-def _last_reads(p: _Program) -> dict[int, int]:
-    """value id -> the last group that reads it, following numpy views to their base
-    (a view keeps its base's buffer alive)."""
-    root: dict[int, int] = {}
-    last: dict[int, int] = {}
-    for gi, g in enumerate(p.groups):
-        for n in g.nodes:
-            for v in n.inputs:
-                last[id(v)] = gi
-                last[root.get(id(v), id(v))] = gi
-            if n.op in VIEW_OPS:
-                root[id(n.output)] = root.get(id(n.inputs[0]), id(n.inputs[0]))
-    for v in p.graph.outputs:  # an output that views a buffer is copied at the end
-        last[root.get(id(v), id(v))] = len(p.groups)
-    return last
-
-
-def _plan(p: _Program, last_group: dict[int, int]) -> tuple[dict[int, int], list[int]]:
-    ranges = [LiveRange(v, p.group_of[id(v.node)],
-                        last_group.get(id(v), p.group_of[id(v.node)]))
-              for v in p.buffered]
-    return assign_slots(ranges)
-
-
 def _returned(p: _Program) -> list[str]:
     out, seen = [], set()
     for v in p.graph.outputs:
@@ -487,13 +438,16 @@ def _returned(p: _Program) -> list[str]:
     return out
 
 
-def compile_graph(graph: Graph) -> Executable:
+def compile_graph(graph: Graph, options: Options | None = None) -> Executable:
+    """`graph` as a runnable Executable, built as `options` ask (an Options or a dict;
+    None: the environment's defaults, see backends/options.py)."""
+    options = resolve(options)
     try:
-        source, namespace = generate(graph)
+        source, namespace = generate(graph, options)
     except toolchain.BuildError as exc:  # a bug in generated C: numpy kernels still work
         warnings.warn(f"graphc: native kernels of {graph.name} failed to build; using "
                       f"numpy kernels. {exc}", RuntimeWarning, stacklevel=2)
-        source, namespace = generate(graph, use_native=False)
+        source, namespace = generate(graph, options.replace(native=False))
     filename = f"<graphc-numpy:{graph.name}:{next(_counter)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     exec(compile(source, filename, "exec"), namespace)

@@ -15,12 +15,16 @@ enough for its intermediates to stay in cache; blocks run on the runtime's threa
 """
 from __future__ import annotations
 
+import keyword
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
 from graphc.backends import settings
 from graphc.ir import Node, Value
 from graphc.ops import OPS, Kind
+from graphc.backends.numpy.names import ParamNames
+from graphc.passes.schedule import KernelPlan
 
 # Elements of the widest value per block: 512 KiB of float32, big enough that the
 # per-block Python and GIL hand-off cost stays small (measured: 32K-element blocks
@@ -38,26 +42,27 @@ class Kernel:
     scratch: list[tuple[tuple[int, ...], str]] = field(default_factory=list)
     rows: int = 1
     block: int = 1
+    params: tuple[str, ...] = ()  # its array parameters' names: inputs, then outputs
 
 
-def row_kernel(name: str, nodes: list[Node], escaping: set[int],
+def row_kernel(name: str, plan: KernelPlan,
                lower_into: Callable[[Node, list[str], str], str],
                describe: Callable[[Node], str],
-               lower_expr: Callable[[Node, list[str]], str]) -> Kernel:
-    """Generate the block function of `nodes` (a fused group, or a matmul epilogue).
+               lower_expr: Callable[[Node, list[str]], str],
+               block_elements: int = BLOCK_ELEMENTS,
+               constant: Callable[[Value], str | None] = lambda v: None) -> Kernel:
+    """Generate the block function of `plan` (a fused group, or a matmul epilogue).
 
-    `escaping` holds ids of values needed outside the nodes; they are written into
-    full-size output buffers. `lower_into(node, args, out)` gives the statement that
-    computes `node` into `out`; `lower_expr(node, args)` an expression for it (0-d
-    values, computed afresh in each block: a few scalars).
+    Values that escape the plan are written into full-size output buffers.
+    `lower_into(node, args, out)` gives the statement that computes `node` into `out`;
+    `lower_expr(node, args)` an expression for it (0-d values, computed afresh in each
+    block: a few scalars). `constant(v)` names a module-level constant the kernel
+    reads directly instead of through a parameter (None: v is a parameter).
     """
-    internal = {id(v) for n in nodes for v in n.outputs}
-    first = next(n for n in nodes if n.outputs[0].type.ndim)
-    space = first.inputs[0].type.shape if OPS[first.op].kind is Kind.REDUCTION \
-        else first.outputs[0].type.shape
-    rows = space[0]
+    nodes = list(plan.nodes)
+    rows = plan.rows
     widest = max([_row_elements(v) for n in nodes for v in (*n.inputs, *n.outputs)] + [1])
-    target = settings.get("GRAPHC_BLOCK_ELEMENTS")
+    target = block_elements  # the compiled function's options (backends/options.py)
     block = max(1, min(rows, target // widest))
     last_use = {id(v): i for i, n in enumerate(nodes) for v in n.inputs}
 
@@ -70,9 +75,16 @@ def row_kernel(name: str, nodes: list[Node], escaping: set[int],
     free: dict[tuple, list[int]] = {}  # scratch slots free for reuse, by (tail, dtype)
     slot_of: dict[int, int] = {}
 
+    names = ParamNames(plan.origin, sum(plan.escapes(v) for n in nodes for v in n.outputs),
+                       _reserved)
+    out_param: list[str] = []
+
     def external(v: Value, cut: bool) -> str:
+        name = constant(v)
+        if name is not None:
+            return f"{name}[lo:hi]" if cut else name
         if id(v) not in param:
-            param[id(v)] = f"a{len(kernel.inputs)}"
+            param[id(v)] = names.input(v)
             kernel.inputs.append(v)
         name = param[id(v)]
         if not cut:
@@ -97,11 +109,11 @@ def row_kernel(name: str, nodes: list[Node], escaping: set[int],
                 free.setdefault(_key(v), []).append(slot)
 
     def allocate(v: Value) -> str:
-        if id(v) in escaping:
-            j = len(kernel.outputs)
+        if plan.escapes(v):
             kernel.outputs.append(v)
-            top.append(f"o{j}_b = o{j}[lo:hi]")
-            return f"o{j}_b"
+            out_param.append(names.output(v))
+            top.append(f"{out_param[-1]}_b = {out_param[-1]}[lo:hi]")
+            return f"{out_param[-1]}_b"
         slots = free.get(_key(v))
         if slots:
             slot = slots.pop()
@@ -127,11 +139,19 @@ def row_kernel(name: str, nodes: list[Node], escaping: set[int],
         local[id(node.outputs[0])] = out
         body.append(f"{lower_into(node, args, out):<56}  # {describe(node)}")
 
-    params = ", ".join([param[id(v)] for v in kernel.inputs] +
-                       [f"o{j}" for j in range(len(kernel.outputs))])
+    kernel.params = tuple([param[id(v)] for v in kernel.inputs] + out_param)
+    params = ", ".join(kernel.params)
     kernel.source = "\n".join([f"def {name}(lo, hi, s, {params}):"] +
                               ["    " + line for line in top + body]) + "\n"
     return kernel
+
+
+def _reserved(name: str) -> bool:
+    """Names a parameter may not take: Python's words, the block function's own
+    locals (lo, hi, s, n, t0.., c0..), module names (np, _c0), and block slices."""
+    return keyword.iskeyword(name) or name in ("lo", "hi", "s", "n", "np") or \
+        re.fullmatch(r"[tc]\d+", name) is not None or name.startswith("_") or \
+        name.endswith("_b")
 
 
 def _key(v: Value) -> tuple:

@@ -1,18 +1,37 @@
 """The numpy backend's lowering table: one entry per primitive.
 
-`LOWERINGS[op](emitter, args, attrs)` returns a Python expression computing the op
-with numpy from the argument expressions; `lower_into(node, args, out, emitter)`
-returns a statement computing it into the existing array `out` (the form fused
-kernels use: numpy's `out=` where the call has one, else an assignment).
-A test checks that LOWERINGS covers every primitive.
+An entry (`Lowering`) holds both of the backend's forms of an op:
+
+* `python(emitter, args, attrs)` returns a Python expression computing the op with
+  numpy from the argument expressions (`LOWERINGS[op](emitter, args, attrs)` calls
+  it). `reference(name)` is the form that calls the op's own numpy reference
+  implementation (bound as `_ref_<name>` in the generated module).
+* `c(dt, args, math, attrs)` returns the op's C expression in a native kernel (see
+  `cexpr`), or None where C would not match numpy; `c=None`: the op always runs as a
+  numpy kernel. `libm` names the C math functions the C form calls (without the
+  float32 suffix): the toolchain probes which of them glibc's libmvec has in vector
+  form.
+
+`lower_into(node, args, out, emitter)` returns a statement computing it into the
+existing array `out` (the form fused kernels use: numpy's `out=` where the call has
+one, else an assignment). A test checks that LOWERINGS covers every primitive.
+
+A new primitive needs one entry, registered where its record is, for example:
+
+>>> entry = Lowering(lambda em, a, at: f"({a[0]} / (1 + np.abs({a[0]})))",
+...                  c=cexpr.float_only("({0} / (({t})1 + ({0} < 0 ? -{0} : {0})))"))
+>>> entry(None, ["x"], {})
+'(x / (1 + np.abs(x)))'
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
 from graphc import dtypes, ops
+from graphc.backends.numpy import cexpr
 from graphc.ir import Node
 
 
@@ -113,50 +132,120 @@ def _round(em, args, attrs):
     return f"np.round({args[0]}, {attrs['decimals']!r})"
 
 
-def _ref(name: str) -> Callable:
-    """Lowering that calls the op's numpy reference implementation (window ops, erf)."""
-    return _call(f"_ref_{name}")
+def reference(name: str) -> Callable:
+    """The Python form that calls the op's numpy reference implementation (window
+    ops, erf): the generated module binds it as `_ref_<name>`."""
+    lower = _call(f"_ref_{name}")
+    lower.reference = name
+    return lower
 
 
-LOWERINGS: dict[str, Callable] = {
-    "neg": _call("np.negative"), "abs": _call("np.abs"), "sign": _call("np.sign"),
-    "exp": _call("np.exp"), "expm1": _call("np.expm1"), "log": _call("np.log"),
-    "log1p": _call("np.log1p"), "sqrt": _call("np.sqrt"),
-    "rsqrt": lambda em, a, at: f"np.reciprocal(np.sqrt({a[0]}))",
-    "reciprocal": _call("np.reciprocal"), "tanh": _call("np.tanh"),
-    "sigmoid": _ref("sigmoid"), "sin": _call("np.sin"), "cos": _call("np.cos"),
-    "erf": _ref("erf"), "logical_not": _call("np.logical_not"),
-    "add": _call("np.add"), "sub": _call("np.subtract"), "mul": _call("np.multiply"),
-    "div": _call("np.true_divide"), "pow": _call("np.power"),
-    "maximum": _call("np.maximum"), "minimum": _call("np.minimum"),
-    "eq": _call("np.equal"), "ne": _call("np.not_equal"), "lt": _call("np.less"),
-    "le": _call("np.less_equal"), "gt": _call("np.greater"),
-    "ge": _call("np.greater_equal"), "logical_and": _call("np.logical_and"),
-    "logical_or": _call("np.logical_or"), "where": _call("np.where"),
-    "floor": _call("np.floor"), "ceil": _call("np.ceil"), "round": _round,
-    "floor_divide": _call("np.floor_divide"), "remainder": _call("np.remainder"),
-    "cast": lambda em, a, at: f"{a[0]}.astype({_np_dtype(at['dtype'])})",
-    "sum": _reduce("np.add.reduce", keep_dtype=True), "max": _reduce("np.maximum.reduce"),
-    "min": _reduce("np.minimum.reduce"),
-    "argmax": lambda em, a, at: (f"np.argmax({a[0]}, axis={at['axis']}, "
-                                 f"keepdims={at['keepdims']}).astype(np.int64)"),
-    "reshape": lambda em, a, at: f"np.reshape({a[0]}, {tuple(at['shape'])!r})",
-    "transpose": lambda em, a, at: f"np.transpose({a[0]}, {tuple(at['perm'])!r})",
-    "broadcast_to": lambda em, a, at: f"np.broadcast_to({a[0]}, {tuple(at['shape'])!r})",
-    "slice": _slice,
-    "concat": lambda em, a, at: f"np.concatenate(({', '.join(a)},), axis={at['axis']})",
-    "pad": _pad,
-    "gather": _call("np.take"), "scatter_add": _ref("scatter_add"),
+_ref = reference
+
+
+@dataclass(frozen=True)
+class Lowering:
+    """One primitive's forms in this backend (see the module docstring)."""
+
+    python: Callable
+    c: Callable | None = None
+    libm: tuple[str, ...] = ()
+
+    def __call__(self, em: "Emitter", args: list[str], attrs) -> str:
+        return self.python(em, args, attrs)
+
+    @property
+    def takes_out(self) -> bool:
+        return getattr(self.python, "takes_out", False)
+
+
+def _m(fn: str, *libm: str) -> Lowering:
+    """np.<fn> in Python; the C math function of the same name in C."""
+    return Lowering(_call(f"np.{fn}"), cexpr.math_fn(libm[0] if libm else fn), libm or (fn,))
+
+
+def _e(python: Callable, c: Callable | None = None, *libm: str) -> Lowering:
+    return Lowering(python, c, libm)
+
+
+# the names of libm functions of two arguments (their vector forms take two vectors)
+_TWO_ARGUMENTS = frozenset({"pow", "atan2", "hypot", "fmod"})
+
+
+def libm_functions() -> frozenset[tuple[str, int]]:
+    """(C math function, arity) for every libm function an entry's C form calls (the
+    double spelling: exp, not expf): what the toolchain probes libmvec for.
+
+    >>> ("pow", 2) in libm_functions()
+    True
+    """
+    return frozenset((name, 2 if name in _TWO_ARGUMENTS else 1)
+                     for entry in LOWERINGS.values() for name in getattr(entry, "libm", ()))
+
+
+def reference_ops() -> list[str]:
+    """The primitives whose Python form calls their reference implementation."""
+    return [name for name, entry in LOWERINGS.items()
+            if getattr(getattr(entry, "python", entry), "reference", None) == name]
+
+
+LOWERINGS: dict[str, Lowering] = {
+    "neg": _e(_call("np.negative"), cexpr.neg),
+    "abs": _e(_call("np.abs"), cexpr.abs_, "fabs"),
+    "sign": _e(_call("np.sign"), cexpr.sign),
+    "exp": _m("exp"), "expm1": _m("expm1"), "log": _m("log"), "log1p": _m("log1p"),
+    "sqrt": _m("sqrt"), "tanh": _m("tanh"), "sin": _m("sin"), "cos": _m("cos"),
+    "rsqrt": _e(lambda em, a, at: f"np.reciprocal(np.sqrt({a[0]}))",
+                cexpr.float_only("(({t})1 / {sqrt}({0}))"), "sqrt"),
+    "reciprocal": _e(_call("np.reciprocal"), cexpr.float_only("(({t})1 / {0})")),
+    "sigmoid": _e(_ref("sigmoid"), cexpr.sigmoid, "exp", "fabs"),
+    "erf": _e(_ref("erf"), cexpr.math_fn("erf"), "erf"),
+    "logical_not": _e(_call("np.logical_not"), lambda dt, a, math, at: f"(uint8_t)!{a[0]}"),
+    "add": _e(_call("np.add"), cexpr.arith("+")),
+    "sub": _e(_call("np.subtract"), cexpr.arith("-")),
+    "mul": _e(_call("np.multiply"), cexpr.arith("*")),
+    "div": _e(_call("np.true_divide"), cexpr.float_only("({0} / {1})")),
+    "pow": _e(_call("np.power"), cexpr.pow_, "pow"),
+    "maximum": _e(_call("np.maximum"), cexpr.extreme(">")),
+    "minimum": _e(_call("np.minimum"), cexpr.extreme("<")),
+    "eq": _e(_call("np.equal"), cexpr.compare("==")),
+    "ne": _e(_call("np.not_equal"), cexpr.compare("!=")),
+    "lt": _e(_call("np.less"), cexpr.compare("<")),
+    "le": _e(_call("np.less_equal"), cexpr.compare("<=")),
+    "gt": _e(_call("np.greater"), cexpr.compare(">")),
+    "ge": _e(_call("np.greater_equal"), cexpr.compare(">=")),
+    "logical_and": _e(_call("np.logical_and"),
+                      lambda dt, a, math, at: f"(uint8_t)({a[0]} && {a[1]})"),
+    "logical_or": _e(_call("np.logical_or"),
+                     lambda dt, a, math, at: f"(uint8_t)({a[0]} || {a[1]})"),
+    "where": _e(_call("np.where"), lambda dt, a, math, at: f"({a[0]} ? {a[1]} : {a[2]})"),
+    "floor": _m("floor"), "ceil": _m("ceil"),
+    "round": _e(_round, cexpr.round_, "rint"),
+    "floor_divide": _e(_call("np.floor_divide"), cexpr.divmod_("floor_divide")),
+    "remainder": _e(_call("np.remainder"), cexpr.divmod_("remainder")),
+    "cast": _e(lambda em, a, at: f"{a[0]}.astype({_np_dtype(at['dtype'])})", cexpr.cast),
+    # reductions: native kernels generate their loops themselves (native.REDUCTIONS)
+    "sum": _e(_reduce("np.add.reduce", keep_dtype=True)),
+    "max": _e(_reduce("np.maximum.reduce")), "min": _e(_reduce("np.minimum.reduce")),
+    "argmax": _e(lambda em, a, at: (f"np.argmax({a[0]}, axis={at['axis']}, "
+                                    f"keepdims={at['keepdims']}).astype(np.int64)")),
+    "reshape": _e(lambda em, a, at: f"np.reshape({a[0]}, {tuple(at['shape'])!r})"),
+    "transpose": _e(lambda em, a, at: f"np.transpose({a[0]}, {tuple(at['perm'])!r})"),
+    "broadcast_to": _e(lambda em, a, at: f"np.broadcast_to({a[0]}, {tuple(at['shape'])!r})"),
+    "slice": _e(_slice),
+    "concat": _e(lambda em, a, at: f"np.concatenate(({', '.join(a)},), axis={at['axis']})"),
+    "pad": _e(_pad),
+    "gather": _e(_call("np.take")), "scatter_add": _e(_ref("scatter_add")),
     # dtype: numpy would accumulate int32 in int64, the primitive keeps the dtype
-    "cumsum": lambda em, a, at: f"np.cumsum({a[0]}, axis={at['axis']}, dtype={a[0]}.dtype)",
-    "iota": _iota, "const": _const,
-    "matmul": _matmul,
-    "conv2d": _ref("conv2d"), "max_pool2d": _call("_win_max_pool2d"),
-    "avg_pool2d": _ref("avg_pool2d"), "conv2d_grad_input": _ref("conv2d_grad_input"),
-    "conv2d_grad_weight": _ref("conv2d_grad_weight"),
-    "max_pool2d_grad": _call("_win_max_pool2d_grad"),
-    "max_pool2d_gather": _call("_win_max_pool2d_gather"),
-    "avg_pool2d_grad": _ref("avg_pool2d_grad"),
+    "cumsum": _e(lambda em, a, at: f"np.cumsum({a[0]}, axis={at['axis']}, dtype={a[0]}.dtype)"),
+    "iota": _e(_iota), "const": _e(_const),
+    "matmul": _e(_matmul),
+    "conv2d": _e(_ref("conv2d")), "max_pool2d": _e(_call("_win_max_pool2d")),
+    "avg_pool2d": _e(_ref("avg_pool2d")), "conv2d_grad_input": _e(_ref("conv2d_grad_input")),
+    "conv2d_grad_weight": _e(_ref("conv2d_grad_weight")),
+    "max_pool2d_grad": _e(_call("_win_max_pool2d_grad")),
+    "max_pool2d_gather": _e(_call("_win_max_pool2d_gather")),
+    "avg_pool2d_grad": _e(_ref("avg_pool2d_grad")),
 }
 
 

@@ -42,19 +42,23 @@ integer arithmetic wraps; float-to-int casts and integer powers are left to nump
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Callable
 
-from graphc.backends.numpy import cdivision
+import numpy as np
+
+from graphc.backends.numpy import cdivision, cexpr
+from graphc.backends.numpy.lowering import LOWERINGS
 from graphc.ir import Node, Value
 from graphc.ir.text import format_node
 from graphc.ops import OPS, Kind
-from graphc.ops.elementwise import power_of_ten
+from graphc.backends.numpy.names import ParamNames
+from graphc.passes.schedule import KernelPlan
 
-CTYPE = {"float32": "float", "float64": "double", "int32": "int32_t", "int64": "int64_t",
-         "bool": "uint8_t"}
-_UNSIGNED = {"int32": "uint32_t", "int64": "uint64_t"}
-_FLOATS = ("float32", "float64")
+# the C types, by dtype (the C forms of the primitives are in cexpr and lowering)
+CTYPE = cexpr.CTYPE
+_UNSIGNED = cexpr.UNSIGNED
+_FLOATS = cexpr.FLOATS
 
 
 @dataclass
@@ -66,138 +70,16 @@ class NativeKernel:
     rows: int                 # what threads split: rows, or elements of a flat kernel
     align: int                # split points are multiples of this
     math: frozenset[tuple]    # (C math function, its type, arity) called
+    # the C with its own name, its parameters' names and its comments left out: two
+    # kernels with the same key compute the same thing (an unrolled loop's groups)
+    key: str = ""
+    params: tuple[str, ...] = ()  # its parameters' names: inputs, then outputs
 
 
 class _Unsupported(Exception):
     pass
 
 
-# --- one entry per primitive: (dtype of the inputs, C operands) -> C expression -----
-
-def _fn(name: str, dt: str, math: set, arity: int = 1) -> str:
-    """The C math function `name` for dtype `dt` (expf for float32), recorded as used."""
-    full = name + ("f" if dt == "float32" else "")
-    math.add((full, CTYPE[dt], arity))
-    return full
-
-
-def _math(name: str) -> Callable:
-    def lower(dt, a, math):
-        if dt not in _FLOATS:
-            return None
-        return f"{_fn(name, dt, math)}({a[0]})"
-    return lower
-
-
-def _arith(op: str) -> Callable:
-    def lower(dt, a, math):
-        if dt in _UNSIGNED:  # wrap around as numpy does; signed overflow is undefined in C
-            u = _UNSIGNED[dt]
-            return f"({CTYPE[dt]})(({u}){a[0]} {op} ({u}){a[1]})"
-        return f"({a[0]} {op} {a[1]})" if dt in _FLOATS else None
-    return lower
-
-
-def _neg(dt, a, math):
-    if dt in _UNSIGNED:
-        return f"({CTYPE[dt]})(({_UNSIGNED[dt]})0 - ({_UNSIGNED[dt]}){a[0]})"
-    return f"(-{a[0]})" if dt in _FLOATS else None
-
-
-def _abs(dt, a, math):
-    if dt in _FLOATS:
-        return f"{_fn('fabs', dt, math)}({a[0]})"
-    if dt in _UNSIGNED:
-        return f"({a[0]} < 0 ? {_neg(dt, a, math)} : {a[0]})"
-    return None
-
-
-def _sign(dt, a, math):
-    t = CTYPE.get(dt)
-    if dt in _FLOATS:  # NaN passes through; -0.0 becomes +0.0, as numpy's sign gives
-        return (f"({a[0]} > 0 ? ({t})1 : {a[0]} < 0 ? ({t})-1 : "
-                f"{a[0]} == 0 ? ({t})0 : {a[0]})")
-    return f"({t})(({a[0]} > 0) - ({a[0]} < 0))" if dt in _UNSIGNED else None
-
-
-def _float_only(template: str) -> Callable:
-    def lower(dt, a, math):
-        if dt not in _FLOATS:
-            return None
-        return template.format(*a, t=CTYPE[dt], sqrt=_fn("sqrt", dt, math) if
-                               "{sqrt}" in template else "")
-    return lower
-
-
-def _sigmoid(dt, a, math):
-    if dt not in _FLOATS:
-        return None
-    t, x = CTYPE[dt], a[0]
-    e = f"{_fn('exp', dt, math)}(-{_fn('fabs', dt, math)}({x}))"
-    # exp of a non-positive number only, as the reference does: no overflow
-    return f"({x} >= 0 ? ({t})1 / (({t})1 + {e}) : {e} / (({t})1 + {e}))"
-
-
-def _extreme(cmp: str) -> Callable:
-    def lower(dt, a, math):
-        x, y = a
-        if dt in _FLOATS:  # numpy's maximum/minimum propagate a NaN from either side
-            return f"(({x} {cmp}= {y} || {x} != {x}) ? {x} : {y})"
-        return f"({x} {cmp} {y} ? {x} : {y})"
-    return lower
-
-
-def _compare(op: str) -> Callable:
-    return lambda dt, a, math: f"(uint8_t)({a[0]} {op} {a[1]})"
-
-
-def _pow(dt, a, math):
-    return f"{_fn('pow', dt, math, 2)}({a[0]}, {a[1]})" if dt in _FLOATS else None
-
-
-def _divmod(op: str) -> Callable:
-    def lower(dt, a, math):  # numpy's floored semantics: see cdivision
-        helper = cdivision.name(op, CTYPE[dt])
-        math.add((helper, CTYPE[dt], 2))
-        return f"{helper}({a[0]}, {a[1]})"
-    return lower
-
-
-def _round(dt: str, decimals: int, x: str, math: set) -> str | None:
-    """np.round: rint (half to even in the default rounding mode) of x * 10**d,
-    divided back, in x's type, as numpy's steps are."""
-    if dt not in _FLOATS:
-        return None
-    rint = _fn("rint", dt, math)
-    if decimals == 0:
-        return f"{rint}({x})"
-    scale = f"(({CTYPE[dt]}){power_of_ten(abs(decimals))!r})"
-    return f"({rint}({x} * {scale}) / {scale})" if decimals > 0 else \
-        f"({rint}({x} / {scale}) * {scale})"
-
-
-EXPRESSIONS: dict[str, Callable] = {
-    "neg": _neg, "abs": _abs, "sign": _sign,
-    "exp": _math("exp"), "expm1": _math("expm1"), "log": _math("log"),
-    "log1p": _math("log1p"), "sqrt": _math("sqrt"), "tanh": _math("tanh"),
-    "sin": _math("sin"), "cos": _math("cos"), "erf": _math("erf"),
-    "rsqrt": _float_only("(({t})1 / {sqrt}({0}))"),
-    "reciprocal": _float_only("(({t})1 / {0})"),
-    "sigmoid": _sigmoid,
-    "logical_not": lambda dt, a, math: f"(uint8_t)!{a[0]}",
-    "add": _arith("+"), "sub": _arith("-"), "mul": _arith("*"),
-    "div": _float_only("({0} / {1})"), "pow": _pow,
-    "maximum": _extreme(">"), "minimum": _extreme("<"),
-    "eq": _compare("=="), "ne": _compare("!="), "lt": _compare("<"),
-    "le": _compare("<="), "gt": _compare(">"), "ge": _compare(">="),
-    "logical_and": lambda dt, a, math: f"(uint8_t)({a[0]} && {a[1]})",
-    "logical_or": lambda dt, a, math: f"(uint8_t)({a[0]} || {a[1]})",
-    "where": lambda dt, a, math: f"({a[0]} ? {a[1]} : {a[2]})",
-    "cast": None,  # needs both dtypes: see _cast
-    "floor": _math("floor"), "ceil": _math("ceil"),
-    "round": None,  # needs its decimals: see _round
-    "floor_divide": _divmod("floor_divide"), "remainder": _divmod("remainder"),
-}
 REDUCTIONS = ("sum", "max", "min")
 # Stack bytes per kernel call for rows of values that later loops read (see
 # plan_saved); what does not fit is computed again. Threads' stacks are megabytes.
@@ -208,23 +90,12 @@ NOT_NATIVE = {
 }
 
 
-def _cast(src: str, dst: str, x: str) -> str | None:
-    if dst == "bool":
-        return f"(uint8_t)({x} != 0)"
-    if src in _FLOATS and dst not in _FLOATS:
-        return None  # out-of-range float to int is undefined in C; numpy gives a value
-    return f"({CTYPE[dst]}){x}"
-
-
 def _expression(node: Node, args: list[str], math: set[str]) -> str:
+    """The C expression of `node` from its operands' (the C form of its lowering
+    entry); raises _Unsupported where there is none."""
     dt = node.inputs[-1].type.dtype  # where's condition is bool; its other inputs agree
-    if node.op == "cast":
-        text = _cast(dt, node.output.type.dtype, args[0])
-    elif node.op == "round":
-        text = _round(dt, node.attrs["decimals"], args[0], math)
-    else:
-        lower = EXPRESSIONS.get(node.op)
-        text = lower(dt, args, math) if lower else None
+    form = getattr(LOWERINGS.get(node.op), "c", None)
+    text = form(dt, args, math, node.attrs) if form else None
     if text is None:
         raise _Unsupported(node.op)
     return text
@@ -232,23 +103,60 @@ def _expression(node: Node, args: list[str], math: set[str]) -> str:
 
 # --- the kernel ----------------------------------------------------------------------
 
-def native_kernel(name: str, nodes: list[Node], escaping: set[int]) -> NativeKernel | None:
-    """The C kernel computing `nodes` (a fused group), or None where it cannot.
-    `escaping` holds ids of values needed outside the group: they are written out."""
+def native_kernel(name: str, plan: KernelPlan, in_place: dict[int, Value] | None = None
+                  ) -> NativeKernel | None:
+    """The C kernel computing `plan` (a fused group), or None where it cannot. Values
+    that escape the plan are written out; `in_place` (id(graph output) -> graph input)
+    names outputs written over an input's buffer, whose pointers may alias."""
     try:
-        return _Kernel(name, nodes, escaping).generate()
+        return _Kernel(name, plan, in_place or {}).generate()
     except _Unsupported:
         return None
 
 
 def _describe(node: Node) -> str:
+    """A C comment's text for `node`: its IR line and the user's `file:line`."""
     text = format_node(node).split("  #")[0].strip()
-    return text.replace("*/", "* /")
+    if node.loc:
+        text += f"  ({node.loc})"
+    return text.replace("*/", "* /").replace("\n", " ")
+
+
+def c_literal(v: Value) -> str | None:
+    """A C literal for a one-element constant (`0.5f`, `((int64_t)3LL)`), or None.
+
+    float32 prints as numpy's shortest repr that reads back as the same float32 (C
+    rounds the decimal to the nearest float, which is that value); float64 as Python's;
+    infinities and NaN by name, as math.h spells them."""
+    node = v.node
+    if node is None or node.op != "const" or v.type.size != 1 or v.type.dtype not in CTYPE:
+        return None
+    x = node.attrs["value"].array.reshape(())
+    dt = v.type.dtype
+    if dt in _FLOATS:
+        t = CTYPE[dt]
+        if np.isnan(x):
+            return f"(({t})NAN)"
+        if np.isinf(x):
+            return f"(({t}){'-' if x < 0 else ''}INFINITY)"
+        text = str(np.float32(x)) if dt == "float32" else repr(float(x))
+        if not any(ch in text for ch in ".en"):  # an integral float reads as 3.0, not 3
+            text += ".0"
+        return f"{text}f" if dt == "float32" else text
+    if dt == "bool":
+        return f"((uint8_t){int(bool(x))})"
+    value = int(x)
+    if value == np.iinfo(np.int64).min:  # -9223372036854775808 is not a C literal
+        return "(INT64_MIN)"
+    return f"(({CTYPE[dt]}){value}LL)"
 
 
 class _Kernel:
-    def __init__(self, name: str, nodes: list[Node], escaping: set[int]):
-        self.name, self.nodes, self.escaping = name, nodes, escaping
+    def __init__(self, name: str, plan: KernelPlan, in_place: dict[int, Value]):
+        self.name, self.plan, self.nodes = name, plan, list(plan.nodes)
+        nodes = self.nodes
+        # pointers that may alias (an output over its input) lose `restrict`
+        self.aliased = {id(v) for v in in_place.values()} | set(in_place)
         self.internal = {id(n.output): n for n in nodes}
         self.params: dict[int, str] = {}
         self.inputs: list[Value] = []
@@ -265,30 +173,36 @@ class _Kernel:
             for v in (*n.inputs, *n.outputs):
                 if v.type.dtype not in CTYPE:
                     raise _Unsupported(v.type.dtype)
-        first = next((n for n in nodes if n.output.type.ndim), None)
-        if first is None:
-            raise _Unsupported("scalars only")
-        self.space = first.inputs[0].type.shape if OPS[first.op].kind is Kind.REDUCTION \
-            else first.output.type.shape
+        if plan.form is None:
+            raise _Unsupported("no loop nest")
+        self.space = plan.space
+        self.names = ParamNames(plan.origin, sum(plan.escapes(n.output) for n in nodes),
+                                reserved=lambda name: False)  # "_ptr" sets them apart
         for n in nodes:
-            if id(n.output) in escaping:
+            if plan.escapes(n.output):
                 if n.output.type.ndim == 0:
                     raise _Unsupported("escaping scalar")
-                self.out_name[id(n.output)] = f"o{len(self.outputs)}"
+                self.out_name[id(n.output)] = self.names.output(n.output) + "_ptr"
                 self.outputs.append(n.output)
 
     def param(self, v: Value) -> str:
         if id(v) not in self.params:
-            self.params[id(v)] = f"a{len(self.inputs)}"
+            self.params[id(v)] = self.names.input(v) + "_ptr"
             self.inputs.append(v)
         return self.params[id(v)]
+
+    def read(self, v: Value, index: str) -> str:
+        """Element `index` of input v: a literal for a one-element constant (inlined,
+        not loaded through a pointer), else a load."""
+        literal = c_literal(self.plan.origin(v))
+        return literal if literal is not None else f"{self.param(v)}[{index}]"
 
     def scalar_lines(self) -> list[str]:
         """0-d nodes: computed once at the top, from 0-d inputs."""
         lines = []
         for i, n in enumerate(self.nodes):
             if n.output.type.ndim == 0:
-                args = [self.local[id(v)] if id(v) in self.local else f"{self.param(v)}[0]"
+                args = [self.local[id(v)] if id(v) in self.local else self.read(v, "0")
                         for v in n.inputs]
                 lines += self.define(n, i, args)
         self.loaded = {}
@@ -311,32 +225,47 @@ class _Kernel:
         self.local[id(n.output)] = name
         t = CTYPE[n.output.type.dtype]
         return lines + [f"const {t} {name} = {_expression(n, args, self.math)};  "
-                        f"// {_describe(n)}"]
+                        f"// {self.describe(n)}"]
 
     def generate(self) -> NativeKernel:
-        flat = all(OPS[n.op].kind is Kind.ELEMENTWISE for n in self.nodes) and all(
-            n.output.type.shape in (self.space, ()) and
-            all(v.type.shape == self.space or v.type.size == 1 for v in n.inputs)
-            for n in self.nodes)
-        if flat:
+        form = self.plan.form
+        if form == "flat":
             body, rows, align = self.flat(), _size(self.space), 64
-        elif all(OPS[n.op].kind is Kind.ELEMENTWISE for n in self.nodes):
+        elif form == "nd":
             body = self.nd()
             rows, align = self.nd_rows, 1
-        elif len(self.space) == 2:
+        elif form == "rows":
             body, rows, align = self.rows(), self.space[0], 1
         else:
-            raise _Unsupported(f"rank {len(self.space)}")
+            raise _Unsupported(f"a {form} plan")
         # every kernel takes (lo, hi, the arrays' data pointers): one ABI, one caller
-        unpack = [f"const {CTYPE[v.type.dtype]} *restrict {self.params[id(v)]} = args[{i}];"
-                  for i, v in enumerate(self.inputs)]
-        unpack += [f"{CTYPE[v.type.dtype]} *restrict {self.out_name[id(v)]} = "
+        unpack = [f"const {CTYPE[v.type.dtype]} *{self.restrict(v)}{self.params[id(v)]} = "
+                  f"args[{i}];" for i, v in enumerate(self.inputs)]
+        unpack += [f"{CTYPE[v.type.dtype]} *{self.restrict(v)}{self.out_name[id(v)]} = "
                    f"args[{len(self.inputs) + i}];" for i, v in enumerate(self.outputs)]
         source = "\n".join(
             [f"void {self.name}(int64_t lo, int64_t hi, void *const *args) {{"] +
             ["  " + line for line in unpack + body] + ["}"])
         return NativeKernel(self.name, source, self.inputs, self.outputs, rows, align,
-                            frozenset(self.math))
+                            frozenset(self.math), self.key(source),
+                            tuple(self.params[id(v)] for v in self.inputs) +
+                            tuple(self.out_name[id(v)] for v in self.outputs))
+
+    def key(self, source: str) -> str:
+        params = [self.params[id(v)] for v in self.inputs] + \
+            [self.out_name[id(v)] for v in self.outputs]
+        text = re.sub(r"//[^\n]*", "", source.replace(f"void {self.name}(", "void _(", 1))
+        position = {name: k for k, name in enumerate(params)}  # @k@: no name has an @
+        return re.sub(r"\b\w+_ptr\b", lambda m: f"@{position[m[0]]}@" if m[0] in position
+                      else m[0], text)
+
+    def describe(self, n: Node) -> str:
+        """The comment of n's C line: the graph's node (not a flattened copy) and the
+        user's line."""
+        return _describe(self.plan.source_node(n))
+
+    def restrict(self, v: Value) -> str:
+        return "" if id(self.plan.origin(v)) in self.aliased else "restrict "
 
     # --- flat: one loop over the elements --------------------------------------------
 
@@ -347,7 +276,7 @@ class _Kernel:
             if n.output.type.ndim == 0:
                 continue
             args = [self.local[id(v)] if id(v) in self.local else
-                    f"{self.param(v)}[{'i' if v.type.shape == self.space else '0'}]"
+                    self.read(v, "i" if v.type.shape == self.space else "0")
                     for v in n.inputs]
             loop += self.define(n, i, args)
             if id(n.output) in self.out_name:
@@ -358,8 +287,6 @@ class _Kernel:
     # --- nd: a loop per axis ----------------------------------------------------------
 
     def nd(self) -> list[str]:
-        if any(n.output.type.shape not in (self.space, ()) for n in self.nodes):
-            raise _Unsupported("elementwise group of mixed shapes")
         space, merged = _coalesce(self.space, [v.type.shape for n in self.nodes
                                                for v in n.inputs if v.type.ndim])
         rank = len(space)
@@ -372,12 +299,15 @@ class _Kernel:
                 stride *= d
             return " + ".join(reversed(terms)) or "0"
 
-        top = self.scalar_lines()
+        # the loop bounds by name: axis k of the space, after merging axes
+        top = [f"const int64_t {', '.join(f'size{k} = {space[k]}' for k in range(1, rank))};"
+               f"  // the space {list(self.space)} as {list(space)}"] if rank > 1 else []
+        top += self.scalar_lines()
         inner = []
         for i, n in enumerate(self.nodes):
             if n.output.type.ndim:
                 args = [self.local[id(v)] if id(v) in self.local else
-                        f"{self.param(v)}[{index(v.type.shape)}]" for v in n.inputs]
+                        self.read(v, index(v.type.shape)) for v in n.inputs]
                 inner += self.define(n, i, args)
                 if id(n.output) in self.out_name:
                     inner.append(f"{self.out_name[id(n.output)]}[{index(self.space)}] = v{i};")
@@ -385,7 +315,7 @@ class _Kernel:
         loops = ["for (int64_t i0 = lo; i0 < hi; i0++) {"]
         for k in range(1, rank):
             loops += (["#pragma omp simd"] if k == rank - 1 else []) + \
-                [f"for (int64_t i{k} = 0; i{k} < {space[k]}; i{k}++) {{"]
+                [f"for (int64_t i{k} = 0; i{k} < size{k}; i{k}++) {{"]
         lines, depth = [], 0
         for line in loops:
             lines.append("  " * depth + line)
@@ -398,34 +328,10 @@ class _Kernel:
 
     def rows(self) -> list[str]:
         R, C = self.space
-        kind: dict[int, str] = {}   # internal value -> "scalar" | "row" | "full"
-        level: dict[int, int] = {}
-        for n in self.nodes:
-            out = n.output.type.shape
-            lv = max([level.get(id(v), 0) for v in n.inputs] + [0])
-            if OPS[n.op].kind is Kind.REDUCTION:
-                x = n.inputs[0]
-                if x.type.shape != self.space or tuple(n.attrs["axes"]) != (1,) or \
-                        kind.get(id(x), "full") != "full":
-                    raise _Unsupported("reduction not over the last axis of the space")
-                kind[id(n.output)], level[id(n.output)] = "row", lv + 1
-            elif out == ():
-                kind[id(n.output)], level[id(n.output)] = "scalar", 0
-            elif out == self.space:
-                kind[id(n.output)], level[id(n.output)] = "full", lv
-            elif out in ((R, 1), (R,)):
-                if any(kind.get(id(v)) == "full" or (id(v) not in kind and v.type.size > R)
-                       for v in n.inputs):
-                    raise _Unsupported("full-width input to a per-row value")
-                kind[id(n.output)], level[id(n.output)] = "row", lv
-            else:
-                raise _Unsupported(f"shape {out} in space {self.space}")
-            for v in n.inputs:  # a per-row local can only stand for a column of (R, 1)
-                if kind.get(id(v)) == "row" and out == self.space and R > 1 and \
-                        v.type.shape != (R, 1):
-                    raise _Unsupported("per-row value broadcast along a row")
+        kind, level = self.plan.value_kind, self.plan.level  # the plan's loop levels
         self.kind, self.level = kind, level
-        top = self.scalar_lines() + self.plan_saved(C)
+        top = [f"const int64_t n_cols = {C};  // the columns of each of the {R} rows"]
+        top += self.scalar_lines() + self.plan_saved(C)
         body: list[str] = []
         last = max(level.values())
         for k in range(last + 1):
@@ -435,7 +341,7 @@ class _Kernel:
                     body += self.define(n, i, [self.row_operand(v) for v in n.inputs])
                     self.store_row(n, i, body)
             body += self.loop(k, C)
-        return top + [f"for (int64_t r = lo; r < hi; r++) {{"] + \
+        return top + ["for (int64_t r = lo; r < hi; r++) {"] + \
             ["  " + line for line in body] + ["}"]
 
     def plan_saved(self, C: int) -> list[str]:
@@ -443,19 +349,13 @@ class _Kernel:
         (a store and a load from L1) rather than computed again (softmax's exp)."""
         self.saved: dict[int, str] = {}
         budget = SCRATCH_BYTES
-        for n in self.nodes:
-            v = n.output
-            if self.kind[id(v)] != "full" or id(v) in self.out_name:
-                continue
-            later = any(self.kind[id(u.output)] == "full" and
-                        self.level[id(u.output)] > self.level[id(v)]
-                        for u in self.nodes if v in u.inputs)
+        for v in self.plan.kept:
             row_bytes = v.type.nbytes // max(1, self.space[0])
-            if later and row_bytes <= budget:
+            if row_bytes <= budget:
                 budget -= row_bytes
                 self.saved[id(v)] = f"s{len(self.saved)}"
         return [f"{CTYPE[self.internal[vid].output.type.dtype]} {name}[{C}];  "
-                f"// a row of {_describe(self.internal[vid])}"
+                f"// a row of {self.describe(self.internal[vid])}"
                 for vid, name in self.saved.items()]
 
     def written(self, vid: int, k: int) -> bool:
@@ -465,7 +365,7 @@ class _Kernel:
     def row_operand(self, v: Value) -> str:
         if id(v) in self.local:
             return self.local[id(v)]
-        return f"{self.param(v)}[{'r' if v.type.size > 1 else '0'}]"
+        return self.read(v, "r" if v.type.size > 1 else "0")
 
     def store_row(self, n: Node, i: int, body: list[str]) -> None:
         if id(n.output) in self.out_name:
@@ -499,7 +399,7 @@ class _Kernel:
             if id(n.output) in needed:
                 inner += self.define(n, i, [self.full_operand(v, C) for v in n.inputs])
                 if id(n.output) in self.out_name and self.level[id(n.output)] == k:
-                    inner.append(f"{self.out_name[id(n.output)]}[r * {C} + c] = v{i};")
+                    inner.append(f"{self.out_name[id(n.output)]}[r * n_cols + c] = v{i};")
                 if id(n.output) in self.saved and self.level[id(n.output)] == k:
                     inner.append(f"{self.saved[id(n.output)]}[c] = v{i};")
         for i, n in reductions:
@@ -508,7 +408,7 @@ class _Kernel:
         for vid in needed:  # loop-local names, out of scope after the loop
             del self.local[vid]
         self.loaded = {}
-        return head + [" ".join(pragma), f"for (int64_t c = 0; c < {C}; c++) {{"] + \
+        return head + [" ".join(pragma), "for (int64_t c = 0; c < n_cols; c++) {"] + \
             ["  " + line for line in inner] + ["}"] + tail
 
     def full_operand(self, v: Value, C: int) -> str:
@@ -517,15 +417,15 @@ class _Kernel:
         if kind == "full" and id(v) not in self.in_loop:  # stored by an earlier loop
             if id(v) in self.saved:
                 return f"{self.saved[id(v)]}[c]"
-            return f"{self.out_name[id(v)]}[r * {C} + c]"
+            return f"{self.out_name[id(v)]}[r * n_cols + c]"
         if kind is not None:
             return self.local[id(v)]
         shape = (1,) * (2 - v.type.ndim) + v.type.shape
         a, b = shape
-        row = f"r * {b}" if a > 1 else ""
+        row = ("r * n_cols" if b == C else f"r * {b}") if a > 1 else ""
         col = "c" if b > 1 else ""
         index = " + ".join(p for p in (row, col) if p) or "0"
-        return f"{self.param(v)}[{index}]"
+        return self.read(v, index)
 
     def reduction(self, i, n, x, head, pragma, inner, tail) -> None:
         dt = n.output.type.dtype
@@ -537,13 +437,13 @@ class _Kernel:
             at = _UNSIGNED.get(dt, t)  # integers wrap as numpy's do
             head.append(f"{at} {acc} = 0;")
             pragma.append(f"reduction(+:{acc})")
-            inner.append(f"{acc} += ({at}){x};  // {_describe(n)}")
+            inner.append(f"{acc} += ({at}){x};  // {self.describe(n)}")
             value = f"({t}){acc}"
         else:
             cmp = ">" if n.op == "max" else "<"
             head.append(f"{t} {acc} = {_START[n.op, dt]};")
             pragma.append(f"reduction({n.op}:{acc})")
-            inner.append(f"{acc} = {x} {cmp} {acc} ? {x} : {acc};  // {_describe(n)}")
+            inner.append(f"{acc} = {x} {cmp} {acc} ? {x} : {acc};  // {self.describe(n)}")
             value = acc
             if dt in _FLOATS:  # OpenMP's max drops NaN; numpy's keeps it
                 head.append(f"uint8_t nan{i} = 0;")

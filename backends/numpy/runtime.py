@@ -24,15 +24,17 @@ from graphc.backends import settings
 
 _threads = settings.get("GRAPHC_NUM_THREADS") or (os.cpu_count() or 1)
 _executor: ThreadPoolExecutor | None = None
+_workers = 0  # the executor's size: the calling thread runs one piece itself
 _executor_lock = threading.Lock()
 
 
 def set_num_threads(n: int) -> None:
     """Threads used to run the blocks of one fused kernel (default: the core count,
-    or GRAPHC_NUM_THREADS)."""
-    global _threads, _executor
+    or GRAPHC_NUM_THREADS), for every compiled function whose options leave `threads`
+    unset (a function compiled with `options={"threads": n}` keeps its own n)."""
+    global _threads, _executor, _workers
     with _executor_lock:
-        _threads = max(1, int(n))
+        _threads, _workers = max(1, int(n)), 0
         if _executor is not None:
             _executor.shutdown(wait=False)
             _executor = None
@@ -42,13 +44,18 @@ def get_num_threads() -> int:
     return _threads
 
 
-def _pool() -> ThreadPoolExecutor:
-    global _executor
-    if _executor is None:
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """The shared executor, with room for `threads - 1` pieces beside the caller's: a
+    function compiled for more threads than the others grows it (never shrinks it;
+    each call submits only as many pieces as its own count)."""
+    global _executor, _workers
+    if _executor is None or _workers < threads - 1:
         with _executor_lock:
-            if _executor is None:
-                _executor = ThreadPoolExecutor(max(1, _threads - 1),
-                                               thread_name_prefix="graphc")
+            if _executor is None or _workers < threads - 1:
+                # not shut down: a call may be about to submit to it; dropped, its
+                # threads end once the last call using it is done with it
+                _workers = max(1, threads - 1, _workers)
+                _executor = ThreadPoolExecutor(_workers, thread_name_prefix="graphc")
     return _executor
 
 
@@ -222,17 +229,21 @@ def view(buf: np.ndarray, shape: tuple[int, ...], dtype) -> np.ndarray:
     return buf[:n].view(dtype).reshape(shape)
 
 
-def run_blocks(kernel: Callable, rows: int, block: int, scratch: BufferPool, *args) -> None:
+def run_blocks(kernel: Callable, rows: int, block: int, scratch: BufferPool, *args,
+               threads: int | None = None) -> None:
     """Run `kernel(lo, hi, scratch_arrays, *args)` over rows [0, rows) in blocks of
-    `block` rows, the blocks split into contiguous runs, one run per thread."""
+    `block` rows, the blocks split into contiguous runs, one run per thread (`threads`
+    of them; None: the count set_num_threads set)."""
+    threads = threads or _threads
     starts = list(range(0, rows, block))
-    runs = min(_threads, len(starts))
+    runs = min(threads, len(starts))
     if runs <= 1:
         _run(kernel, starts, rows, block, scratch, args)
         return
     per = -(-len(starts) // runs)
     chunks = [starts[i:i + per] for i in range(0, len(starts), per)]
-    futures = [_pool().submit(_run, kernel, c, rows, block, scratch, args)
+    pool = _pool(threads)
+    futures = [pool.submit(_run, kernel, c, rows, block, scratch, args)
                for c in chunks[1:]]
     try:
         _run(kernel, chunks[0], rows, block, scratch, args)
@@ -256,9 +267,10 @@ NATIVE_SPLIT_ELEMENTS = 1 << 16
 
 
 def run_native(kernel: int, rows: int, align: int, elements: int, n_inputs: int,
-               *arrays: np.ndarray) -> None:
+               *arrays: np.ndarray, threads: int | None = None) -> None:
     """Run the native kernel at address `kernel` over [0, rows) on the arrays' data,
-    split into one contiguous run per thread (the call releases the GIL). The kernel
+    split into one contiguous run per thread (at most `threads`; None: the count
+    set_num_threads set; the call releases the GIL). The kernel
     reads C-contiguous, aligned arrays in the machine's byte order: inputs that are
     not are copied first (the outputs are the backend's own buffers, always so)."""
     call = native_caller()
@@ -270,7 +282,7 @@ def run_native(kernel: int, rows: int, align: int, elements: int, n_inputs: int,
         arrays = tuple(fixed)
         if not call(0, 0, kernel, arrays):
             raise AssertionError("an output buffer of a native kernel is not C-contiguous")
-    runs = min(_threads, max(1, elements // NATIVE_SPLIT_ELEMENTS))
+    runs = min(threads or _threads, max(1, elements // NATIVE_SPLIT_ELEMENTS))
     run_split(call, rows, align, runs, kernel, arrays)
 
 
@@ -315,7 +327,8 @@ def run_split(fn: Callable, count: int, align: int, runs: int, *args) -> None:
         return
     per = -(-count // runs // align) * align
     bounds = [(lo, min(lo + per, count)) for lo in range(0, count, per)]
-    futures = [_pool().submit(fn, lo, hi, *args) for lo, hi in bounds[1:]]
+    pool = _pool(len(bounds))
+    futures = [pool.submit(fn, lo, hi, *args) for lo, hi in bounds[1:]]
     try:
         fn(bounds[0][0], bounds[0][1], *args)
     finally:

@@ -3,8 +3,11 @@
 The lowering table sends max_pool2d, max_pool2d_grad and max_pool2d_gather here.
 Each function takes the op's arguments and attributes, as its reference
 implementation in graphc/ops/linalg.py does, and gives the same result: the same
-window maxima, picked by the same rule. Where C cannot run (GRAPHC_NATIVE=0, no
-compiler, an integer or float16 array) it calls the reference implementation.
+window maxima, picked by the same rule. Where C cannot run (native off, no compiler,
+an integer or float16 array) it calls the reference implementation. Generated code
+binds `native`, `threads` and `march` from the compiled function's options
+(backends/options.py); called directly, they default to GRAPHC_NATIVE, the runtime's
+thread count and GRAPHC_MARCH.
 """
 from __future__ import annotations
 
@@ -27,12 +30,12 @@ class _Geometry(ctypes.Structure):
     _fields_ = [(name, ctypes.c_int64) for name in _NAMES]
 
 
-@functools.lru_cache(maxsize=1)
-def _library() -> ctypes.CDLL | None:
+@functools.lru_cache(maxsize=None)
+def _library(march: str | None = None) -> ctypes.CDLL | None:
     if toolchain.compiler() is None:
         return None
     try:
-        lib = toolchain.build((Path(__file__).parent / "windows.c").read_text())
+        lib = toolchain.build((Path(__file__).parent / "windows.c").read_text(), march)
     except toolchain.BuildError:
         return None
     for suffix in _SUFFIX.values():
@@ -44,34 +47,46 @@ def _library() -> ctypes.CDLL | None:
     return lib
 
 
-def _c_function(op: str, *arrays: np.ndarray):
-    """The C function of `op` for these arrays' dtype, or None (then: the reference)."""
-    if not settings.get("GRAPHC_NATIVE"):
+def _c_function(op: str, *arrays: np.ndarray, native: bool | None = None,
+                march: str | None = None):
+    """The C function of `op` for these arrays' dtype, or None (then: the reference).
+    `native`: C allowed at all (None: GRAPHC_NATIVE); `march`: its target (None:
+    GRAPHC_MARCH)."""
+    if not (settings.get("GRAPHC_NATIVE") if native is None else native):
         return None
     dtype = arrays[0].dtype
     if dtype not in _SUFFIX or any(a.dtype != dtype for a in arrays):
         return None
-    lib = _library()
+    lib = _library(toolchain.march(march))
     return getattr(lib, f"{op}_{_SUFFIX[dtype]}") if lib is not None else None
 
 
-def max_pool2d(x: np.ndarray, kernel, stride, padding) -> np.ndarray:
+def max_pool2d(x: np.ndarray, kernel, stride, padding, *, native: bool | None = None,
+               threads: int | None = None, march: str | None = None) -> np.ndarray:
     return _window_op("max_pool2d", (x,), _pooled(x.shape, kernel, stride, padding),
-                      kernel, stride, padding)
+                      kernel, stride, padding, (native, threads, march))
 
 
-def max_pool2d_grad(x: np.ndarray, g: np.ndarray, kernel, stride, padding) -> np.ndarray:
-    return _window_op("max_pool2d_grad", (x, g), x.shape, kernel, stride, padding)
+def max_pool2d_grad(x: np.ndarray, g: np.ndarray, kernel, stride, padding, *,
+                    native: bool | None = None, threads: int | None = None,
+                    march: str | None = None) -> np.ndarray:
+    return _window_op("max_pool2d_grad", (x, g), x.shape, kernel, stride, padding,
+                      (native, threads, march))
 
 
-def max_pool2d_gather(x: np.ndarray, h: np.ndarray, kernel, stride, padding) -> np.ndarray:
+def max_pool2d_gather(x: np.ndarray, h: np.ndarray, kernel, stride, padding, *,
+                      native: bool | None = None, threads: int | None = None,
+                      march: str | None = None) -> np.ndarray:
     return _window_op("max_pool2d_gather", (x, h), _pooled(x.shape, kernel, stride, padding),
-                      kernel, stride, padding)
+                      kernel, stride, padding, (native, threads, march))
 
 
-def _window_op(op: str, inputs: tuple, out_shape, kernel, stride, padding) -> np.ndarray:
-    """`op` on its inputs in C, the N * C planes split across the runtime's threads."""
-    fn = _c_function(op, *inputs)
+def _window_op(op: str, inputs: tuple, out_shape, kernel, stride, padding,
+               how: tuple) -> np.ndarray:
+    """`op` on its inputs in C, the N * C planes split across `threads` threads (None:
+    the runtime's count); how = (native, threads, march)."""
+    native, threads, march = how
+    fn = _c_function(op, *inputs, native=native, march=march)
     if fn is None:
         return ops.OPS[op].impl(*inputs, kernel=kernel, stride=stride, padding=padding)
     x = inputs[0]
@@ -79,7 +94,8 @@ def _window_op(op: str, inputs: tuple, out_shape, kernel, stride, padding) -> np
     pooled = _pooled(x.shape, kernel, stride, padding)
     geometry = _Geometry(*x.shape[2:], *pooled[2:], *kernel, *stride, *padding)
     planes = x.shape[0] * x.shape[1]
-    runs = min(runtime.get_num_threads(), max(1, x.size // runtime.NATIVE_SPLIT_ELEMENTS))
+    runs = min(threads or runtime.get_num_threads(),
+               max(1, x.size // runtime.NATIVE_SPLIT_ELEMENTS))
     runtime.run_split(fn, planes, 1, runs, *[a.ctypes.data for a in arrays],
                       ctypes.addressof(geometry))
     return arrays[-1]

@@ -26,7 +26,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from graphc.fuzz import NATIVE_ENV, environ
+from graphc.fuzz import mode_options
 
 # name -> (the function as a user writes it, the same in float64: the exact reference).
 # A composite (sigmoid, rsqrt) is written as graphc's own reference writes it.
@@ -109,18 +109,16 @@ def ulp_errors(got: np.ndarray, exact: np.ndarray) -> tuple[np.ndarray, int]:
 def _native(fn: Callable, march: str) -> Callable[[np.ndarray], np.ndarray]:
     """`fn` compiled into one native kernel built for `march`, run chunk by chunk."""
     import graphc
-    compiled = graphc.compile(fn, check=False)
-    with environ({**NATIVE_ENV, "GRAPHC_MARCH": march}):
-        if "_runc(" not in compiled.lower(np.ones(CHUNK, np.float32)).source:
-            raise RuntimeError("no native kernel (is a C compiler installed?)")
+    compiled = graphc.compile(fn, check=False, options=mode_options("native", march=march))
+    if "_runc(" not in compiled.lower(np.ones(CHUNK, np.float32)).source:
+        raise RuntimeError("no native kernel (is a C compiler installed?)")
 
     def run(x: np.ndarray) -> np.ndarray:
         out = np.empty_like(x)
-        with environ({**NATIVE_ENV, "GRAPHC_MARCH": march}):
-            for lo in range(0, x.size, CHUNK):
-                part = np.ones(CHUNK, np.float32)
-                part[:min(CHUNK, x.size - lo)] = x[lo:lo + CHUNK]
-                out[lo:lo + CHUNK] = compiled(part)[:min(CHUNK, x.size - lo)]
+        for lo in range(0, x.size, CHUNK):
+            part = np.ones(CHUNK, np.float32)
+            part[:min(CHUNK, x.size - lo)] = x[lo:lo + CHUNK]
+            out[lo:lo + CHUNK] = compiled(part)[:min(CHUNK, x.size - lo)]
         return out
     return run
 

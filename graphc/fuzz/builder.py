@@ -19,23 +19,71 @@ import numpy as np
 
 from graphc.errors import GraphcError
 from graphc.ir import Graph, NodeBuilder, TensorType, Value
+from graphc.ops import OPS, Domain, Kind, OpDef, Rounding
 
 DTYPES = ("float32", "float64", "int32", "int64", "bool")
 FLOATS = ("float32", "float64")
 NUMERIC = ("float32", "float64", "int32", "int64")
 DIMS = (1, 1, 2, 2, 3, 3, 4, 5, 0)
 
-UNARY_ANY_FLOAT = ("neg", "abs", "exp", "expm1", "log1p", "sqrt", "tanh", "sigmoid",
-                   "sin", "cos", "erf")
-UNARY_EXACT_FLOAT = ("log", "rsqrt", "reciprocal")  # blow up rounding errors near 0
-# jump at integers (a rounding error moves the result by a whole unit): exact inputs only
-ROUNDING = ("floor", "ceil", "round")
-FLOORED_DIVISION = ("floor_divide", "remainder")
-BINARY_NUMERIC = ("add", "sub", "mul", "maximum", "minimum")
-COMPARISONS = ("eq", "ne", "lt", "le", "gt", "ge")
-# results a few ulp apart between numpy and glibc's vector math
-INEXACT_OPS = ("sum", "cumsum", "matmul", "scatter_add", "conv2d", "avg_pool2d", "exp",
-               "expm1", "log", "log1p", "tanh", "sin", "cos", "erf", "sigmoid", "pow")
+
+
+@dataclass(frozen=True)
+class OpLists:
+    """The elementwise primitives the builder picks from, by what their records say
+    (kind, dtypes, rounding, sample domain), in registration order. Built per graph,
+    so that a primitive registered late is fuzzed too."""
+
+    unary_any_float: tuple[str, ...]    # any float input
+    unary_exact_float: tuple[str, ...]  # singular domain or a step: exact inputs only
+    unary_numeric: tuple[str, ...]      # ints too
+    unary_step_numeric: tuple[str, ...]  # sign: a step, ints too, exact inputs only
+    binary_numeric: tuple[str, ...]
+    binary_float: tuple[str, ...]       # a restricted domain: floats, exact where it is
+    floored_division: tuple[str, ...]   # steps of numbers: exact inputs only
+    comparisons: tuple[str, ...]        # steps of any dtype, bool results
+
+
+def _elementwise(arity: int) -> list[OpDef]:
+    # no attributes (round's decimals is chosen by op_unary) and one dtype in, one out
+    return [op for op in OPS.values() if op.kind is Kind.ELEMENTWISE and
+            op.num_inputs == arity and (not op.attrs or op.name == "round")
+            and op.name != "cast"]
+
+
+def op_lists() -> OpLists:
+    """The op lists of today's registry (see `OpLists`)."""
+    floats, ints = set(FLOATS), {"int32", "int64"}
+    un, bi = _elementwise(1), _elementwise(2)
+    step = Rounding.STEP
+
+    def names(ops, pred):
+        return tuple(op.name for op in ops if pred(op))
+
+    def restricted(op):
+        return any(op.domain_of(i) != Domain() for i in range(2))
+    return OpLists(
+        unary_any_float=names(un, lambda o: floats <= o.dtypes and o.rounding is not step
+                              and not o.domain_of(0).singular),
+        unary_exact_float=names(un, lambda o: floats <= o.dtypes and not ints & o.dtypes and
+                                o.domain_of(0).singular) +
+        names(un, lambda o: floats <= o.dtypes and not ints & o.dtypes and o.rounding is step),
+        unary_numeric=names(un, lambda o: ints <= o.dtypes and o.rounding is not step),
+        unary_step_numeric=names(un, lambda o: ints <= o.dtypes and o.rounding is step),
+        binary_numeric=names(bi, lambda o: ints <= o.dtypes and "bool" not in o.dtypes
+                             and o.rounding is not step and not restricted(o)),
+        binary_float=names(bi, lambda o: floats <= o.dtypes and "bool" not in o.dtypes
+                           and o.rounding is not step and restricted(o)),
+        floored_division=names(bi, lambda o: ints <= o.dtypes and "bool" not in o.dtypes
+                               and o.rounding is step),
+        comparisons=names(bi, lambda o: "bool" in o.dtypes and o.rounding is step))
+
+
+def inexact_ops() -> frozenset[str]:
+    """Primitives whose float results differ by a few ulp between implementations
+    (numpy and glibc's vector math, sums in blocks): their results are not exact."""
+    return frozenset(name for name, op in OPS.items()
+                     if op.rounding in (Rounding.TRANSCENDENTAL, Rounding.ACCUMULATES))
 
 
 class Chooser:
@@ -110,6 +158,8 @@ class _Builder:
         self.specs: list[InputSpec] = []
         self.values: list[Value] = []
         self.exact: dict[int, bool] = {}
+        self.lists = op_lists()
+        self.inexact = inexact_ops()
 
     # -------------------------------------------------------------- values
     def shape(self, ndim: int | None = None) -> tuple[int, ...]:
@@ -172,7 +222,7 @@ class _Builder:
         if node is None:
             return False
         exact = all(self.exact[id(v)] for v in inputs)
-        if op in INEXACT_OPS and node.outputs[0].dtype in FLOATS:
+        if op in self.inexact and node.outputs[0].dtype in FLOATS:
             exact = False
         for v in node.outputs:
             self.values.append(v)
@@ -196,43 +246,44 @@ class _Builder:
         ch = self.ch
         kind = ch.choice(("float", "float", "float", "exactfloat", "numeric", "sign"))
         if kind == "float":
-            op = ch.choice(UNARY_ANY_FLOAT)
+            op = ch.choice(self.lists.unary_any_float)
             x = self.pick(lambda v: v.dtype in FLOATS, make=self.any_type(FLOATS))
         elif kind == "exactfloat":
-            op = ch.choice(UNARY_EXACT_FLOAT + ROUNDING)
+            op = ch.choice(self.lists.unary_exact_float)
             x = self.pick(lambda v: v.dtype in FLOATS, exact=True, make=self.any_type(FLOATS))
             if op == "round":
                 return self.add(op, [x], {"decimals": ch.choice((0, 0, 1, -1))})
         elif kind == "numeric":
-            op = ch.choice(("neg", "abs"))
+            op = ch.choice(self.lists.unary_numeric)
             x = self.pick(lambda v: v.dtype in NUMERIC, make=self.any_type(NUMERIC))
         else:
-            op = "sign"
+            op = ch.choice(self.lists.unary_step_numeric)
             x = self.pick(lambda v: v.dtype in NUMERIC, exact=True,
                           make=self.any_type(NUMERIC))
         return self.add(op, [x], {})
 
     def op_binary(self) -> bool:
         ch = self.ch
-        op = ch.choice(BINARY_NUMERIC + ("div", "pow") + FLOORED_DIVISION)
-        if op in FLOORED_DIVISION:
+        lists = self.lists
+        op = ch.choice(lists.binary_numeric + lists.binary_float + lists.floored_division)
+        if op in lists.floored_division:
             a = self.pick(lambda v: v.dtype in NUMERIC, exact=True, make=self.any_type(NUMERIC))
             b = self.partner(a, exact=True)
-        elif op in ("div", "pow"):
-            a = self.pick(lambda v: v.dtype in FLOATS, exact=op == "pow",
+        elif op in lists.binary_float:  # exact where the domain is restricted (div's b)
+            a = self.pick(lambda v: v.dtype in FLOATS, exact=OPS[op].domain_of(0) != Domain(),
                           make=self.any_type(FLOATS))
-            b = self.partner(a, exact=True)
+            b = self.partner(a, exact=OPS[op].domain_of(1) != Domain())
         else:
             a = self.pick(lambda v: v.dtype in NUMERIC, make=self.any_type(NUMERIC))
             b = self.partner(a)
         if ch.chance(50):
-            a, b = (b, a) if op not in ("div", "pow") else (a, b)
+            a, b = (b, a) if op not in lists.binary_float else (a, b)
         return self.add(op, [a, b], {})
 
     def op_compare(self) -> bool:
         a = self.pick(exact=True, make=self.any_type())
         b = self.partner(a, exact=True)
-        return self.add(self.ch.choice(COMPARISONS), [a, b], {})
+        return self.add(self.ch.choice(self.lists.comparisons), [a, b], {})
 
     def op_logic(self) -> bool:
         a = self.pick(lambda v: v.dtype == "bool", make=self.any_type(("bool",)))
@@ -296,7 +347,8 @@ class _Builder:
             x = self.values[-1]
         if ch.chance(50):
             mask = self.partner(x, exact=True)
-            if not self.add(ch.choice(COMPARISONS), [mask, self.partner(mask, exact=True)], {}):
+            pair = [mask, self.partner(mask, exact=True)]
+            if not self.add(ch.choice(self.lists.comparisons), pair, {}):
                 return True
             operands, op = [self.values[-1], x, r], "where"
         else:

@@ -3,8 +3,6 @@ its modes (MODES), against `graphc.interpret` on the unoptimized graph, and the
 stand-alone runner behind `python -m graphc fuzz`."""
 from __future__ import annotations
 
-import contextlib
-import os
 import random
 import sys
 import traceback
@@ -12,27 +10,28 @@ import warnings
 
 import numpy as np
 
+from graphc.backends.options import Options, resolve
 from graphc.fuzz.builder import Chooser, build, make_inputs
 from graphc.ir import Graph
 
-KERNEL_ENV = {"GRAPHC_SMALL_GROUP": "0", "GRAPHC_BLOCK_ELEMENTS": "7", "GRAPHC_NATIVE": "0"}
-NATIVE_ENV = {"GRAPHC_SMALL_GROUP": "0", "GRAPHC_NATIVE": "1"}
-# the backend's modes: plain numpy calls, numpy block kernels, native kernels
-MODES = {"plain": {"GRAPHC_NATIVE": "0"}, "blocks": KERNEL_ENV, "native": NATIVE_ENV}
+# The backend's modes, as backend options (the fields left out keep the environment's
+# defaults, read when a mode is compiled): plain numpy calls; every fused group forced
+# through numpy block kernels of tiny blocks, so that block edges meet every graph;
+# every fused group forced through native kernels.
+MODES: dict[str, dict] = {
+    "plain": {"native": False},
+    "blocks": {"small_group": 0, "block_elements": 7, "native": False},
+    "native": {"small_group": 0, "native": True},
+}
 
 
-@contextlib.contextmanager
-def environ(values: dict[str, str]):
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+def mode_options(mode: str, **more) -> Options:
+    """The backend options of fuzzing mode `mode` (see MODES), with `more` on top.
+
+    >>> mode_options("blocks").block_elements
+    7
+    """
+    return resolve({**MODES[mode], **more})
 
 
 def round_trip(graph: Graph) -> None:
@@ -47,9 +46,8 @@ def compile_optimized(graph: Graph, mode: str = "plain"):
     from graphc import backends
     from graphc.passes import pipeline
     numpy_backend = backends.get("numpy")
-    with environ(MODES[mode]):
-        stages = pipeline.run(graph, policy=numpy_backend.FUSION_POLICY)
-        return numpy_backend.compile_graph(stages[-1].graph)
+    stages = pipeline.run(graph, policy=numpy_backend.FUSION_POLICY)
+    return numpy_backend.compile_graph(stages[-1].graph, mode_options(mode))
 
 
 def native_available() -> bool:

@@ -198,6 +198,10 @@ class Group:
     kind: str
     nodes: tuple[Node, ...]
     notes: tuple[str, ...] = ()  # why neighbouring groups were not merged (one line each)
+    # the iteration space fusion merged the group over (elementwise, matmul: the shape
+    # of its values; reduction: its full input), None for the other kinds or where
+    # the group was read back from text (the kernel plan derives it from the nodes)
+    space: tuple[int, ...] | None = None
 
 
 @dataclass(eq=False)

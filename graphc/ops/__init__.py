@@ -2,9 +2,16 @@
 
 A record says everything the core knows about an op: its name, the attributes it
 takes, its shape/dtype rule, its numpy reference implementation (which is also the
-reference interpreter and the constant folder) and its kind for fusion. Rules that
-belong to a pass or a backend (gradients, lowerings) live in one table in that pass
-or backend, keyed by the op name; tests check that every table covers `OPS`.
+reference interpreter and the constant folder), its kind for fusion, the dtypes it
+accepts, how it rounds and where its sample inputs lie. Passes, backends, the fuzzer
+and the tests read those facts from here instead of restating them per op. Rules
+that belong to a pass or a backend (gradients, lowerings) live in one table in that
+pass or backend, keyed by the op name; tests check that every table covers `OPS`.
+
+Adding a primitive is four entries: its record here (`register`), its VJP in
+`graphc.passes.autodiff.VJP` (or `differentiable=False`), and one lowering per
+backend (`graphc.backends.numpy.lowering.LOWERINGS`). Every table is read at use,
+so a record registered late (a test's toy primitive) is seen everywhere.
 
 The records are spread over small modules by family: `elementwise`, `reduction`,
 `shape`, `linalg` (matmul, convolution, pooling).
@@ -17,6 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from graphc import dtypes as _dtypes
 from graphc.ir.types import Attrs, TensorType
 
 
@@ -31,6 +39,67 @@ class Kind(str, enum.Enum):
     OPAQUE = "opaque"            # everything else: a kernel of its own
 
 
+class Rounding(str, enum.Enum):
+    """How far an op's float result may sit from the exact value of its inputs.
+
+    The precision pass turns it into ulps, and the fuzzer feeds values it marks
+    inexact only to ops that do not amplify rounding."""
+
+    EXACT = "exact"                    # moves or picks values: reshape, max, abs, where
+    HALF_ULP = "half_ulp"              # one correctly rounded step: add, div, sqrt
+    TRANSCENDENTAL = "transcendental"  # libm and SIMD approximations, a few ulp apart
+    ACCUMULATES = "accumulates"        # sums many terms: sum, matmul, conv2d
+    STEP = "step"                      # exact, but jumps where an input crosses a boundary
+
+
+@dataclass(frozen=True)
+class Domain:
+    """Where an op's sample inputs lie (op tests, gradient checks, the fuzzer).
+
+    `kind` is "interval" (uniform in [lo, hi]), "positive" (uniform in [lo, hi] with
+    lo > 0: the op is singular at or below 0, as log is) or "nonzero" (|x| uniform in
+    [lo, hi], either sign: singular at 0, as 1/x is). Near a singularity rounding
+    errors blow up, so the fuzzer feeds such inputs only exact values.
+
+    >>> import numpy as np
+    >>> x = Domain.nonzero(0.25, 4.0).sample(np.random.default_rng(0), (100,))
+    >>> bool(np.all((0.25 <= abs(x)) & (abs(x) <= 4.0)))
+    True
+    """
+
+    kind: str = "interval"
+    lo: float = -3.0
+    hi: float = 3.0
+
+    @classmethod
+    def interval(cls, lo: float, hi: float) -> "Domain":
+        return cls("interval", lo, hi)
+
+    @classmethod
+    def positive(cls, lo: float, hi: float) -> "Domain":
+        assert lo > 0, "a positive domain keeps away from 0"
+        return cls("positive", lo, hi)
+
+    @classmethod
+    def nonzero(cls, lo: float, hi: float) -> "Domain":
+        return cls("nonzero", lo, hi)
+
+    @property
+    def singular(self) -> bool:
+        """Whether the op blows up at the domain's edge (log at 0, 1/x at 0)."""
+        return self.kind != "interval"
+
+    def sample(self, rng: np.random.Generator, size: tuple[int, ...]) -> np.ndarray:
+        """float64 samples, an array of shape `size`, from this domain."""
+        if self.kind == "nonzero":
+            sign = np.where(rng.random(size) < 0.5, -1.0, 1.0)
+            return sign * rng.uniform(self.lo, self.hi, size=size)
+        return rng.uniform(self.lo, self.hi, size=size)
+
+
+ANYWHERE = Domain()  # the default: uniform in [-3, 3]
+ALL_DTYPES = frozenset(_dtypes.DTYPES)
+
 InferFn = Callable[[tuple[TensorType, ...], Attrs], tuple[TensorType, ...]]
 
 
@@ -43,6 +112,11 @@ class OpDef:
     when the op has several outputs). `num_inputs` is None for variadic ops.
     `optional` holds attributes a node may leave out, with their default (the text IR
     then shows none: matmul's transpose flags appear only where a pass set them).
+
+    `dtypes` are the dtypes of the (data) inputs it accepts, which `infer` checks;
+    `rounding` how it rounds (the default is the cautious one: a few ulp, not
+    bit-exact across backends); `domain` where its sample inputs lie, one `Domain`
+    for every input or a tuple with one per input (see `domain_of`).
     """
 
     name: str
@@ -54,6 +128,13 @@ class OpDef:
     differentiable: bool = True
     doc: str = ""
     optional: tuple[tuple[str, Any], ...] = ()
+    dtypes: frozenset[str] = ALL_DTYPES
+    rounding: Rounding = Rounding.TRANSCENDENTAL
+    domain: Domain | tuple[Domain, ...] = ANYWHERE
+
+    def domain_of(self, i: int) -> Domain:
+        """The sample domain of input `i`."""
+        return self.domain[i] if isinstance(self.domain, tuple) else self.domain
 
     def __call__(self, *arrays: np.ndarray, **attrs: Any):
         return self.impl(*arrays, **attrs)
@@ -67,6 +148,11 @@ def register(op: OpDef) -> OpDef:
         raise ValueError(f"primitive {op.name} registered twice")
     OPS[op.name] = op
     return op
+
+
+def unregister(name: str) -> None:
+    """Remove a record `register` added (a test's toy primitive, when it is done)."""
+    del OPS[name]
 
 
 def get(name: str) -> OpDef:

@@ -10,9 +10,13 @@ import numpy as np
 from graphc import dtypes
 from graphc.errors import DtypeError, ShapeError
 from graphc.ir.types import TensorType
-from graphc.ops import Kind, OpDef, register
+from graphc.ops import Domain, Kind, OpDef, Rounding, register
 
 EW = Kind.ELEMENTWISE
+R = Rounding
+# the dtype classes of the family's rules, by the name their error messages use
+ACCEPTS = {"float": frozenset(dtypes.FLOATS), "numeric": frozenset(dtypes.FLOATS | dtypes.INTS),
+           "bool": frozenset({"bool"}), "any": frozenset(dtypes.DTYPES)}
 
 
 def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
@@ -34,9 +38,7 @@ def _same_dtype(name: str, types) -> str:
 
 
 def _check(name: str, dtype: str, allowed: str) -> None:
-    ok = {"float": dtypes.FLOATS, "numeric": dtypes.FLOATS | dtypes.INTS,
-          "bool": {"bool"}, "any": set(dtypes.DTYPES)}[allowed]
-    if dtype not in ok:
+    if dtype not in ACCEPTS[allowed]:
         raise DtypeError(f"{name} does not accept {dtype} inputs ({allowed} only)")
 
 
@@ -56,15 +58,27 @@ def _binary_rule(name: str, allowed: str, out_dtype: str | None = None):
 
 
 def unary(name: str, impl, allowed: str = "float", differentiable: bool = True,
-          doc: str = "") -> OpDef:
+          doc: str = "", rounding: Rounding = R.TRANSCENDENTAL,
+          domain: Domain = Domain()) -> OpDef:
+    """Register an elementwise op of one input that keeps its type; `allowed` is a
+    key of `ACCEPTS`.
+
+    >>> from graphc.ops import OPS
+    >>> OPS["exp"].dtypes == ACCEPTS["float"], OPS["exp"].rounding.value
+    (True, 'transcendental')
+    """
     return register(OpDef(name, (), _unary_rule(name, allowed), impl, EW, 1,
-                          differentiable, doc))
+                          differentiable, doc, dtypes=ACCEPTS[allowed], rounding=rounding,
+                          domain=domain))
 
 
 def binary(name: str, impl, allowed: str = "numeric", out_dtype: str | None = None,
-           differentiable: bool = True, doc: str = "") -> OpDef:
+           differentiable: bool = True, doc: str = "", rounding: Rounding = R.HALF_ULP,
+           domain: Domain | tuple[Domain, ...] = Domain()) -> OpDef:
+    """Register a broadcasting elementwise op of two inputs of one dtype."""
     return register(OpDef(name, (), _binary_rule(name, allowed, out_dtype), impl, EW, 2,
-                          differentiable, doc))
+                          differentiable, doc, dtypes=ACCEPTS[allowed], rounding=rounding,
+                          domain=domain))
 
 
 def _sigmoid(x):
@@ -85,35 +99,40 @@ def _rsqrt(x):
     return np.reciprocal(np.sqrt(x))
 
 
-unary("neg", np.negative, "numeric")
-unary("abs", np.abs, "numeric")
-unary("sign", np.sign, "numeric", differentiable=False)
-unary("exp", np.exp)
-unary("expm1", np.expm1)
-unary("log", np.log)
-unary("log1p", np.log1p)
-unary("sqrt", np.sqrt)
-unary("rsqrt", _rsqrt, doc="1 / sqrt(x)")
-unary("reciprocal", np.reciprocal, doc="1 / x")
-unary("tanh", np.tanh)
-unary("sigmoid", _sigmoid, doc="1 / (1 + exp(-x)), computed without overflow")
-unary("sin", np.sin)
-unary("cos", np.cos)
+I = Domain.interval
+unary("neg", np.negative, "numeric", rounding=R.EXACT)
+unary("abs", np.abs, "numeric", rounding=R.EXACT)
+unary("sign", np.sign, "numeric", differentiable=False, rounding=R.STEP)
+unary("exp", np.exp, domain=I(-4, 4))
+unary("expm1", np.expm1, domain=I(-2, 2))
+unary("log", np.log, domain=Domain.positive(0.05, 8))
+unary("log1p", np.log1p, domain=I(-0.9, 8))
+unary("sqrt", np.sqrt, rounding=R.HALF_ULP, domain=I(0, 8))
+# two roundings (sqrt, then 1/x): ~1 ulp, counted as a transcendental's
+unary("rsqrt", _rsqrt, doc="1 / sqrt(x)", domain=Domain.positive(0.05, 8))
+unary("reciprocal", np.reciprocal, doc="1 / x", rounding=R.HALF_ULP,
+      domain=Domain.nonzero(0.25, 4))
+unary("tanh", np.tanh, domain=I(-4, 4))
+unary("sigmoid", _sigmoid, doc="1 / (1 + exp(-x)), computed without overflow",
+      domain=I(-8, 8))
+unary("sin", np.sin, domain=I(-4, 4))
+unary("cos", np.cos, domain=I(-4, 4))
 unary("erf", _erf, doc="the Gauss error function")
-unary("logical_not", np.logical_not, "bool", differentiable=False)
+unary("logical_not", np.logical_not, "bool", differentiable=False, rounding=R.EXACT)
 
 binary("add", np.add)
 binary("sub", np.subtract)
 binary("mul", np.multiply)
-binary("div", np.true_divide, "float")
-binary("pow", np.power)
-binary("maximum", np.maximum)
-binary("minimum", np.minimum)
+binary("div", np.true_divide, "float", domain=(Domain(), Domain.nonzero(0.25, 4)))
+# float bases positive (a float exponent of a negative base is nan)
+binary("pow", np.power, rounding=R.TRANSCENDENTAL, domain=(I(0.1, 3), I(-2, 2)))
+binary("maximum", np.maximum, rounding=R.EXACT)
+binary("minimum", np.minimum, rounding=R.EXACT)
 for _name, _impl in [("eq", np.equal), ("ne", np.not_equal), ("lt", np.less),
                      ("le", np.less_equal), ("gt", np.greater), ("ge", np.greater_equal)]:
-    binary(_name, _impl, "any", out_dtype="bool", differentiable=False)
-binary("logical_and", np.logical_and, "bool", differentiable=False)
-binary("logical_or", np.logical_or, "bool", differentiable=False)
+    binary(_name, _impl, "any", out_dtype="bool", differentiable=False, rounding=R.STEP)
+binary("logical_and", np.logical_and, "bool", differentiable=False, rounding=R.EXACT)
+binary("logical_or", np.logical_or, "bool", differentiable=False, rounding=R.EXACT)
 
 
 def _where_infer(ins, attrs):
@@ -125,7 +144,7 @@ def _where_infer(ins, attrs):
 
 
 register(OpDef("where", (), _where_infer, np.where, EW, 3,
-               doc="cond ? a : b, broadcasting all three"))
+               doc="cond ? a : b, broadcasting all three", rounding=R.EXACT))
 
 
 def _cast_infer(ins, attrs):
@@ -137,7 +156,7 @@ def _cast(x, dtype):
 
 
 register(OpDef("cast", ("dtype",), _cast_infer, _cast, EW, 1,
-               doc="convert to another dtype, as ndarray.astype does"))
+               doc="convert to another dtype, as ndarray.astype does", rounding=R.HALF_ULP))
 
 
 # ---- rounding and floored division: numpy's own semantics -----------------------------
@@ -167,10 +186,12 @@ def _round(x, decimals):
     return np.asarray(np.round(x, decimals))
 
 
-unary("floor", np.floor, differentiable=False)
-unary("ceil", np.ceil, differentiable=False)
+unary("floor", np.floor, differentiable=False, rounding=R.STEP)
+unary("ceil", np.ceil, differentiable=False, rounding=R.STEP)
 register(OpDef("round", ("decimals",), _round_infer, _round, EW, 1, differentiable=False,
-               doc="np.round: half to even, at `decimals` places (as numpy computes it)"))
-binary("floor_divide", np.floor_divide, differentiable=False,
+               doc="np.round: half to even, at `decimals` places (as numpy computes it)",
+               dtypes=ACCEPTS["float"], rounding=R.STEP))
+binary("floor_divide", np.floor_divide, differentiable=False, rounding=R.STEP,
        doc="a // b: the floor of the quotient; 0 for an integer b = 0")
-binary("remainder", np.remainder, doc="a % b: takes the divisor's sign; 0 for an integer b = 0")
+binary("remainder", np.remainder, rounding=R.STEP,
+       doc="a % b: takes the divisor's sign; 0 for an integer b = 0")

@@ -13,8 +13,10 @@ from numpy.lib.stride_tricks import sliding_window_view
 from graphc import dtypes
 from graphc.errors import DtypeError, GraphcError, ShapeError
 from graphc.ir.types import TensorType
-from graphc.ops import Kind, OpDef, register
+from graphc.ops import Kind, OpDef, Rounding, register
 from graphc.ops.elementwise import broadcast_shapes
+
+_FLOATS = frozenset(dtypes.FLOATS)
 
 
 def _swapped(t: TensorType, flag: bool) -> TensorType:
@@ -48,7 +50,8 @@ def _matmul(a, b, transpose_a=False, transpose_b=False):
 register(OpDef("matmul", (), _matmul_infer, _matmul, Kind.MATMUL, 2,
                doc="a @ b over the last two axes; leading axes broadcast; "
                    "transpose_a/transpose_b (optional) swap an operand's last two axes",
-               optional=(("transpose_a", False), ("transpose_b", False))))
+               optional=(("transpose_a", False), ("transpose_b", False)),
+               rounding=Rounding.ACCUMULATES))
 
 
 def window_out(size: int, k: int, stride: int, pad: int, dilation: int = 1) -> int:
@@ -123,7 +126,8 @@ def _conv2d(x, w, stride, padding, dilation, groups):
 
 register(OpDef("conv2d", ("stride", "padding", "dilation", "groups"), _conv2d_infer,
                _conv2d, Kind.OPAQUE, 2,
-               doc="2-d cross-correlation, NCHW input, OIHW weight (no bias)"))
+               doc="2-d cross-correlation, NCHW input, OIHW weight (no bias)",
+               rounding=Rounding.ACCUMULATES, dtypes=_FLOATS))
 
 
 def _pool_infer(name):
@@ -157,10 +161,12 @@ def _avg_pool2d(x, kernel, stride, padding):
 
 
 register(OpDef("max_pool2d", ("kernel", "stride", "padding"), _pool_infer("max_pool2d"),
-               _max_pool2d, Kind.OPAQUE, 1, doc="max over windows; padding is -inf"))
+               _max_pool2d, Kind.OPAQUE, 1, doc="max over windows; padding is -inf",
+               rounding=Rounding.EXACT, dtypes=frozenset(dtypes.FLOATS | dtypes.INTS)))
 register(OpDef("avg_pool2d", ("kernel", "stride", "padding"), _pool_infer("avg_pool2d"),
                _avg_pool2d, Kind.OPAQUE, 1,
-               doc="mean over windows, padded zeros counted (count_include_pad)"))
+               doc="mean over windows, padded zeros counted (count_include_pad)",
+               rounding=Rounding.ACCUMULATES, dtypes=_FLOATS))
 
 
 # ---------------------------------------------------------------- conv/pool gradients
@@ -334,17 +340,22 @@ def _avg_pool2d_grad(g, kernel, stride, padding, input_shape):
 
 register(OpDef("conv2d_grad_input", CONV_ATTRS + ("input_shape",), _conv2d_grad_input_infer,
                _conv2d_grad_input, Kind.OPAQUE, 2,
-               doc="dL/dx of conv2d(x, w) from the output cotangent g and w"))
+               doc="dL/dx of conv2d(x, w) from the output cotangent g and w",
+               rounding=Rounding.ACCUMULATES))
 register(OpDef("conv2d_grad_weight", CONV_ATTRS + ("weight_shape",),
                _conv2d_grad_weight_infer, _conv2d_grad_weight, Kind.OPAQUE, 2,
-               doc="dL/dw of conv2d(x, w) from x and the output cotangent g"))
+               doc="dL/dw of conv2d(x, w) from x and the output cotangent g",
+               rounding=Rounding.ACCUMULATES))
 register(OpDef("max_pool2d_grad", POOL_ATTRS, _max_pool2d_pair_infer("max_pool2d_grad", True),
                _max_pool2d_grad, Kind.OPAQUE, 2,
-               doc="dL/dx of max_pool2d(x): g goes to each window's max (torch's choice)"))
+               doc="dL/dx of max_pool2d(x): g goes to each window's max (torch's choice)",
+               rounding=Rounding.STEP))
 register(OpDef("max_pool2d_gather", POOL_ATTRS,
                _max_pool2d_pair_infer("max_pool2d_gather", False), _max_pool2d_gather,
                Kind.OPAQUE, 2, doc="h at each window's max of x; the adjoint of "
-                                   "max_pool2d_grad in its cotangent"))
+                                   "max_pool2d_grad in its cotangent",
+               rounding=Rounding.STEP))
 register(OpDef("avg_pool2d_grad", POOL_ATTRS + ("input_shape",), _avg_pool2d_grad_infer,
                _avg_pool2d_grad, Kind.OPAQUE, 1,
-               doc="dL/dx of avg_pool2d: each window's g shared evenly (padding counted)"))
+               doc="dL/dx of avg_pool2d: each window's g shared evenly (padding counted)",
+               rounding=Rounding.ACCUMULATES))

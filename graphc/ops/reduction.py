@@ -12,7 +12,7 @@ import numpy as np
 
 from graphc.errors import DtypeError, ShapeError
 from graphc.ir.types import TensorType
-from graphc.ops import Kind, OpDef, register
+from graphc.ops import Kind, OpDef, Rounding, register
 
 
 def check_axes(axes, ndim: int, name: str) -> tuple[int, ...]:
@@ -46,18 +46,18 @@ def _reduce_rule(name: str, needs_identity: bool):
     return infer
 
 
-def _reduction(name: str, fn, needs_identity: bool, differentiable: bool = True) -> None:
+def _reduction(name: str, fn, needs_identity: bool, rounding: Rounding) -> None:
     def impl(x, axes, keepdims):
         # numpy would sum int32 in int64; the primitive keeps the input's dtype
         kw = {"dtype": x.dtype} if name == "sum" else {}
         return np.asarray(fn(x, axis=tuple(axes), keepdims=keepdims, **kw))
     register(OpDef(name, ("axes", "keepdims"), _reduce_rule(name, needs_identity), impl,
-                   Kind.REDUCTION, 1, differentiable))
+                   Kind.REDUCTION, 1, rounding=rounding))
 
 
-_reduction("sum", np.sum, needs_identity=False)
-_reduction("max", np.max, needs_identity=True)
-_reduction("min", np.min, needs_identity=True)
+_reduction("sum", np.sum, needs_identity=False, rounding=Rounding.ACCUMULATES)
+_reduction("max", np.max, needs_identity=True, rounding=Rounding.EXACT)
+_reduction("min", np.min, needs_identity=True, rounding=Rounding.EXACT)
 
 
 def _argmax_infer(ins, attrs):
@@ -74,7 +74,8 @@ def _argmax(x, axis, keepdims):
 
 
 register(OpDef("argmax", ("axis", "keepdims"), _argmax_infer, _argmax, Kind.REDUCTION, 1,
-               differentiable=False, doc="index of the first maximum along one axis"))
+               differentiable=False, doc="index of the first maximum along one axis",
+               rounding=Rounding.STEP))
 
 
 # ---- cumsum: a prefix sum along one axis (a scan, not a reduction: the output keeps
@@ -95,4 +96,5 @@ def _cumsum(x, axis):
 
 
 register(OpDef("cumsum", ("axis",), _cumsum_infer, _cumsum, Kind.OPAQUE, 1,
-               doc="running sum along one axis, in index order, in the input's dtype"))
+               doc="running sum along one axis, in index order, in the input's dtype",
+               rounding=Rounding.ACCUMULATES))

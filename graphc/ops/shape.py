@@ -8,7 +8,7 @@ import numpy as np
 from graphc import dtypes
 from graphc.errors import DtypeError, ShapeError
 from graphc.ir.types import ArrayLiteral, TensorType
-from graphc.ops import Kind, OpDef, register
+from graphc.ops import Kind, OpDef, Rounding, register
 from graphc.ops.reduction import check_axes
 
 
@@ -23,7 +23,8 @@ def _reshape_infer(ins, attrs):
 
 
 register(OpDef("reshape", ("shape",), _reshape_infer,
-               lambda x, shape: np.reshape(x, shape), Kind.SHAPE, 1))
+               lambda x, shape: np.reshape(x, shape), Kind.SHAPE, 1,
+               rounding=Rounding.EXACT))
 
 
 def _transpose_infer(ins, attrs):
@@ -36,7 +37,8 @@ def _transpose_infer(ins, attrs):
 
 
 register(OpDef("transpose", ("perm",), _transpose_infer,
-               lambda x, perm: np.transpose(x, perm), Kind.SHAPE, 1))
+               lambda x, perm: np.transpose(x, perm), Kind.SHAPE, 1,
+               rounding=Rounding.EXACT))
 
 
 def _broadcast_infer(ins, attrs):
@@ -51,7 +53,8 @@ def _broadcast_infer(ins, attrs):
 
 
 register(OpDef("broadcast_to", ("shape",), _broadcast_infer,
-               lambda x, shape: np.broadcast_to(x, shape), Kind.SHAPE, 1))
+               lambda x, shape: np.broadcast_to(x, shape), Kind.SHAPE, 1,
+               rounding=Rounding.EXACT))
 
 
 def _slice_infer(ins, attrs):
@@ -82,7 +85,8 @@ def _slice(x, starts, stops, steps):
 
 
 register(OpDef("slice", ("starts", "stops", "steps"), _slice_infer, _slice, Kind.SHAPE, 1,
-               doc="x[start:stop:step] on every axis; steps may be negative"))
+               doc="x[start:stop:step] on every axis; steps may be negative",
+               rounding=Rounding.EXACT))
 
 
 def _concat_infer(ins, attrs):
@@ -105,7 +109,8 @@ def _concat_infer(ins, attrs):
 
 
 register(OpDef("concat", ("axis",), _concat_infer,
-               lambda *xs, axis: np.concatenate(xs, axis=axis), Kind.SHAPE, None))
+               lambda *xs, axis: np.concatenate(xs, axis=axis), Kind.SHAPE, None,
+               rounding=Rounding.EXACT))
 
 
 def _pad_infer(ins, attrs):
@@ -125,7 +130,8 @@ def _pad(x, widths, value):
 
 
 register(OpDef("pad", ("widths", "value"), _pad_infer, _pad, Kind.SHAPE, 1,
-               doc="constant padding: widths is ((low, high), ...) per axis"))
+               doc="constant padding: widths is ((low, high), ...) per axis",
+               rounding=Rounding.EXACT))
 
 
 def _gather_infer(ins, attrs):
@@ -141,7 +147,8 @@ def _gather_infer(ins, attrs):
 register(OpDef("gather", ("axis",), _gather_infer,
                lambda x, idx, axis: np.take(x, idx, axis=axis), Kind.OPAQUE, 2,
                doc="np.take(x, idx, axis): negative indices wrap, others out of "
-                   "range raise IndexError"))
+                   "range raise IndexError",
+               rounding=Rounding.EXACT))
 
 
 def _scatter_add_infer(ins, attrs):
@@ -164,7 +171,8 @@ def _scatter_add(x, idx, upd, axis):
 
 register(OpDef("scatter_add", ("axis",), _scatter_add_infer, _scatter_add, Kind.OPAQUE, 3,
                doc="x with upd added at idx along axis (repeated indices accumulate); "
-                   "the gradient of gather"))
+                   "the gradient of gather",
+               rounding=Rounding.ACCUMULATES))
 
 
 def _iota_infer(ins, attrs):
@@ -180,7 +188,8 @@ def _iota(shape, axis, dtype):
 
 
 register(OpDef("iota", ("shape", "axis", "dtype"), _iota_infer, _iota, Kind.SOURCE, 0,
-               differentiable=False, doc="0, 1, 2, ... along `axis`, broadcast to shape"))
+               differentiable=False, doc="0, 1, 2, ... along `axis`, broadcast to shape",
+               rounding=Rounding.EXACT))
 
 
 def _const_infer(ins, attrs):
@@ -191,4 +200,5 @@ def _const_infer(ins, attrs):
 
 
 register(OpDef("const", ("value",), _const_infer, lambda value: value.array, Kind.SOURCE,
-               0, differentiable=False, doc="a literal array held in the graph"))
+               0, differentiable=False, doc="a literal array held in the graph",
+               rounding=Rounding.EXACT))
