@@ -50,9 +50,11 @@ from graphc.errors import SourceLoc, UnsupportedError, is_compiler_file
 from graphc.frontend import patching
 from graphc.frontend.tracer import TraceContext, current
 
-HINT = ("draw the random numbers outside the compiled function and pass them in as an "
-        "argument (mask = rng.random(x.shape) < p; f(x, mask)): graphc runs this call "
-        "once, while tracing, and would reuse its result on every call")
+HINT = ("use graphc.random with a key passed in as an argument (f(x, key) with "
+        "keep = graphc.random.bernoulli(key, p, x.shape) inside; a new "
+        "graphc.random.key(seed) or split key per call), or draw the numbers outside "
+        "and pass them in (f(x, mask)): graphc runs this call once, while tracing, and "
+        "would reuse its result on every call")
 _CLOCK_HINT = ("read the clock outside the compiled function and pass the value in as an "
                "argument: graphc runs this call once, while tracing")
 

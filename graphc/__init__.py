@@ -21,6 +21,7 @@ from graphc.api import CompiledFunction, Lowered, RecompileWarning, compile, tra
 from graphc.benchmark import BenchmarkResult, benchmark
 from graphc.transforms import grad, value_and_grad, vjp
 from graphc import nn
+from graphc import random
 from graphc import debug
 
 __version__ = "0.1.0"
@@ -33,6 +34,6 @@ __all__ = [
     "SettingWarning",
     "ShapeError",
     "TracerBoolError", "TracerLeakError", "UnsupportedError", "VerifyError", "benchmark",
-    "compile", "debug", "dtypes", "errors", "grad", "interpret", "ir", "nn", "ops", "trace",
-    "value_and_grad", "vjp",
+    "compile", "debug", "dtypes", "errors", "grad", "interpret", "ir", "nn", "ops", "random",
+    "trace", "value_and_grad", "vjp",
 ]

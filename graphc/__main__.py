@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
         "bench", help="run the benchmark suite",
         description="Time each workload as eager numpy, graphc and the installed peers "
                     "(workloads: " + ", ".join(WORKLOADS) + ").")
+    bench.add_argument("--suite", choices=["kernels", "models"], default="kernels",
+                       help="kernels: the numpy workloads (default); models: the "
+                            "example models' PyTorch training steps (needs torch)")
     bench.add_argument("--only", metavar="NAME[,NAME]",
                        help="run only these workloads (comma-separated)")
     bench.add_argument("--quick", action="store_true",
@@ -87,8 +90,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _workloads(parser: argparse.ArgumentParser, only: str | None) -> list[str]:
-    from graphc.bench.workloads import WORKLOADS
+def _workloads(parser: argparse.ArgumentParser, only: str | None,
+               suite: str = "kernels") -> list[str]:
+    if suite == "models":
+        from graphc.bench.models import MODELS as WORKLOADS
+    else:
+        from graphc.bench.workloads import WORKLOADS
     if not only:
         return list(WORKLOADS)
     names = [n.strip() for n in only.split(",") if n.strip()]
@@ -104,6 +111,8 @@ def bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from graphc.bench.measure import copy_bandwidth
     from graphc.bench.runner import run_suite
 
+    if args.suite == "models":
+        return bench_models(args, parser)
     names = _workloads(parser, args.only)
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         print("graphc bench: --plot needs matplotlib, which is not installed; "
@@ -131,6 +140,22 @@ def bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.plot:
         report.plot(args.plot, rows)
     return 1 if any(row.check == "FAIL" for row in rows) else 0
+
+
+def bench_models(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if importlib.util.find_spec("torch") is None:
+        print("graphc bench --suite models: needs torch (pip install torch)", file=sys.stderr)
+        return 2
+    from graphc.bench.train_suite import format_models, run_models
+    names = _workloads(parser, args.only, "models")
+    repeats = args.repeats or (3 if args.quick else 10)
+    rows = run_models(names, quick=args.quick, repeats=repeats)
+    size = "quick (tiny) sizes" if args.quick else "full sizes (WORKLOADS.md)"
+    print(f"graphc bench --suite models: {size}, float32 CPU, median of {repeats} "
+          "interleaved training steps (forward, loss, backward, optimizer)\n")
+    print(format_models(rows))
+    return 1 if any("first loss" in why for row in rows for why in row.failed.values()) \
+        else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

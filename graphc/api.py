@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -168,7 +169,13 @@ class CompiledFunction(SignatureCache):
 
     def _call(self, args: tuple, kwargs: dict, fast_key: tuple | None) -> Any:
         """A call off the fast path: any pytree, kwargs, static values, or a first call."""
-        key, leaves = signature(args, kwargs, self.fn)
+        try:
+            key, leaves = signature(args, kwargs, self.fn)
+        except ArgumentError:
+            torch_fn = self._torch_function(args, kwargs)
+            if torch_fn is None:
+                raise
+            return torch_fn._call(args, kwargs)
         entry = self._cache.get(key)
         if entry is None:
             entry = self._compile(args, kwargs, flat_call(self.fn, args, kwargs, key, leaves))
@@ -191,6 +198,23 @@ class CompiledFunction(SignatureCache):
         self._enter_fast(fast_key, key, entry, args)
         return outputs[0] if entry.rebuild is None else entry.rebuild(outputs)
 
+    def _torch_function(self, args: tuple, kwargs: dict):
+        """The torch compilation of fn (graphc/torch_compile.py), made on the first call
+        with torch tensors; None for a call without any (or without torch imported)."""
+        torch = sys.modules.get("torch")
+        if torch is None:
+            return None
+        from graphc.frontend.pytree import leaves
+        if not any(isinstance(x, torch.Tensor) for x in leaves((args, kwargs))):
+            return None
+        compiled = self.__dict__.get("_torch")
+        if compiled is None:
+            from graphc.torch_compile import compile_function
+            compiled = self._torch = compile_function(
+                self.fn, backend=self.backend_name, passes=self.passes, check=self.check,
+                cache_size=self.cache_size, options=self.options)
+        return compiled
+
     @_trimmed
     def lower(self, *args, **kwargs) -> Lowered:
         """The traced, optimized and generated forms for these arguments."""
@@ -200,19 +224,7 @@ class CompiledFunction(SignatureCache):
         return entry.lowered
 
     def _checked(self, lowered: Lowered) -> Callable[..., tuple]:
-        """The generated function, comparing each call's outputs with the interpreter's."""
-        from graphc.check import compare, output_tolerances
-        from graphc.interpreter import interpret
-        fn = lowered.executable.fn
-        tolerances = output_tolerances(lowered.graph)  # at the precision computed
-
-        def run(*flat):
-            outputs = fn(*flat)
-            want = interpret(lowered.graph, *flat)
-            want = [want] if len(lowered.graph.outputs) == 1 else list(want)
-            compare(self.__name__, list(outputs), want, tolerances)
-            return outputs
-        return run
+        return checked(self.__name__, lowered)
 
     def _compile(self, args: tuple, kwargs: dict, flat: FlatCall) -> Entry:
         """Trace and generate code for a signature that missed the cache (flattened and
@@ -241,6 +253,22 @@ class CompiledFunction(SignatureCache):
             return entry
 
 
+def checked(name: str, lowered: Lowered) -> Callable[..., tuple]:
+    """The generated function, comparing each call's outputs with the interpreter's."""
+    from graphc.check import compare, output_tolerances
+    from graphc.interpreter import interpret
+    fn = lowered.executable.fn
+    tolerances = output_tolerances(lowered.graph)  # at the precision computed
+
+    def run(*flat):
+        outputs = fn(*flat)
+        want = interpret(lowered.graph, *flat)
+        want = [want] if len(lowered.graph.outputs) == 1 else list(want)
+        compare(name, list(outputs), want, tolerances)
+        return outputs
+    return run
+
+
 def lower_function(fn: Callable, args: tuple, kwargs: dict, backend, passes=None,
                    name: str | None = None, flat: FlatCall | None = None,
                    options: Options | None = None) -> Lowered:
@@ -248,12 +276,23 @@ def lower_function(fn: Callable, args: tuple, kwargs: dict, backend, passes=None
     a GraphcInternalError naming the stage and the IR file that reproduces it. `flat`:
     the arguments already flattened and keyed (a cache miss), else done here;
     `options`: the backend's (None: the environment's defaults)."""
-    options = resolve_options(options)
     from graphc.internal import stage
-    from graphc.passes.pipeline import resolve, run
     t0 = time.perf_counter()
     with stage("trace", fn):
         traced = trace_function(fn, args, kwargs, name=name, flat=flat)
+    lowered = lower_graph(traced, fn, backend, passes, options)
+    lowered.stage_seconds = {"trace": time.perf_counter() - t0 - lowered.compile_seconds,
+                             **lowered.stage_seconds}
+    return lowered
+
+
+def lower_graph(traced: Traced, fn: Callable | None, backend, passes=None,
+                options: Options | None = None) -> Lowered:
+    """Optimize and generate code for a graph already captured (`traced`: by the numpy
+    tracer, or the torch capture); `fn` is the user's function that errors name."""
+    options = resolve_options(options)
+    from graphc.internal import stage
+    from graphc.passes.pipeline import resolve, run
     t1 = time.perf_counter()
     pipeline = resolve(passes, backend.FUSION_POLICY)  # fusion follows the backend's rules
     with stage("passes", fn, traced.graph, pipeline):
@@ -267,7 +306,7 @@ def lower_function(fn: Callable, args: tuple, kwargs: dict, backend, passes=None
     t3 = time.perf_counter()
     return Lowered(traced, {s.name: s.graph for s in stages},
                    {s.name: s.seconds for s in stages}, executable,
-                   {"trace": t1 - t0, "passes": t2 - t1, "codegen": t3 - t2}, options)
+                   {"passes": t2 - t1, "codegen": t3 - t2}, options)
 
 
 def _dtype_origin(graph: Graph, message: str):
@@ -291,7 +330,9 @@ def compile(fn: Callable | None = None, *, backend: str = "numpy",
             options: Options | dict | None = None) -> Any:
     """Compile a numpy function: traced once per input signature, then cached.
 
-    Use as `@graphc.compile` or `@graphc.compile(backend="numpy")`. `passes` replaces
+    Use as `@graphc.compile` or `@graphc.compile(backend="numpy")`. A torch
+    `nn.Module`, or a function called with torch tensors, is captured through torch and
+    trains with graphc's own backward (graphc/torch_compile.py). `passes` replaces
     the pass pipeline (a list of (name, Graph -> Graph) pairs); `check=True` (or
     GRAPHC_CHECK=1) compares every call against the reference interpreter.
     `cache_size` caps the signatures kept compiled (default GRAPHC_CACHE_ENTRIES, 64;
@@ -312,13 +353,17 @@ def compile(fn: Callable | None = None, *, backend: str = "numpy",
     >>> blocked.options.native
     False
     """
-    cls = _compiled_class()
     options = resolve_options(options)  # a bad option fails here, even as a decorator
-    if fn is None:
-        return lambda f: cls(f, backend=backend, passes=passes, check=check,
-                             cache_size=cache_size, options=options)
-    return cls(fn, backend=backend, passes=passes, check=check, cache_size=cache_size,
-               options=options)
+
+    def build(f):
+        torch = sys.modules.get("torch")  # an nn.Module means torch is imported already
+        if torch is not None and isinstance(f, torch.nn.Module):
+            from graphc.torch_compile import compile_module
+            return compile_module(f, backend=backend, passes=passes, check=check,
+                                  cache_size=cache_size, options=options)
+        return _compiled_class()(f, backend=backend, passes=passes, check=check,
+                                 cache_size=cache_size, options=options)
+    return build if fn is None else build(fn)
 
 
 @functools.lru_cache(maxsize=1)

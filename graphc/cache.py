@@ -47,7 +47,8 @@ class Entry:
 def release(entry: Entry) -> None:
     """Let a dropped entry's buffer pools go now: a generated function and its
     namespace form a reference cycle, which only the cyclic collector would free."""
-    release_pools = getattr(entry.lowered.executable, "release", None)
+    release_pools = getattr(entry, "release", None) or \
+        getattr(entry.lowered.executable, "release", None)  # a torch entry: all its halves
     if release_pools is not None:
         release_pools()
 

@@ -71,10 +71,10 @@ def _write(path: str, text: str) -> None:
         fh.write(text)
 
 
-def write_lowered(fn: Callable, lowered: Any) -> str | None:
-    """Dump one compiled signature (a `graphc.Lowered`) if GRAPHC_DUMP is set; returns
-    its stem."""
-    directory = dump_dir()
+def write_lowered(fn: Callable, lowered: Any, directory: str | None = None) -> str | None:
+    """Dump one compiled signature (a `graphc.Lowered`) into `directory`, or GRAPHC_DUMP's
+    where that is None, if set; returns its stem."""
+    directory = directory or dump_dir()
     if directory is None:
         return None
     base = claim(directory, lowered.graph.name)

@@ -77,6 +77,9 @@ def explain_retrace(name: str, entries: Sequence[Seen], paths: list[str], key: t
             lines.append(f"  {path}: {what} changed from {_spec(old)} to {_spec(new)}")
             hints.add("pad or bucket inputs to a few fixed shapes, and keep one dtype "
                       "(cast with .astype before the call)")
+        elif old[0] == new[0] == "mode":  # ("mode", hint, value): a torch module's train()
+            lines.append(f"  {path}: changed from {old[2]!r} to {new[2]!r}")
+            hints.add(new[1])
         elif old[0] == new[0] == "static":
             lines.append(f"  {path}: static value changed from {old[2]!r} to {new[2]!r}")
             hints.add("Python numbers are static (each new value compiles again); pass "

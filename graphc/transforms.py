@@ -11,16 +11,18 @@ simplifies and fuses with the rest.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from graphc.api import CompiledFunction
+from graphc.api import CompiledFunction, Lowered, lower_graph
 from graphc.backends.options import Options, resolve as resolve_options
 from graphc.errors import ArgumentError, GraphcError
 from graphc.frontend.pytree import flatten, unflatten
 from graphc.frontend.pytree import leaves as leaves_of
-from graphc.frontend.trace import trace_function
+from graphc.frontend.trace import Traced, trace_function
+from graphc.ir import Graph
 from graphc.frontend.tracer import Tracer
 import graphc.passes.autodiff as autodiff  # a module: `import passes.autodiff` alone must work
 
@@ -211,34 +213,24 @@ def vjp(fn: Callable, *primals: Any, backend: str = "numpy",
 
 def _split_vjp(fn: Callable, primals: tuple, backend: str, options: Options):
     from graphc.backends import get
-    from graphc.passes.pipeline import run
-    from graphc.passes.remat import split
-
-    target = get(backend)
-
-    def build(graph):
-        optimized = run(graph, policy=target.FUSION_POLICY)[-1].graph
-        return target.compile_graph(optimized, options).fn
 
     traced = trace_function(fn, primals, {})
     graph = traced.graph
     floats = [i for i, v in enumerate(graph.inputs) if v.type.dtype.startswith(("float", "bf"))]
     n_out = len(graph.outputs)
-    parts = split(autodiff.backward(graph, floats, seed_inputs=True), n_out, n_out)
+    halves = lower_split(graph, floats, get(backend), options, fn=fn)
     leaves = leaves_of(primals)
     flat = [x for x in leaves if _is_array(x)]
-    results = build(parts.forward)(*flat)
+    results = halves.forward(*flat)
     saved = list(results[n_out:])
-    position = {id(v): i for i, v in enumerate(graph.inputs)}
-    take = [position[id(v)] for v in parts.backward.inputs if id(v) in position]
-    run_backward = build(parts.backward)
+    run_backward = halves.backward
 
     def vjp_fn(cotangent):
         cts = leaves_of(cotangent)
         if len(cts) != n_out:
             raise GraphcError(f"vjp: {len(cts)} cotangents for {n_out} outputs",
                               hint="pass one cotangent per output, shaped like it")
-        grads = iter(run_backward(*[flat[i] for i in take], *saved, *cts))
+        grads = iter(run_backward(*[flat[i] for i in halves.takes], *saved, *cts))
         out, k = [], 0
         for x in leaves:  # a gradient for each float array leaf, None elsewhere
             out.append(next(grads) if _is_array(x) and k in floats else None)
@@ -246,6 +238,61 @@ def _split_vjp(fn: Callable, primals: tuple, backend: str, options: Options):
         return unflatten(flatten(primals)[1], out)
 
     vjp_fn.options = options
-    vjp_fn.saved_bytes = parts.saved_bytes
-    vjp_fn.save_all_bytes = parts.save_all_bytes
+    vjp_fn.saved_bytes = halves.parts.saved_bytes
+    vjp_fn.save_all_bytes = halves.parts.save_all_bytes
     return traced.rebuild(list(results[:n_out])), vjp_fn
+
+
+@dataclass
+class SplitLowered:
+    """A graph's forward and backward, split by rematerialization (passes/remat.py) and
+    each optimized and compiled for one backend.
+
+    `forward(*inputs)` returns the graph's outputs, then the values saved for the
+    backward; `backward(*[inputs[i] for i in takes], *saved, *cotangents)` returns the
+    gradient of each input in `wrt`, in order (one cotangent per seeded output).
+    """
+
+    forward: Lowered
+    backward: Lowered
+    takes: list[int]
+    parts: Any  # passes.remat.Split: the graphs as split, what is saved and its bytes
+
+    @property
+    def n_saved(self) -> int:
+        return len(self.parts.saved)
+
+
+def lower_split(graph: Graph, wrt: list[int], target, options: Options | None = None,
+                passes=None, n_seeded: int | None = None,
+                fn: Callable | None = None) -> SplitLowered:
+    """Differentiate `graph` with respect to the inputs in `wrt` (cotangents seeding its
+    first `n_seeded` outputs, default all; the rest are carried along), split the joint
+    graph, and lower both halves with the backend module `target` (its fusion policy),
+    `passes` and `options`; `fn` is the user's function that errors name.
+
+    >>> import graphc, numpy as np
+    >>> from graphc.backends import get
+    >>> g = graphc.trace(lambda x: np.sum(np.tanh(x)), np.ones(3))
+    >>> halves = lower_split(g, [0], get("numpy"))
+    >>> y, *saved = halves.forward(np.zeros(3))
+    >>> halves.backward(*[np.zeros(3)][:len(halves.takes)], *saved, np.float64(1.0))[0]
+    array([1., 1., 1.])
+    """
+    from graphc.passes.remat import split
+    n_out = len(graph.outputs)
+    n_seeded = n_out if n_seeded is None else n_seeded
+    joint = autodiff.backward(graph, wrt, seed_inputs=True, n_seeded=n_seeded)
+    parts = split(joint, n_out, n_seeded)
+    position = {id(v): i for i, v in enumerate(graph.inputs)}
+    takes = [position[id(v)] for v in parts.backward.inputs if id(v) in position]
+    halves = [lower_graph(_as_traced(g), fn, target, passes, options)
+              for g in (parts.forward, parts.backward)]
+    return SplitLowered(halves[0], halves[1], takes, parts)
+
+
+def _as_traced(graph: Graph) -> Traced:
+    """A graph with no user's pytree around it: its outputs are returned as a tuple."""
+    _, treedef, _ = flatten(tuple(range(len(graph.outputs))), with_paths=False)
+    return Traced(graph, treedef, list(range(len(graph.outputs))),
+                  [v.name for v in graph.inputs])

@@ -400,12 +400,14 @@ def needs_grad(graph: Graph, wrt: Sequence[Value]) -> set[int]:
 
 
 def backward(graph: Graph, wrt: Sequence[int], seed_inputs: bool = False,
-             name: str | None = None) -> Graph:
+             name: str | None = None, n_seeded: int | None = None) -> Graph:
     """The joint graph: `graph`'s outputs, then the gradient of each input in `wrt`.
 
     With `seed_inputs` the cotangent of each output is a new graph input (`ct.0`, ...;
     a vjp); otherwise the first output must be a float scalar, seeded with 1 (a grad),
-    and any further outputs (the `aux` of has_aux) get no cotangent.
+    and any further outputs (the `aux` of has_aux) get no cotangent. `n_seeded` limits
+    the seeded outputs to the first n: the rest (a torch module's new buffer values)
+    are carried along, as has_aux's are.
     """
     wrt_values = [graph.inputs[i] for i in wrt]
     for v in wrt_values:
@@ -421,6 +423,8 @@ def backward(graph: Graph, wrt: Sequence[int], seed_inputs: bool = False,
     cts: dict[int, Value] = {}
     seeds = []
     for i, out in enumerate(graph.outputs):
+        if seed_inputs and n_seeded is not None and i >= n_seeded:
+            continue
         if seed_inputs:
             seed = Value(gb.unique_name(f"ct.{i}"), out.type)
             seeds.append(seed)

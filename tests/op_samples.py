@@ -476,6 +476,37 @@ for _shape, _axis, _dt in [((5,), 0, "int32"), ((2, 3), 1, "int64"), ((3, 4, 2),
     case("iota", [], lambda shape, axis, dtype: np.indices(shape)[axis].astype(dtype),
          shape=_shape, axis=_axis, dtype=_dt)
 
+# philox_uniform: one Philox4x32-10 block per element in plain Python integers,
+# following Salmon et al.'s definition (not the op's vectorized lanes)
+def _philox_block(counter: int, seed: int, stream: int) -> list[int]:
+    m32 = 0xFFFFFFFF
+    x = [counter & m32, counter >> 32, stream, 0]
+    k = [seed % 2**64 & m32, seed % 2**64 >> 32]
+    for _ in range(10):
+        p0, p1 = 0xD2511F53 * x[0], 0xCD9E8D57 * x[2]
+        x = [(p1 >> 32) ^ x[1] ^ k[0], p1 & m32, (p0 >> 32) ^ x[3] ^ k[1], p0 & m32]
+        k = [(k[0] + 0x9E3779B9) & m32, (k[1] + 0xBB67AE85) & m32]
+    return x
+
+
+def philox_uniform_ref(seed, shape, offset, dtype):
+    out = []
+    for j in range(offset, offset + math.prod(shape)):
+        if dtype == "float32":
+            out.append((_philox_block(j // 4, int(seed), 0)[j % 4] >> 8) / 2**24)
+        else:
+            a, b = _philox_block(j // 2, int(seed), 1)[2 * (j % 2):2 * (j % 2) + 2]
+            out.append(((a >> 5) * 2**26 + (b >> 6)) / 2**53)
+    return np.array(out, dtype).reshape(shape)
+
+
+for _seed, _shape, _offset, _dt in [
+        (0, (2, 3), 0, "float32"), (-5, (7,), 3, "float32"), (123, (3, 2), 1, "float64"),
+        (2**62 + 7, (), 10, "float64"), (1, (0, 4), 5, "float32"),
+        (9, (6,), 4 * 2**32 - 3, "float32"), (9, (3,), 2 * 2**32 - 1, "float64")]:
+    case("philox_uniform", [np.array(_seed, np.int64)], philox_uniform_ref,
+         shape=_shape, offset=_offset, dtype=_dt)
+
 # const: the output is the literal (> 16 elements print as base64 in the text IR)
 for _value in [data((2, 3), "float32"), np.array(-7, np.int32), data((4,), "bool"),
                data((20,), "float64"), np.array([[0.1, -2.5], [1e-4, 65504]], np.float16),

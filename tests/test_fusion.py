@@ -501,3 +501,30 @@ def test_the_numpy_backend_refuses_kernels_of_another_policy_by_name(policy, fn)
     with pytest.raises(graphc.GraphcError, match="numpy backend's kernels cannot run") as e:
         f(x, x)
     assert "FUSION_POLICY" in str(e.value)
+
+
+def test_a_sibling_merged_before_a_matmul_is_not_a_prologue():
+    # The backward of softmax(q k^T) v (as torch's decomposition writes it) merges an
+    # elementwise chain that does not feed a matmul into that matmul's group, ahead of
+    # it in order: the numpy backend runs it after the matmul, as an epilogue, and
+    # must not refuse it as a prologue.
+    torch = pytest.importorskip("torch")
+    from graphc.ops import OPS, Kind
+
+    def attention(q, k, v):
+        w = torch.softmax(q @ k.transpose(-2, -1) / 2.0, dim=-1)
+        return (w @ v).tanh().sum()
+
+    compiled = graphc.compile(attention, options={"small_group": 0})
+    gen = torch.Generator().manual_seed(0)
+    args = [torch.randn(2, 3, 4, dtype=torch.float64, generator=gen, requires_grad=True)
+            for _ in range(3)]
+    got = torch.autograd.grad(compiled(*args), args)
+    halves = [low.optimized for entry in compiled._torch._cache.values()
+              for low in entry.lowered]
+    assert any(grp.kind == "matmul" and OPS[grp.nodes[0].op].kind is not Kind.MATMUL
+               for g in halves for grp in g.groups), "the case this test is about is gone"
+    want = torch.autograd.grad(attention(*args), args)
+    for a, b in zip(got, want):
+        # float64, sums of 3 and 4 terms: rounding far below 1e-12 of the terms
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12, atol=1e-13)

@@ -273,9 +273,9 @@ def generator_argument():
     C(lambda xs: xs)(x for x in [X, X])  # <- error here
 
 
-def torch_tensor_argument():
+def torch_tensor_with_numpy_argument():
     torch = pytest.importorskip("torch")
-    C(lambda x: x * 2)(torch.ones(3))  # <- error here
+    C(lambda x, y: x * 2)(torch.ones(3), X)  # <- error here
 
 
 def unhashable_static_argument():
@@ -383,7 +383,8 @@ CASES = [
     (string_array_argument, graphc.ArgumentError, "array of dtype <U1"),
     (complex_array_argument, graphc.ArgumentError, "array of dtype complex64"),
     (generator_argument, graphc.ArgumentError, "is a generator"),
-    (torch_tensor_argument, graphc.ArgumentError, "argument x is a Tensor"),
+    (torch_tensor_with_numpy_argument, graphc.ArgumentError,
+     "argument y is a numpy array in a call with torch tensors"),
     (unhashable_static_argument, graphc.ArgumentError, "argument buf is a bytearray"),
     (leaked_tracer_used_eagerly, graphc.TracerLeakError, "after that trace ended"),
     (leaked_tracer_in_operator_outside_trace, graphc.TracerLeakError, "after that trace ended"),

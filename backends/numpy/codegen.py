@@ -400,7 +400,7 @@ def _check_policy(group: Group, gi: int) -> None:
     backend's kernels cut reduction groups into blocks of rows and run a matmul (BLAS)
     before the rest of its group (backends/numpy/policy.py)."""
     why = None
-    if group.kind == "matmul" and ops.OPS[group.nodes[0].op].kind is not ops.Kind.MATMUL:
+    if group.kind == "matmul" and _feeds_matmul(group):
         why = "ops before its matmul (a prologue)"
     across = [n.op for n in group.nodes
               if ops.OPS[n.op].kind is ops.Kind.REDUCTION and reduces_axis0(n)]
@@ -411,6 +411,14 @@ def _check_policy(group: Group, gi: int) -> None:
                           "backend's kernels cannot run", loc=False,
                           hint="fuse with the numpy backend's policy "
                                "(graphc.backends.numpy.FUSION_POLICY) or a stricter one")
+
+
+def _feeds_matmul(group: Group) -> bool:
+    """Whether an op of the group computes an operand of its matmul (a prologue; a
+    sibling chain merged in beside the matmul may come first without feeding it)."""
+    mm = next(n for n in group.nodes if ops.OPS[n.op].kind is ops.Kind.MATMUL)
+    made = {id(v) for n in group.nodes if n is not mm for v in n.outputs}
+    return any(id(v) in made for v in mm.inputs)
 
 
 RENDERERS: dict[str, Renderer] = {

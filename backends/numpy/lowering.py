@@ -246,6 +246,9 @@ LOWERINGS: dict[str, Lowering] = {
     "max_pool2d_grad": _e(_call("_win_max_pool2d_grad")),
     "max_pool2d_gather": _e(_call("_win_max_pool2d_gather")),
     "avg_pool2d_grad": _e(_ref("avg_pool2d_grad")),
+    # Philox runs as a numpy kernel of its own (its reference is vectorized integer
+    # arithmetic); a C form would need the element's index, which cexpr does not see
+    "philox_uniform": _e(_ref("philox_uniform")),
 }
 
 

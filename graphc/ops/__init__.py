@@ -14,7 +14,8 @@ backend (`graphc.backends.numpy.lowering.LOWERINGS`). Every table is read at use
 so a record registered late (a test's toy primitive) is seen everywhere.
 
 The records are spread over small modules by family: `elementwise`, `reduction`,
-`shape`, `linalg` (matmul, convolution, pooling).
+`shape`, `linalg` (matmul, convolution, pooling), `random` (the counter-based
+random primitive).
 """
 from __future__ import annotations
 
@@ -175,6 +176,6 @@ def infer_types(name: str, in_types: tuple[TensorType, ...],
 
 
 # The families register themselves on import; order is irrelevant.
-from graphc.ops import elementwise, reduction, shape, linalg  # noqa: E402,F401
+from graphc.ops import elementwise, reduction, shape, linalg, random  # noqa: E402,F401
 
 ELEMENTWISE_OPS = frozenset(n for n, o in OPS.items() if o.kind is Kind.ELEMENTWISE)
