@@ -280,9 +280,13 @@ def lower_split(graph: Graph, wrt: list[int], target, options: Options | None = 
     array([1., 1., 1.])
     """
     from graphc.passes.remat import split
+    from graphc.passes.simplify import simplify
     n_out = len(graph.outputs)
     n_seeded = n_out if n_seeded is None else n_seeded
-    joint = autodiff.backward(graph, wrt, seed_inputs=True, n_seeded=n_seeded)
+    # simplified first, so that the gradient is taken of the simpler form (a weight
+    # broadcast into a batched matmul, as torch's decompositions write some linear
+    # layers, then gets one GEMM for its gradient, not a batch of them summed)
+    joint = autodiff.backward(simplify(graph), wrt, seed_inputs=True, n_seeded=n_seeded)
     parts = split(joint, n_out, n_seeded)
     position = {id(v): i for i, v in enumerate(graph.inputs)}
     takes = [position[id(v)] for v in parts.backward.inputs if id(v) in position]

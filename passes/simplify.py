@@ -32,7 +32,7 @@ import numpy as np
 from graphc import dtypes
 from graphc.errors import SourceLoc
 from graphc.ir import Attrs, Graph, Node, TensorType, Value
-from graphc.ops import ELEMENTWISE_OPS
+from graphc.ops import ELEMENTWISE_OPS, infer_types
 from graphc.passes.rewrite import GraphBuilder
 
 
@@ -224,6 +224,25 @@ def _transpose_into_matmul(s: Site) -> Value | None:
     return s.emit("matmul", *operands, **{k: v for k, v in flags.items() if v})
 
 
+def _broadcast_into_matmul(s: Site) -> Value | None:
+    """matmul(a, broadcast_to(w)) -> matmul(a, w) where the broadcast only adds or
+    widens batch axes: matmul broadcasts those itself, and a 2-d w under a batched a is
+    one GEMM over all of a's rows (with one GEMM for w's gradient) instead of a batch
+    of small ones (torch's matmul decomposition expands a weight so for a
+    non-contiguous input: nn.MultiheadAttention's in_proj, 4x slower)."""
+    operands = list(s.inputs)
+    for i in range(2):
+        inner = _producer(operands[i], "broadcast_to")
+        if inner is not None and inner.inputs[0].type.ndim >= 2 and \
+                inner.inputs[0].type.shape[-2:] == operands[i].type.shape[-2:]:
+            operands[i] = inner.inputs[0]
+    if all(x is y for x, y in zip(operands, s.inputs)):
+        return None
+    # the other operand's batch axes must still give the result its shape
+    (out,) = infer_types("matmul", tuple(v.type for v in operands), s.attrs)
+    return s.emit("matmul", *operands, **dict(s.attrs)) if out == s.type else None
+
+
 def _parts(v: Value, axis: int) -> list[Value]:
     """What `v` contributes to a concat along `axis`: its own parts if it is one (so
     that joins of joins stay one flat concat), else itself."""
@@ -315,6 +334,7 @@ RULES: list[Rule] = [
     # chains of shape ops
     Rule("transpose_transpose", _on("transpose"), _transpose_transpose),
     Rule("transpose_into_matmul", _on("matmul"), _transpose_into_matmul),
+    Rule("broadcast_into_matmul", _on("matmul"), _broadcast_into_matmul),
     Rule("transpose_of_matmul", _on("transpose"), _transpose_of_matmul),
     Rule("pads_add_up", _on("add"), _pads_add_up),
     Rule("matmuls_add_up", _on("add"), _matmuls_add_up),

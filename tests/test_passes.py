@@ -114,6 +114,15 @@ SIMPLIFY_CASES = [
     ("matmuls_add_up", graphc.trace(lambda a, b, c, d: a @ b + c @ d, _f32(2, 3, 4),
                                     _f32(2, 4, 5), _f32(2, 3, 4), _f32(2, 4, 5)),
      ["matmul", "matmul", "add"]),
+    # a weight broadcast over the batch (torch's matmul decomposition of a linear layer
+    # on a non-contiguous input): matmul broadcasts it itself
+    ("broadcast_into_matmul",
+     graphc.trace(lambda x, w: x @ np.broadcast_to(w, (2, 4, 5)), _f32(2, 3, 4), _f32(4, 5)),
+     ["matmul"]),
+    # ... but not where the broadcast gives the result its batch axes
+    ("broadcast_into_matmul",
+     graphc.trace(lambda x, w: x @ np.broadcast_to(w, (2, 4, 5)), _f32(3, 4), _f32(4, 5)),
+     ["broadcast_to", "matmul"]),
     # a transpose that does not swap the last two axes stays
     ("transpose_into_matmul",
      graphc.trace(lambda a, b: np.transpose(a, (1, 0, 2)) @ b, _f32(3, 2, 4), _f32(4, 5)),
