@@ -270,7 +270,7 @@ def test_bert_fine_tuning_follows_eager(tokenizer):
     for label, model, run in (("eager", eager, eager), ("graphc", mine, compiled)):
         opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
         curves[label] = []
-        for _ in range(5):
+        for _ in range(10):
             opt.zero_grad()
             outputs = run(**batch, labels=labels)
             outputs.loss.backward()
