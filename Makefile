@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test fuzz install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ test: $(STAMP)
 	  GRAPHC_SMALL_GROUP=0 GRAPHC_MARCH=x86-64-v3 GRAPHC_CACHE_DIR=$$cache \
 	  $(PY) -m pytest -n 2 tests; status=$$?; rm -rf $$cache; exit $$status; \
 	else echo "make test: this CPU cannot run x86-64-v3 (AVX2) code; that run is skipped"; fi
+
+# The long fuzz runs (.ci/fuzz): random graphs against the interpreter in every backend
+# mode, and random graph texts at the parser (nothing but a GraphcError may escape).
+fuzz: $(STAMP)
+	$(PY) -m graphc fuzz --examples 20000
+	$(PY) -m graphc fuzz --parse 100000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis *.egg-info build

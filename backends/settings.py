@@ -109,7 +109,10 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
             "elements of the widest value in one block of a fused kernel", low=1),
     Setting("GRAPHC_NUM_THREADS", "int", 0,
             "threads running one fused kernel (0: the core count)", low=0, high=4096),
-    Setting("GRAPHC_CACHE_DIR", "path", "", "where built native libraries are kept"),
+    Setting("GRAPHC_CACHE_DIR", "path", "",
+            "where graphc's disk caches live, used as given (default ~/.cache/graphc)"),
+    Setting("GRAPHC_CACHE_MAX_MB", "int", 1024, "megabytes all disk caches may hold; "
+            "past it the least recently used entries are deleted (0: no limit)", low=0),
     Setting("GRAPHC_MARCH", "choice", "native", "the -march target of native kernels",
             choices=("native", "x86-64", "x86-64-v2", "x86-64-v3", "x86-64-v4")),
     Setting("GRAPHC_POOL_BYTES", "int", 256 * _MIB,

@@ -11,8 +11,10 @@ shares the cache directory). GRAPHC_MARCH picks another target instruction set
 machine runs), so that one machine can test what another computes.
 A compiled function's options (backends/options.py) name its target; `build(source,
 march)` takes it, and GRAPHC_MARCH is only the default.
-The cache lives in GRAPHC_CACHE_DIR, else ~/.cache/graphc. Building writes to a
-temporary file and renames it, so parallel processes never load a half-written one.
+The cache is the "native" folder of backends/diskcache.py's root (GRAPHC_CACHE_DIR as
+given, else an owner-only ~/.cache/graphc). Building writes to a temporary file and
+renames it, so parallel processes never load a half-written one; an entry whose seal
+does not match or that does not load is deleted and built again, with one warning.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ import threading
 from pathlib import Path
 from types import ModuleType
 
-from graphc.backends import settings
+from graphc.backends import diskcache, settings
 from graphc.errors import OptionError
 
 # -fno-math-errno lets sqrt vectorize; -fopenmp-simd enables only the `omp simd`
@@ -41,6 +43,9 @@ FLAGS = ("-O3", "-fopenmp-simd", "-fno-math-errno", "-fPIC", "-shared", "-std=c1
 # building machine's own); a closed list, since the value lands on a compiler command line
 MARCHES = settings.SETTINGS["GRAPHC_MARCH"].choices  # declared in backends/settings.py
 _MVEC_ISAS = (("b", 4), ("c", 8), ("d", 8), ("e", 16))  # SSE, AVX, AVX2, AVX-512
+
+# in every key: entries of an older layout (before seals) are never read, only evicted
+_ENTRY_FORMAT = "graphc native cache entry 2: sealed"
 
 _lock = threading.Lock()
 _loaded: dict[str, ctypes.CDLL | ModuleType] = {}
@@ -129,8 +134,8 @@ def _fingerprint_of(build_flags: tuple[str, ...]) -> str:
     except (OSError, subprocess.SubprocessError):
         version = ""
     cpu = " ".join(sorted(cpu_flags()))
-    return hashlib.sha256("\n".join([cc, version, cpu, *build_flags, *_libs()]).encode()
-                          ).hexdigest()
+    return hashlib.sha256("\n".join([_ENTRY_FORMAT, cc, version, cpu, *build_flags,
+                                     *_libs()]).encode()).hexdigest()
 
 
 @functools.lru_cache(maxsize=1)
@@ -155,36 +160,25 @@ def runnable(march: str) -> bool:
 
 
 def cache_dir() -> Path:
-    """GRAPHC_CACHE_DIR/native, else ~/.cache/graphc/native, else (a home with no
-    writable cache, as on some CI machines) a folder in the temporary directory."""
-    chosen = settings.get("GRAPHC_CACHE_DIR")
-    if chosen:
-        return Path(chosen) / "native"
-    home = Path(os.path.expanduser("~")) / ".cache" / "graphc" / "native"
-    try:
-        home.mkdir(parents=True, exist_ok=True)
-        if os.access(home, os.W_OK):
-            return home
-    except OSError:
-        pass
-    user = getattr(os, "getuid", lambda: 0)()
-    return Path(tempfile.gettempdir()) / f"graphc-{user}" / "native"
+    """The folder of the native build cache: "native" in diskcache.root() (GRAPHC_CACHE_DIR
+    as given, else an owner-only ~/.cache/graphc or graphc-<uid> in the temporary
+    directory, else a private folder for the process), created 0700 if missing."""
+    return diskcache.folder("native")
 
 
 def build(source: str, march: str | None = None) -> ctypes.CDLL:
     """The shared library compiled from C `source` for the -march target `march` (None:
     GRAPHC_MARCH), built once and cached on disk; the key holds the target used."""
     build_flags = flags(march)
-    key = hashlib.sha256((_fingerprint_of(build_flags) + source).encode()).hexdigest()[:32]
+    key = _key(source, build_flags)
     with _lock:
-        if key in _loaded:
-            return _loaded[key]
-        try:
-            lib = ctypes.CDLL(str(_built(source, key, build_flags)))
-        except OSError as exc:  # a library that does not load is no better than none
-            raise BuildError(f"loading the kernels failed: {exc}") from exc
-        _loaded[key] = lib
-        return lib
+        if key not in _loaded:
+            _loaded[key] = _cached(source, key, build_flags, lambda p: ctypes.CDLL(str(p)))
+        return _loaded[key]
+
+
+def _key(text: str, build_flags: tuple[str, ...]) -> str:
+    return hashlib.sha256((_fingerprint_of(build_flags) + text).encode()).hexdigest()[:32]
 
 
 def build_extension(name: str, c_file: Path, march: str | None = None) -> ModuleType | None:
@@ -200,38 +194,64 @@ def build_extension(name: str, c_file: Path, march: str | None = None) -> Module
     include_dirs = [sysconfig.get_paths()["include"], numpy.get_include()]
     stamp = "\n".join([sys.version, numpy.__version__, *include_dirs])
     build_flags = flags(march)
-    key = hashlib.sha256((_fingerprint_of(build_flags) + stamp + source).encode()
-                         ).hexdigest()[:32]
-    with _lock:
-        if key in _loaded:
-            return _loaded[key]
-        try:
-            path = _built(source, key, (*build_flags, *(f"-I{d}" for d in include_dirs)))
-            spec = importlib.util.spec_from_file_location(name, path)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-        except (BuildError, ImportError, OSError):
-            return None
-        _loaded[key] = module
+    key = _key(stamp + source, build_flags)
+
+    def load(path: Path) -> ModuleType:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
         return module
+    with _lock:
+        if key not in _loaded:
+            try:
+                _loaded[key] = _cached(source, key, (*build_flags, *(f"-I{d}" for d in
+                                                                     include_dirs)), load)
+            except BuildError:
+                return None
+        return _loaded[key]
 
 
-def _built(source: str, key: str, flags: tuple[str, ...]) -> Path:
-    directory = cache_dir()
-    path = directory / f"k{key}.so"
-    if not path.exists():
-        try:
-            _compile(source, directory, path, flags)
-        except (OSError, subprocess.SubprocessError) as exc:  # unwritable cache, timeout
-            raise BuildError(f"building in {directory} failed: {exc}") from exc
-    return path
+def _cached(source: str, key: str, flags: tuple[str, ...], load):
+    """load(path) of the library built from `source` (cache entry `key`), found on disk
+    or built. An entry that does not load (built by a compiler or for a CPU this one is
+    not, a loader that changed) is deleted and built once more."""
+    path, fresh = _built(source, key, flags)
+    try:
+        return load(path)
+    except (OSError, ImportError) as exc:
+        if fresh:  # what was just built does not load: no better than none
+            raise BuildError(f"loading {path} failed: {exc}") from exc
+        diskcache.discard(path, f"did not load ({exc})")
+    path, _ = _built(source, key, flags)
+    try:
+        return load(path)
+    except (OSError, ImportError) as exc:
+        raise BuildError(f"loading {path} failed: {exc}") from exc
+
+
+def _built(source: str, key: str, flags: tuple[str, ...]) -> tuple[Path, bool]:
+    """The cache entry of `key` and whether it was built just now. One whose seal does
+    not match (truncated, overwritten) is deleted and built again."""
+    try:
+        directory = cache_dir()
+        path = directory / f"k{key}.so"
+        state = diskcache.intact(path)
+        if state:
+            diskcache.touch(path)
+            return path, False
+        if state is False:
+            diskcache.discard(path, "is not what graphc wrote (truncated or overwritten)")
+        _compile(source, directory, path, flags)
+    except (OSError, subprocess.SubprocessError) as exc:  # unwritable cache, timeout
+        raise BuildError(f"building in the native cache failed: {exc}") from exc
+    diskcache.evict(keep=path)
+    return path, True
 
 
 def _compile(source: str, directory: Path, path: Path, flags: tuple[str, ...]) -> None:
     cc = compiler()
     if cc is None:
         raise BuildError("no C compiler found (set CC)")
-    directory.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
         src = Path(tmp) / "kernels.c"
         src.write_text(source)
@@ -240,4 +260,4 @@ def _compile(source: str, directory: Path, path: Path, flags: tuple[str, ...]) -
                               capture_output=True, text=True, timeout=300)
         if done.returncode != 0:
             raise BuildError(f"{cc} failed:\n{done.stderr[-4000:]}")
-        os.replace(out, path)
+        diskcache.write(path, out.read_bytes(), mode=0o700)  # 0700: the loader maps it

@@ -20,6 +20,7 @@ from graphc.backends.options import Options
 from graphc.api import CompiledFunction, Lowered, RecompileWarning, compile, trace
 from graphc.benchmark import BenchmarkResult, benchmark
 from graphc.transforms import grad, value_and_grad, vjp
+from graphc.export import Exported, export, load
 from graphc import nn
 from graphc import random
 from graphc import debug
@@ -27,13 +28,15 @@ from graphc import debug
 __version__ = "0.1.0"
 
 __all__ = [
-    "ArgumentError", "BenchmarkResult", "CompiledFunction", "DtypeError", "GraphcError",
+    "ArgumentError", "BenchmarkResult", "CompiledFunction", "DtypeError", "Exported",
+    "GraphcError",
     "GraphcInternalError",
     "IndexingError", "IRParseError", "Lowered", "MismatchError", "OptionError", "Options",
     "RecompileWarning",
     "SettingWarning",
     "ShapeError",
     "TracerBoolError", "TracerLeakError", "UnsupportedError", "VerifyError", "benchmark",
-    "compile", "debug", "dtypes", "errors", "grad", "interpret", "ir", "nn", "ops", "random",
+    "compile", "debug", "dtypes", "errors", "export", "grad", "interpret", "ir", "load", "nn",
+    "ops", "random",
     "trace", "value_and_grad", "vjp",
 ]

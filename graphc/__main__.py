@@ -1,16 +1,20 @@
-"""The command line: `python -m graphc bench|fuzz|replay [options]` (also `graphc`).
+"""The command line: `python -m graphc bench|fuzz|replay|ulp|show [options]` (also `graphc`).
 
     python -m graphc bench                    the whole suite at full size, all peers
     python -m graphc bench --quick --peers none --json out.json
     python -m graphc fuzz --examples 3000 --seed 1   random graphs vs. the interpreter
+    python -m graphc fuzz --parse 100000      random graph texts: parse raises only GraphcError
     python -m graphc bench --only gelu,softmax --repeats 20 --plot bench.png
     python -m graphc replay /tmp/graphc-x/loss.repro.ir --inputs random
     python -m graphc ulp --only tanh,exp      max ulp error of float32 math vs. float64
+    python -m graphc show model.graphc         an exported file's signature and graph
+    python -m graphc cache [--clear]          each disk cache's folder, entries, size
 
 Exit status: 0 when every result matched eager numpy, 1 when any was a FAIL,
 2 for a usage error (including --plot without matplotlib). `fuzz` exits 0 when no
 random graph differed from the reference interpreter, else 1. `replay` exits 1 when
-the failure it replays happens again, 0 when it does not, 2 for a bad file.
+the failure it replays happens again, 0 when it does not, 2 for a bad file. `show`
+exits 2 for a file graphc.load refuses.
 """
 from __future__ import annotations
 
@@ -63,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="random seed (default 0): the same seed checks the same graphs")
     fuzz.add_argument("--max-nodes", type=_positive, default=12, metavar="K",
                       help="at most this many nodes per graph (default 12)")
+    fuzz.add_argument("--parse", type=_positive, metavar="N",
+                      help="instead, parse N random graph texts (edits of valid ones, "
+                           "token streams): nothing but a GraphcError may escape")
     replay = commands.add_parser(
         "replay", help="run the compiler again on the IR file an internal error wrote",
         description="Parse FILE.ir (written by a GraphcInternalError), run the passes its "
@@ -87,6 +94,16 @@ def _parser() -> argparse.ArgumentParser:
                      help="significands per exponent and sign (default 4096)")
     ulp.add_argument("--every", action="store_true",
                      help="every finite float32 instead of the sweep (hours)")
+    show = commands.add_parser(
+        "show", help="print an exported file's signature and graph",
+        description="Load FILE (written by graphc.Exported.save) as graphc.load does, "
+                    "checking every line, and print its call signature and its graph.")
+    show.add_argument("file", metavar="FILE")
+    cache = commands.add_parser(
+        "cache", help="list graphc's disk caches, or empty them",
+        description="Print each disk cache's folder, entries and size (the folder comes "
+                    "from GRAPHC_CACHE_DIR, else ~/.cache/graphc).")
+    cache.add_argument("--clear", action="store_true", help="delete every entry")
     return parser
 
 
@@ -158,11 +175,34 @@ def bench_models(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         else 0
 
 
+def caches(clear: bool) -> int:
+    """`python -m graphc cache [--clear]`: 2 where the cache folder cannot be made."""
+    from graphc.backends import diskcache, settings
+    try:
+        removed = diskcache.clear() if clear else None
+        rows = diskcache.summary()
+    except OSError as exc:
+        print(f"graphc cache: {exc} (check GRAPHC_CACHE_DIR)", file=sys.stderr)
+        return 2
+    cap = settings.get("GRAPHC_CACHE_MAX_MB")
+    print(f"graphc caches in {diskcache.root()} (GRAPHC_CACHE_MAX_MB="
+          f"{cap or 'no limit'})")
+    for name, folder, entries, size in rows:
+        print(f"  {name}: {folder}, {entries} entries, {size / 2**20:.1f} MB "
+              f"({diskcache.CACHES[name]})")
+    if removed is not None:
+        print(f"cleared {removed} entries")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "bench":
         return bench(args, parser)
+    if args.command == "fuzz" and args.parse:
+        from graphc.fuzz.parse import run as run_parse
+        return 1 if run_parse(args.parse, seed=args.seed) else 0
     if args.command == "fuzz":
         from graphc.fuzz import run
         return 1 if run(args.examples, seed=args.seed, max_nodes=args.max_nodes) else 0
@@ -172,6 +212,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "ulp":
         from graphc.bench.ulp import command
         return command(args.only, args.march, args.per_binade, args.every, parser.error)
+    if args.command == "show":
+        from graphc.export import show
+        return show(args.file)
+    if args.command == "cache":
+        return caches(args.clear)
     parser.error(f"unknown command {args.command}")  # argparse exits
 
 

@@ -15,13 +15,17 @@ from graphc.ir import Graph
 def interpret(graph: Graph, *args: Any):
     """Run `graph` on flat input arrays (one per graph input, in order).
 
-    Returns the single output, or a tuple when the graph has several (or none).
+    Returns the single output, or a tuple when the graph has several (or none). A
+    graph that does not verify raises VerifyError.
 
     >>> import graphc, numpy as np
     >>> g = graphc.trace(lambda x: np.exp(x) + 1.0, np.zeros(2, np.float32))
     >>> graphc.interpret(g, np.zeros(2, np.float32))
     array([2., 2.], dtype=float32)
     """
+    # a graph is data (it may come from a file): its attributes are checked against
+    # their schemas before any reaches a reference implementation
+    graph.verify()
     if len(args) != len(graph.inputs):
         raise ArgumentError(f"graph {graph.name} takes {len(graph.inputs)} inputs, "
                             f"got {len(args)}")

@@ -123,7 +123,11 @@ def test_verify_rejects_duplicate_names_and_unknown_ops():
 
 
 def test_verify_rejects_bad_attributes():
-    g = parse(GOLDEN.replace("axes=(1,)", "axes=(2,)"))
+    # parse verifies what it read: the error names the line, and is a VerifyError
+    with pytest.raises(graphc.VerifyError, match="line 5: .*axis 2 is out of range"):
+        parse(GOLDEN.replace("axes=(1,)", "axes=(2,)"))
+    g = _build_golden()
+    g.nodes[3].attrs = Attrs({"axes": (2,), "keepdims": True})
     with pytest.raises(graphc.VerifyError, match="axis 2 is out of range"):
         g.verify()
 

@@ -17,6 +17,7 @@ from typing import Callable
 
 from graphc import dtypes
 from graphc.backends.numpy import cdivision
+from graphc.backends.numpy.literals import c_double, py
 from graphc.ops.elementwise import power_of_ten
 
 CTYPE = {"float32": "float", "float64": "double", "int32": "int32_t", "int64": "int64_t",
@@ -120,10 +121,11 @@ def round_(dt: str, a: list[str], math: set, attrs) -> str | None:
     if dt not in FLOATS:
         return None
     decimals, x = attrs["decimals"], a[0]
+    py(decimals)  # an int, or VerifyError
     rint = fn("rint", dt, math)
     if decimals == 0:
         return f"{rint}({x})"
-    scale = f"(({CTYPE[dt]}){power_of_ten(abs(decimals))!r})"
+    scale = f"(({CTYPE[dt]}){c_double(power_of_ten(abs(decimals)))})"
     return f"({rint}({x} * {scale}) / {scale})" if decimals > 0 else \
         f"({rint}({x} / {scale}) * {scale})"
 

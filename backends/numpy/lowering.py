@@ -32,6 +32,7 @@ import numpy as np
 
 from graphc import dtypes, ops
 from graphc.backends.numpy import cexpr
+from graphc.backends.numpy.literals import py
 from graphc.ir import Node
 
 
@@ -50,6 +51,7 @@ class Emitter:
 
 
 def _np_dtype(dtype: str) -> str:
+    py(dtype)  # a known dtype's name, or VerifyError
     return f"np.{dtypes.to_numpy(dtype).name}"
 
 
@@ -57,8 +59,8 @@ def _call(fn: str, **fixed: Any) -> Callable:
     """Lowering to `fn(arg0, arg1, ..., key=attr...)`; marks numpy ufuncs, which take
     `out=`."""
     def lower(em, args, attrs):
-        kw = "".join(f", {k}={v!r}" for k, v in fixed.items())
-        kw += "".join(f", {k}={v!r}" for k, v in attrs.items())
+        kw = "".join(f", {k}={py(v)}" for k, v in fixed.items())
+        kw += "".join(f", {k}={py(v)}" for k, v in attrs.items())
         return f"{fn}({', '.join(args)}{kw})"
     lower.takes_out = fn.startswith("np.") and isinstance(getattr(np, fn[3:], None), np.ufunc)
     return lower
@@ -70,8 +72,8 @@ def _reduce(fn: str, keep_dtype: bool = False) -> Callable:
     # the primitive keeps the dtype
     def lower(em, args, attrs):
         dtype = f", dtype={args[0]}.dtype" if keep_dtype else ""
-        return (f"{fn}({args[0]}, axis={tuple(attrs['axes'])!r}, "
-                f"keepdims={attrs['keepdims']}{dtype})")
+        return (f"{fn}({args[0]}, axis={py(attrs['axes'])}, "
+                f"keepdims={py(attrs['keepdims'])}{dtype})")
     lower.takes_out = True
     return lower
 
@@ -79,24 +81,17 @@ def _reduce(fn: str, keep_dtype: bool = False) -> Callable:
 def _slice(em, args, attrs):
     parts = []
     for a, b, s in zip(attrs["starts"], attrs["stops"], attrs["steps"]):
-        stop = "" if b < 0 else str(b)
-        parts.append(f"{a}:{stop}:{s}")
+        stop = "" if b < 0 else py(b)
+        parts.append(f"{py(a)}:{stop}:{py(s)}")
     if not parts:  # a 0-d array: x[] is a syntax error
         return f"{args[0]}[()]"
     return f"{args[0]}[{', '.join(parts)}{',' if len(parts) == 1 else ''}]"
 
 
-def _scalar(v: Any) -> str:
-    """A Python literal for an attribute scalar (repr of inf or nan is not one)."""
-    if isinstance(v, float) and not np.isfinite(v):
-        return f"float({str(v)!r})"
-    return repr(v)
-
-
 def _pad(em, args, attrs):
     if not attrs["widths"]:  # a 0-d array: nothing to pad, and np.pad rejects ()
         return f"np.array({args[0]})"
-    return f"np.pad({args[0]}, {attrs['widths']!r}, constant_values={_scalar(attrs['value'])})"
+    return f"np.pad({args[0]}, {py(attrs['widths'])}, constant_values={py(attrs['value'])})"
 
 
 def _const(em, args, attrs):
@@ -109,7 +104,7 @@ def _const(em, args, attrs):
 def _iota(em, args, attrs):
     arr = ops.OPS["iota"].impl(**attrs)
     arr.flags.writeable = False
-    return em.hoist(arr, f"iota {attrs['shape']} along axis {attrs['axis']}")
+    return em.hoist(arr, f"iota {py(attrs['shape'])} along axis {py(attrs['axis'])}")
 
 
 def matmul_operands(args: list[str], attrs) -> list[str]:
@@ -129,7 +124,7 @@ def _round(em, args, attrs):
     # decimals=0 is np.rint (a ufunc: it takes out=); otherwise np.round's own steps
     if attrs["decimals"] == 0:
         return f"np.rint({args[0]})"
-    return f"np.round({args[0]}, {attrs['decimals']!r})"
+    return f"np.round({args[0]}, {py(attrs['decimals'])})"
 
 
 def reference(name: str) -> Callable:
@@ -227,17 +222,19 @@ LOWERINGS: dict[str, Lowering] = {
     # reductions: native kernels generate their loops themselves (native.REDUCTIONS)
     "sum": _e(_reduce("np.add.reduce", keep_dtype=True)),
     "max": _e(_reduce("np.maximum.reduce")), "min": _e(_reduce("np.minimum.reduce")),
-    "argmax": _e(lambda em, a, at: (f"np.argmax({a[0]}, axis={at['axis']}, "
-                                    f"keepdims={at['keepdims']}).astype(np.int64)")),
-    "reshape": _e(lambda em, a, at: f"np.reshape({a[0]}, {tuple(at['shape'])!r})"),
-    "transpose": _e(lambda em, a, at: f"np.transpose({a[0]}, {tuple(at['perm'])!r})"),
-    "broadcast_to": _e(lambda em, a, at: f"np.broadcast_to({a[0]}, {tuple(at['shape'])!r})"),
+    "argmax": _e(lambda em, a, at: (f"np.argmax({a[0]}, axis={py(at['axis'])}, "
+                                    f"keepdims={py(at['keepdims'])}).astype(np.int64)")),
+    "reshape": _e(lambda em, a, at: f"np.reshape({a[0]}, {py(at['shape'])})"),
+    "transpose": _e(lambda em, a, at: f"np.transpose({a[0]}, {py(at['perm'])})"),
+    "broadcast_to": _e(lambda em, a, at: f"np.broadcast_to({a[0]}, {py(at['shape'])})"),
     "slice": _e(_slice),
-    "concat": _e(lambda em, a, at: f"np.concatenate(({', '.join(a)},), axis={at['axis']})"),
+    "concat": _e(lambda em, a, at: f"np.concatenate(({', '.join(a)},), "
+                                   f"axis={py(at['axis'])})"),
     "pad": _e(_pad),
     "gather": _e(_call("np.take")), "scatter_add": _e(_ref("scatter_add")),
     # dtype: numpy would accumulate int32 in int64, the primitive keeps the dtype
-    "cumsum": _e(lambda em, a, at: f"np.cumsum({a[0]}, axis={at['axis']}, dtype={a[0]}.dtype)"),
+    "cumsum": _e(lambda em, a, at: f"np.cumsum({a[0]}, axis={py(at['axis'])}, "
+                                   f"dtype={a[0]}.dtype)"),
     "iota": _e(_iota), "const": _e(_const),
     "matmul": _e(_matmul),
     "conv2d": _e(_ref("conv2d")), "max_pool2d": _e(_call("_win_max_pool2d")),
@@ -274,6 +271,6 @@ def lower_into(node: Node, args: list[str], out: str, em: Emitter | None = None)
     if node.op == "round" and node.attrs["decimals"] == 0:
         return f"np.rint({args[0]}, out={out})"
     if node.op == "argmax":
-        return f"np.argmax({args[0]}, axis={node.attrs['axis']}, " \
-               f"keepdims={node.attrs['keepdims']}, out={out})"
+        return f"np.argmax({args[0]}, axis={py(node.attrs['axis'])}, " \
+               f"keepdims={py(node.attrs['keepdims'])}, out={out})"
     return f"{out}[...] = {lower(em, args, node.attrs)}"

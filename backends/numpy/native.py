@@ -48,6 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from graphc.backends.numpy import cdivision, cexpr
+from graphc.backends.numpy.literals import c_comment
 from graphc.backends.numpy.lowering import LOWERINGS
 from graphc.ir import Node, Value
 from graphc.ir.text import format_node
@@ -119,7 +120,7 @@ def _describe(node: Node) -> str:
     text = format_node(node).split("  #")[0].strip()
     if node.loc:
         text += f"  ({node.loc})"
-    return text.replace("*/", "* /").replace("\n", " ")
+    return c_comment(text)
 
 
 def c_literal(v: Value) -> str | None:

@@ -28,6 +28,12 @@ makes that anything outside reads, and the values it reads from outside, in orde
 The leading "source" group (the constants) prints as plain lines above the kernels;
 kernels are named by their group's index. The parser checks each header's lists
 against its body and raises IRParseError naming the line where they differ.
+
+A graph text is data from someone else, never code: the parser reads only the
+grammar above (no value is evaluated), and then verifies the graph it read, every
+attribute against its op's schema (`graphc.ops.schema`). Whatever is wrong, the
+error is an IRParseError naming the line; one found by the verifier is a
+`GraphTextError`, which is also a VerifyError.
 """
 from __future__ import annotations
 
@@ -36,13 +42,21 @@ import re
 from typing import Any
 
 from graphc import dtypes
-from graphc.errors import IRParseError, SourceLoc
+from graphc.errors import GraphcError, IRParseError, SourceLoc, VerifyError
 from graphc.ir.regions import Boundary, group_boundaries
 from graphc.ir.types import (ArrayLiteral, Attrs, Graph, Group, Node, TensorType, Value,
                              format_scalar)
 
 COMMENT_COLUMN = 52
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")
+_DIM = re.compile(r"[0-9]+\Z")
+_LOC_LINE = re.compile(r"[0-9]+\Z")
+_INT64_MAX = 2**63 - 1
+MAX_NESTING = 64  # brackets in one attribute value (a literal has one level an axis)
+
+
+class GraphTextError(IRParseError, VerifyError):
+    """A graph text that reads but does not verify: the message names its line."""
 
 
 def format_attr(v: Any) -> str:
@@ -184,28 +198,41 @@ def _parse_type(ln: _Line) -> TensorType:
     ln.take("punct", "[")
     dims = []
     while not ln.accept("]"):
-        dims.append(int(ln.take("num")))
+        text = ln.take("num")
+        if not _DIM.match(text) or int(text) > _INT64_MAX:
+            ln.fail(f"a dimension is a non-negative int64, not {text}")
+        dims.append(int(text))
         ln.accept(",")
+    size = 1
+    for d in dims:
+        size *= d
+    if size > _INT64_MAX:
+        ln.fail(f"a type of {size} elements: its size must fit in int64")
     return TensorType(tuple(dims), dtypes.SHORT_TO_DTYPE[short])
 
 
-def _parse_attr_value(ln: _Line) -> Any:
+def _parse_attr_value(ln: _Line, depth: int = 0) -> Any:
     kind, text = ln.peek() or ("", "")
     if text in ("(", "["):
+        if depth == MAX_NESTING:
+            ln.fail(f"an attribute value nested deeper than {MAX_NESTING} brackets")
         ln.take()
         close = ")" if text == "(" else "]"
         items = []
         while not ln.accept(close):
-            items.append(_parse_attr_value(ln))
+            items.append(_parse_attr_value(ln, depth + 1))
             if not ln.accept(","):
                 ln.take("punct", close)
                 break
         return tuple(items) if close == ")" else items
     ln.take()
     if kind == "num":
-        return float(text) if any(c in text for c in ".eEna") else int(text)
+        return _number(ln, text)
     if kind == "b64":
-        return base64.b64decode(text[4:-1])
+        try:
+            return base64.b64decode(text[4:-1], validate=True)
+        except ValueError:  # binascii.Error: bad padding
+            ln.fail("the base64 bytes of a constant are cut short or padded wrongly")
     if kind == "str":
         return text[1:-1]
     if kind == "name":
@@ -213,11 +240,19 @@ def _parse_attr_value(ln: _Line) -> Any:
     ln.fail(f"expected an attribute value, found {text}")
 
 
+def _number(ln: _Line, text: str) -> int | float:
+    if any(c in text for c in ".eEna"):
+        return float(text)
+    if len(text.lstrip("-")) > 20:  # int() refuses thousands of digits; int64 has 19
+        ln.fail(f"the number {text[:24]}... does not fit in int64")
+    return int(text)
+
+
 def _parse_loc(comment: str | None) -> SourceLoc | None:
     if not comment:
         return None
     file, _, line = comment.rpartition(":")
-    return SourceLoc(file, int(line)) if line.isdigit() else None
+    return SourceLoc(file, int(line)) if _LOC_LINE.match(line) else None
 
 
 class _Region:
@@ -245,8 +280,10 @@ class _Parser:
             head.accept(",")
         head.take("punct", "->")
         head.take("punct", "(")
+        self.head_lineno = head.lineno
+        self.result_types: list[TensorType] = []
         while not head.accept(")"):
-            _parse_type(head)
+            self.result_types.append(_parse_type(head))
             head.accept(",")
         self.fused = head.accept("fused")
         head.take("punct", "{")
@@ -254,6 +291,7 @@ class _Parser:
         self.regions: list[_Region] = []
         self.open: _Region | None = None
         self.returned = False
+        self.lineno_of: dict[int, int] = {}  # id(node or group) -> the line it was read from
 
     def define(self, ln: _Line, v: Value) -> None:
         if v.name in self.env:
@@ -354,12 +392,15 @@ class _Parser:
         if ln.accept("{"):
             while not ln.accept("}"):
                 key = ln.take("name")
+                if key in attrs:
+                    ln.fail(f"attribute {key} is given twice")
                 ln.take("punct", "=")
                 attrs[key] = _parse_attr_value(ln)
                 ln.accept(",")
         if op == "const":  # the literal's dtype and shape are the output's type
-            attrs["value"] = ArrayLiteral.from_parsed(attrs.get("value"), outs[0].type)
+            attrs["value"] = _literal(ln, attrs.get("value"), outs[0].type)
         node = Node(op, tuple(inputs), Attrs(attrs), tuple(outs), _parse_loc(ln.comment))
+        self.lineno_of[id(node)] = ln.lineno
         for v in outs:
             v.node = node
             self.define(ln, v)
@@ -378,12 +419,45 @@ class _Parser:
         if not self.fused:
             return self.graph
         groups = [Group("source", tuple(self.constants))] if self.constants else []
-        groups += [Group(r.kind, tuple(r.nodes), tuple(r.notes)) for r in self.regions]
+        for r in self.regions:
+            groups.append(Group(r.kind, tuple(r.nodes), tuple(r.notes)))
+            self.lineno_of[id(groups[-1])] = r.lineno
         self.graph.groups = groups
         first = len(groups) - len(self.regions)  # 1 when the constants are group 0
         for i, bound in enumerate(group_boundaries(self.graph)[first:], first):
             _check_declared(self.regions[i - first], i, bound)
         return self.graph
+
+    def verified(self, first_lineno: int) -> Graph:
+        """The graph read, once it verifies; else a GraphTextError naming the line of
+        the node at fault (or the first line, for the graph as a whole)."""
+        try:
+            self.graph.verify()
+        except VerifyError as exc:
+            node = getattr(exc, "node", None)
+            lineno = self.lineno_of.get(id(node), first_lineno)
+            raise GraphTextError(f"line {lineno}: {exc.message}", hint=exc.hint,
+                                 loc=False) from None
+        returned = [v.type for v in self.graph.outputs]
+        if returned != self.result_types:
+            shown = ", ".join(map(str, returned))
+            raise IRParseError(f"line {self.head_lineno}: the header says the graph returns "
+                               f"({', '.join(map(str, self.result_types))}) but its return "
+                               f"line gives ({shown})", loc=False)
+        return self.graph
+
+
+def _literal(ln: _Line, raw: Any, ttype: TensorType) -> ArrayLiteral:
+    """A const's value, read as the output's dtype and shape (its type says both)."""
+    if not isinstance(raw, (bytes, list, bool, int, float)):
+        ln.fail("attribute value=: a const's value is a number, a [nested, list] or b64 "
+                f"bytes, not a {type(raw).__name__}")
+    try:
+        return ArrayLiteral.from_parsed(raw, ttype)
+    except GraphcError as exc:  # bfloat16: no numpy dtype holds it
+        ln.fail(f"attribute value=: {exc.message}")
+    except (ValueError, TypeError, OverflowError) as exc:
+        ln.fail(f"attribute value=: a const's value does not make a {ttype} array ({exc})")
 
 
 def _is_region_header(ln: _Line) -> bool:
@@ -430,4 +504,5 @@ def parse(text: str) -> Graph:
         closed = not parser.line(_Line(raw, lineno))
         if closed:
             break
-    return parser.finish(closed, lines[-1][0])
+    parser.finish(closed, lines[-1][0])
+    return parser.verified(lines[0][0])

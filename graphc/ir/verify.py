@@ -1,12 +1,32 @@
-"""The IR verifier: SSA, topological order, and every node's types against its op's rule."""
+"""The IR verifier: SSA, topological order, every value's type, every node's attributes
+against its op's schema and its types against its op's rule."""
 from __future__ import annotations
 
+import math
+
+from graphc import dtypes
 from graphc.errors import GraphcError, VerifyError
-from graphc.ir.types import Graph
+from graphc.ir.types import Graph, Group, Node, TensorType, Value
+
+_INT64_MAX = 2**63 - 1
+# the kinds of fusion group a backend renders (graphc.ir.types.Group says what each is)
+GROUP_KINDS = frozenset({"elementwise", "reduction", "matmul", "scalar", "reduce_all",
+                         "single", "source"})
 
 
 def verify(graph: Graph) -> None:
-    """Raise VerifyError naming the first node that breaks an invariant."""
+    """Raise VerifyError naming the first node that breaks an invariant; where the
+    error is about one node (or fusion group), the error's `node` is that one.
+
+    >>> import graphc, numpy as np
+    >>> g = graphc.trace(lambda x: np.sum(x, axis=0), np.ones((2, 3), np.float32))
+    >>> g.nodes[0].attrs = graphc.ir.Attrs({"axes": (0,), "keepdims": "yes"})
+    >>> try:
+    ...     g.verify()
+    ... except graphc.VerifyError as e:
+    ...     print(e.message)
+    graph lambda: node 0 (sum): attribute keepdims='yes': expected a bool
+    """
     from graphc import ops
 
     defined: set[int] = set()
@@ -19,31 +39,41 @@ def verify(graph: Graph) -> None:
         defined.add(id(value))
 
     for v in graph.inputs:
+        _check_type(graph, v, "input", None)
         if v.node is not None:
             raise VerifyError(f"graph {graph.name}: input %{v.name} has a producer node")
         define(v, "input")
     for i, node in enumerate(graph.nodes):
         where = f"node {i} ({node.op})"
         if node.op not in ops.OPS:
-            raise VerifyError(f"graph {graph.name}: {where}: unknown primitive {node.op!r}")
+            raise _error(f"graph {graph.name}: {where}: unknown primitive {node.op!r}", node)
         for v in node.inputs:
             if id(v) not in defined:
-                raise VerifyError(f"graph {graph.name}: {where} reads %{v.name} before it "
-                                  "is defined (not SSA or not topologically ordered)")
+                raise _error(f"graph {graph.name}: {where} reads %{v.name} before it "
+                             "is defined (not SSA or not topologically ordered)", node)
+        in_types = tuple(v.type for v in node.inputs)
         try:
-            expected = ops.infer_types(node.op, tuple(v.type for v in node.inputs), node.attrs)
+            ops.check_attrs(node.op, in_types, node.attrs)
         except GraphcError as exc:
-            raise VerifyError(f"graph {graph.name}: {where}: its op rejects its inputs: "
-                              f"{exc.message}") from None
+            # the op's name starts the message: say it once
+            text = exc.message.removeprefix(f"{node.op}: ")
+            raise _error(f"graph {graph.name}: {where}: {text}", node, exc.hint) from None
+        try:
+            expected = ops.infer_types(node.op, in_types, node.attrs)
+        except GraphcError as exc:
+            raise _error(f"graph {graph.name}: {where}: its op rejects its inputs: "
+                         f"{exc.message}", node) from None
+        for v in node.outputs:
+            _check_type(graph, v, where, node)
         got = tuple(v.type for v in node.outputs)
         if got != expected:
-            raise VerifyError(f"graph {graph.name}: {where}: outputs typed "
-                              f"{', '.join(map(str, got))} but {node.op} gives "
-                              f"{', '.join(map(str, expected))}")
+            raise _error(f"graph {graph.name}: {where}: outputs typed "
+                         f"{', '.join(map(str, got))} but {node.op} gives "
+                         f"{', '.join(map(str, expected))}", node)
         for v in node.outputs:
             if v.node is not node:
-                raise VerifyError(f"graph {graph.name}: {where}: %{v.name} does not point "
-                                  "back at its node")
+                raise _error(f"graph {graph.name}: {where}: %{v.name} does not point "
+                             "back at its node", node)
             define(v, where)
     for v in graph.outputs:
         if id(v) not in defined:
@@ -56,3 +86,24 @@ def verify(graph: Graph) -> None:
                               "nodes exactly once, in order")
         if any(not g.nodes for g in graph.groups):
             raise VerifyError(f"graph {graph.name}: an empty fusion group")
+        for i, g in enumerate(graph.groups):
+            if g.kind not in GROUP_KINDS:
+                raise _error(f"graph {graph.name}: group {i} is of kind {g.kind!r}, not one "
+                             f"of {', '.join(sorted(GROUP_KINDS))}", g)
+
+
+def _error(message: str, node: Node | Group | None, hint: str | None = None) -> VerifyError:
+    err = VerifyError(message, hint=hint)
+    err.node = node  # the parser names the line that node (or group) was read from
+    return err
+
+
+def _check_type(graph: Graph, v: Value, where: str, node: Node | None) -> None:
+    """A value's type: a known dtype and non-negative int dims whose product fits int64."""
+    t = v.type
+    ok = type(t) is TensorType and t.dtype in dtypes.DTYPES and all(
+        type(d) is int and 0 <= d <= _INT64_MAX for d in t.shape) and \
+        math.prod(t.shape) <= _INT64_MAX
+    if not ok:
+        raise _error(f"graph {graph.name}: {where}: %{v.name} has type {t!r}: a type is a "
+                     "known dtype and non-negative dims whose product fits in int64", node)

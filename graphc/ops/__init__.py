@@ -20,6 +20,7 @@ random primitive).
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -27,6 +28,8 @@ import numpy as np
 
 from graphc import dtypes as _dtypes
 from graphc.ir.types import Attrs, TensorType
+from graphc.ops import schema as _schema
+from graphc.ops.schema import Attr
 
 
 class Kind(str, enum.Enum):
@@ -118,10 +121,18 @@ class OpDef:
     `rounding` how it rounds (the default is the cautious one: a few ulp, not
     bit-exact across backends); `domain` where its sample inputs lie, one `Domain`
     for every input or a tuple with one per input (see `domain_of`).
+
+    Every attribute has a schema (`graphc.ops.schema.Attr`): `attrs` is given as a
+    dict from name to Attr, and an optional attribute as (name, default, Attr); the
+    record keeps the names in `attrs`, the (name, default) pairs in `optional` and
+    every (name, Attr) in `schema`, which `check_attrs` applies.
+
+    >>> OPS["sum"].attrs, dict(OPS["sum"].schema)["keepdims"].kind
+    (('axes', 'keepdims'), 'bool')
     """
 
     name: str
-    attrs: tuple[str, ...]
+    attrs: tuple[str, ...] | Mapping[str, Attr]
     infer: InferFn
     impl: Callable[..., Any]
     kind: Kind
@@ -132,6 +143,21 @@ class OpDef:
     dtypes: frozenset[str] = ALL_DTYPES
     rounding: Rounding = Rounding.TRANSCENDENTAL
     domain: Domain | tuple[Domain, ...] = ANYWHERE
+    schema: tuple[tuple[str, Attr], ...] = ()
+
+    def __post_init__(self):
+        # the declarative forms (a dict of Attrs, optional triples) into plain fields
+        schema = dict(self.schema)
+        if isinstance(self.attrs, Mapping):
+            schema.update(self.attrs)
+            object.__setattr__(self, "attrs", tuple(self.attrs))
+        pairs = []
+        for entry in self.optional:
+            pairs.append(tuple(entry[:2]))
+            if len(entry) == 3:
+                schema[entry[0]] = entry[2]
+        object.__setattr__(self, "optional", tuple(pairs))
+        object.__setattr__(self, "schema", tuple(schema.items()))
 
     def domain_of(self, i: int) -> Domain:
         """The sample domain of input `i`."""
@@ -147,6 +173,11 @@ OPS: dict[str, OpDef] = {}
 def register(op: OpDef) -> OpDef:
     if op.name in OPS:
         raise ValueError(f"primitive {op.name} registered twice")
+    unchecked = set(op.attrs) | {name for name, _ in op.optional}
+    unchecked -= {name for name, _ in op.schema}
+    if unchecked:
+        raise ValueError(f"primitive {op.name}: attributes {sorted(unchecked)} have no "
+                         "schema (give attrs as a dict of graphc.ops.schema.Attr)")
     OPS[op.name] = op
     return op
 
@@ -168,11 +199,46 @@ def infer_types(name: str, in_types: tuple[TensorType, ...],
     op = OPS[name]
     if op.num_inputs is not None and len(in_types) != op.num_inputs:
         raise GraphcError(f"{name} takes {op.num_inputs} inputs, got {len(in_types)}")
+    try:
+        check_attrs(name, in_types, attrs)
+    except GraphcError as schema_error:
+        # where the rule refuses the value too, its words (and its error class) say
+        # more: "(0, 0) is not a permutation"; where it crashes on it, the schema's do
+        try:
+            op.infer(tuple(in_types), attrs)
+        except GraphcError as rule_error:
+            raise rule_error from None
+        except Exception:  # noqa: BLE001 - a string where an int belongs, and so on
+            pass
+        raise schema_error from None
+    return tuple(op.infer(tuple(in_types), attrs))
+
+
+def check_attrs(name: str, in_types: tuple[TensorType, ...], attrs: Attrs) -> None:
+    """Raise a GraphcError unless `attrs` are exactly `name`'s attributes (the optional
+    ones may be left out) and each fits its schema; the message names the attribute
+    and what it expected.
+
+    >>> from graphc.errors import GraphcError
+    >>> try:
+    ...     check_attrs("sum", (TensorType((2, 3), "float32"),),
+    ...                 Attrs({"axes": (1,), "keepdims": "True"}))
+    ... except GraphcError as e:
+    ...     print(e.message)
+    sum: attribute keepdims='True': expected a bool
+    """
+    from graphc.errors import GraphcError
+
+    op = OPS[name]
     missing = set(op.attrs) - set(attrs)
     extra = set(attrs) - set(op.attrs) - {name for name, _ in op.optional}
     if missing or extra:
         raise GraphcError(f"{name}: attributes {sorted(attrs)} do not match {list(op.attrs)}")
-    return tuple(op.infer(tuple(in_types), attrs))
+    wrong = _schema.problems(op.schema, tuple(t.ndim for t in in_types), attrs)
+    if wrong is not None:
+        raise wrong[2](f"{name}: {wrong[1]}",
+                       hint=f"graphc.ops.OPS[{name!r}].schema says what each "
+                            "attribute takes")
 
 
 # The families register themselves on import; order is irrelevant.

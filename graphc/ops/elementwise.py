@@ -11,6 +11,7 @@ from graphc import dtypes
 from graphc.errors import DtypeError, ShapeError
 from graphc.ir.types import TensorType
 from graphc.ops import Domain, Kind, OpDef, Rounding, register
+from graphc.ops.schema import DTYPE, Attr
 
 EW = Kind.ELEMENTWISE
 R = Rounding
@@ -155,7 +156,7 @@ def _cast(x, dtype):
     return x.astype(dtypes.to_numpy(dtype))
 
 
-register(OpDef("cast", ("dtype",), _cast_infer, _cast, EW, 1,
+register(OpDef("cast", {"dtype": DTYPE}, _cast_infer, _cast, EW, 1,
                doc="convert to another dtype, as ndarray.astype does", rounding=R.HALF_ULP))
 
 
@@ -186,9 +187,12 @@ def _round(x, decimals):
     return np.asarray(np.round(x, decimals))
 
 
+# beyond +-400 places every float rounds to itself (or to 0, inf or nan); the bound
+# keeps power_of_ten's loop short
+DECIMALS = Attr("int", lo=-10_000, hi=10_000)
 unary("floor", np.floor, differentiable=False, rounding=R.STEP)
 unary("ceil", np.ceil, differentiable=False, rounding=R.STEP)
-register(OpDef("round", ("decimals",), _round_infer, _round, EW, 1, differentiable=False,
+register(OpDef("round", {"decimals": DECIMALS}, _round_infer, _round, EW, 1, differentiable=False,
                doc="np.round: half to even, at `decimals` places (as numpy computes it)",
                dtypes=ACCEPTS["float"], rounding=R.STEP))
 binary("floor_divide", np.floor_divide, differentiable=False, rounding=R.STEP,

@@ -15,6 +15,7 @@ from graphc.errors import DtypeError, GraphcError, ShapeError
 from graphc.ir.types import TensorType
 from graphc.ops import Kind, OpDef, Rounding, register
 from graphc.ops.elementwise import broadcast_shapes
+from graphc.ops.schema import BOOL, NON_NEGATIVE_PAIR, POSITIVE_PAIR, Attr
 
 _FLOATS = frozenset(dtypes.FLOATS)
 
@@ -50,8 +51,15 @@ def _matmul(a, b, transpose_a=False, transpose_b=False):
 register(OpDef("matmul", (), _matmul_infer, _matmul, Kind.MATMUL, 2,
                doc="a @ b over the last two axes; leading axes broadcast; "
                    "transpose_a/transpose_b (optional) swap an operand's last two axes",
-               optional=(("transpose_a", False), ("transpose_b", False)),
+               optional=(("transpose_a", False, BOOL), ("transpose_b", False, BOOL)),
                rounding=Rounding.ACCUMULATES))
+
+
+# the window ops' attributes: strides, dilations, kernels and groups positive
+CONV_ATTRS = {"stride": POSITIVE_PAIR, "padding": NON_NEGATIVE_PAIR,
+              "dilation": POSITIVE_PAIR, "groups": Attr("int", lo=1)}
+POOL_ATTRS = {"kernel": POSITIVE_PAIR, "stride": POSITIVE_PAIR, "padding": NON_NEGATIVE_PAIR}
+SHAPE4 = Attr("shape", length=4)  # the gradient's shape (N, C, H, W)
 
 
 def window_out(size: int, k: int, stride: int, pad: int, dilation: int = 1) -> int:
@@ -124,7 +132,7 @@ def _conv2d(x, w, stride, padding, dilation, groups):
     return np.ascontiguousarray(out).astype(x.dtype, copy=False)
 
 
-register(OpDef("conv2d", ("stride", "padding", "dilation", "groups"), _conv2d_infer,
+register(OpDef("conv2d", CONV_ATTRS, _conv2d_infer,
                _conv2d, Kind.OPAQUE, 2,
                doc="2-d cross-correlation, NCHW input, OIHW weight (no bias)",
                rounding=Rounding.ACCUMULATES, dtypes=_FLOATS))
@@ -160,10 +168,10 @@ def _avg_pool2d(x, kernel, stride, padding):
     return (win.sum(axis=(4, 5)) / (kernel[0] * kernel[1])).astype(x.dtype, copy=False)
 
 
-register(OpDef("max_pool2d", ("kernel", "stride", "padding"), _pool_infer("max_pool2d"),
+register(OpDef("max_pool2d", POOL_ATTRS, _pool_infer("max_pool2d"),
                _max_pool2d, Kind.OPAQUE, 1, doc="max over windows; padding is -inf",
                rounding=Rounding.EXACT, dtypes=frozenset(dtypes.FLOATS | dtypes.INTS)))
-register(OpDef("avg_pool2d", ("kernel", "stride", "padding"), _pool_infer("avg_pool2d"),
+register(OpDef("avg_pool2d", POOL_ATTRS, _pool_infer("avg_pool2d"),
                _avg_pool2d, Kind.OPAQUE, 1,
                doc="mean over windows, padded zeros counted (count_include_pad)",
                rounding=Rounding.ACCUMULATES, dtypes=_FLOATS))
@@ -188,8 +196,6 @@ register(OpDef("avg_pool2d", ("kernel", "stride", "padding"), _pool_infer("avg_p
 # or is NaN; so among ties the first wins, among NaNs the last, and a window whose real
 # elements are all -inf gives its first real (unpadded) element.
 
-CONV_ATTRS = ("stride", "padding", "dilation", "groups")
-POOL_ATTRS = ("kernel", "stride", "padding")
 
 
 def _shape_attr(name: str, attrs, key: str) -> tuple[int, ...]:
@@ -338,11 +344,11 @@ def _avg_pool2d_grad(g, kernel, stride, padding, input_shape):
     return col2im(cols, input_shape, stride, padding, (1, 1))
 
 
-register(OpDef("conv2d_grad_input", CONV_ATTRS + ("input_shape",), _conv2d_grad_input_infer,
+register(OpDef("conv2d_grad_input", {**CONV_ATTRS, "input_shape": SHAPE4}, _conv2d_grad_input_infer,
                _conv2d_grad_input, Kind.OPAQUE, 2,
                doc="dL/dx of conv2d(x, w) from the output cotangent g and w",
                rounding=Rounding.ACCUMULATES))
-register(OpDef("conv2d_grad_weight", CONV_ATTRS + ("weight_shape",),
+register(OpDef("conv2d_grad_weight", {**CONV_ATTRS, "weight_shape": SHAPE4},
                _conv2d_grad_weight_infer, _conv2d_grad_weight, Kind.OPAQUE, 2,
                doc="dL/dw of conv2d(x, w) from x and the output cotangent g",
                rounding=Rounding.ACCUMULATES))
@@ -355,7 +361,7 @@ register(OpDef("max_pool2d_gather", POOL_ATTRS,
                Kind.OPAQUE, 2, doc="h at each window's max of x; the adjoint of "
                                    "max_pool2d_grad in its cotangent",
                rounding=Rounding.STEP))
-register(OpDef("avg_pool2d_grad", POOL_ATTRS + ("input_shape",), _avg_pool2d_grad_infer,
+register(OpDef("avg_pool2d_grad", {**POOL_ATTRS, "input_shape": SHAPE4}, _avg_pool2d_grad_infer,
                _avg_pool2d_grad, Kind.OPAQUE, 1,
                doc="dL/dx of avg_pool2d: each window's g shared evenly (padding counted)",
                rounding=Rounding.ACCUMULATES))

@@ -43,6 +43,7 @@ from graphc import dtypes
 from graphc.errors import DtypeError, ShapeError
 from graphc.ir.types import TensorType
 from graphc.ops import Kind, OpDef, Rounding, register
+from graphc.ops.schema import SHAPE, Attr
 
 # Philox4x32's multipliers and Weyl key increments (the paper's table of constants)
 _M0, _M1 = np.uint64(0xD2511F53), np.uint64(0xCD9E8D57)
@@ -162,8 +163,10 @@ def _infer(ins, attrs):
 # OPAQUE, not SOURCE: its output depends on a graph value (the seed), so it is
 # neither hoisted as a constant nor folded unless the seed itself is one; CSE may
 # merge two equal calls, which are the same numbers
-register(OpDef("philox_uniform", ("shape", "offset", "dtype"), _infer, philox_uniform,
-               Kind.OPAQUE, 1, differentiable=False,
+register(OpDef("philox_uniform",
+               {"shape": SHAPE, "offset": Attr("int", lo=0, hi=_OFFSET_LIMIT - 1),
+                "dtype": Attr("dtype", choices=frozenset(WORDS_PER_ELEMENT))},
+               _infer, philox_uniform, Kind.OPAQUE, 1, differentiable=False,
                doc="uniform [0, 1) floats from Philox4x32-10: element i reads stream "
                    "position offset + i of the seed",
                dtypes=frozenset({"int64"}), rounding=Rounding.EXACT))

@@ -13,6 +13,7 @@ import numpy as np
 from graphc.errors import DtypeError, ShapeError
 from graphc.ir.types import TensorType
 from graphc.ops import Kind, OpDef, Rounding, register
+from graphc.ops.schema import AXES, AXIS, BOOL
 
 
 def check_axes(axes, ndim: int, name: str) -> tuple[int, ...]:
@@ -51,7 +52,7 @@ def _reduction(name: str, fn, needs_identity: bool, rounding: Rounding) -> None:
         # numpy would sum int32 in int64; the primitive keeps the input's dtype
         kw = {"dtype": x.dtype} if name == "sum" else {}
         return np.asarray(fn(x, axis=tuple(axes), keepdims=keepdims, **kw))
-    register(OpDef(name, ("axes", "keepdims"), _reduce_rule(name, needs_identity), impl,
+    register(OpDef(name, {"axes": AXES, "keepdims": BOOL}, _reduce_rule(name, needs_identity), impl,
                    Kind.REDUCTION, 1, rounding=rounding))
 
 
@@ -73,7 +74,8 @@ def _argmax(x, axis, keepdims):
     return np.asarray(np.argmax(x, axis=axis, keepdims=keepdims)).astype(np.int64)
 
 
-register(OpDef("argmax", ("axis", "keepdims"), _argmax_infer, _argmax, Kind.REDUCTION, 1,
+register(OpDef("argmax", {"axis": AXIS, "keepdims": BOOL}, _argmax_infer, _argmax,
+               Kind.REDUCTION, 1,
                differentiable=False, doc="index of the first maximum along one axis",
                rounding=Rounding.STEP))
 
@@ -95,6 +97,6 @@ def _cumsum(x, axis):
     return np.cumsum(x, axis=axis, dtype=x.dtype)
 
 
-register(OpDef("cumsum", ("axis",), _cumsum_infer, _cumsum, Kind.OPAQUE, 1,
+register(OpDef("cumsum", {"axis": AXIS}, _cumsum_infer, _cumsum, Kind.OPAQUE, 1,
                doc="running sum along one axis, in index order, in the input's dtype",
                rounding=Rounding.ACCUMULATES))

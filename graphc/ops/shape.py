@@ -10,6 +10,9 @@ from graphc.errors import DtypeError, ShapeError
 from graphc.ir.types import ArrayLiteral, TensorType
 from graphc.ops import Kind, OpDef, Rounding, register
 from graphc.ops.reduction import check_axes
+from graphc.ops.schema import AXIS, DTYPE, LITERAL, PERM, RANK, SCALAR, SHAPE, Attr
+
+BOUNDS = Attr("ints", length=RANK)  # slice starts and stops: normalized by the rule
 
 
 def _reshape_infer(ins, attrs):
@@ -22,7 +25,7 @@ def _reshape_infer(ins, attrs):
     return (TensorType(shape, x.dtype),)
 
 
-register(OpDef("reshape", ("shape",), _reshape_infer,
+register(OpDef("reshape", {"shape": SHAPE}, _reshape_infer,
                lambda x, shape: np.reshape(x, shape), Kind.SHAPE, 1,
                rounding=Rounding.EXACT))
 
@@ -36,7 +39,7 @@ def _transpose_infer(ins, attrs):
     return (TensorType(tuple(x.shape[p] for p in perm), x.dtype),)
 
 
-register(OpDef("transpose", ("perm",), _transpose_infer,
+register(OpDef("transpose", {"perm": PERM}, _transpose_infer,
                lambda x, perm: np.transpose(x, perm), Kind.SHAPE, 1,
                rounding=Rounding.EXACT))
 
@@ -52,7 +55,7 @@ def _broadcast_infer(ins, attrs):
     return (TensorType(shape, x.dtype),)
 
 
-register(OpDef("broadcast_to", ("shape",), _broadcast_infer,
+register(OpDef("broadcast_to", {"shape": SHAPE}, _broadcast_infer,
                lambda x, shape: np.broadcast_to(x, shape), Kind.SHAPE, 1,
                rounding=Rounding.EXACT))
 
@@ -84,7 +87,9 @@ def _slice(x, starts, stops, steps):
     return x[index]
 
 
-register(OpDef("slice", ("starts", "stops", "steps"), _slice_infer, _slice, Kind.SHAPE, 1,
+register(OpDef("slice", {"starts": BOUNDS, "stops": BOUNDS,
+                        "steps": Attr("ints", length=RANK, nonzero=True)},
+               _slice_infer, _slice, Kind.SHAPE, 1,
                doc="x[start:stop:step] on every axis; steps may be negative",
                rounding=Rounding.EXACT))
 
@@ -108,7 +113,7 @@ def _concat_infer(ins, attrs):
     return (TensorType(tuple(shape), first.dtype),)
 
 
-register(OpDef("concat", ("axis",), _concat_infer,
+register(OpDef("concat", {"axis": AXIS}, _concat_infer,
                lambda *xs, axis: np.concatenate(xs, axis=axis), Kind.SHAPE, None,
                rounding=Rounding.EXACT))
 
@@ -129,7 +134,8 @@ def _pad(x, widths, value):
     return np.pad(x, widths, mode="constant", constant_values=value)
 
 
-register(OpDef("pad", ("widths", "value"), _pad_infer, _pad, Kind.SHAPE, 1,
+register(OpDef("pad", {"widths": Attr("pairs", lo=0, length=RANK), "value": SCALAR},
+               _pad_infer, _pad, Kind.SHAPE, 1,
                doc="constant padding: widths is ((low, high), ...) per axis",
                rounding=Rounding.EXACT))
 
@@ -144,7 +150,7 @@ def _gather_infer(ins, attrs):
     return (TensorType(x.shape[:axis] + idx.shape + x.shape[axis + 1:], x.dtype),)
 
 
-register(OpDef("gather", ("axis",), _gather_infer,
+register(OpDef("gather", {"axis": AXIS}, _gather_infer,
                lambda x, idx, axis: np.take(x, idx, axis=axis), Kind.OPAQUE, 2,
                doc="np.take(x, idx, axis): negative indices wrap, others out of "
                    "range raise IndexError",
@@ -169,7 +175,7 @@ def _scatter_add(x, idx, upd, axis):
     return out
 
 
-register(OpDef("scatter_add", ("axis",), _scatter_add_infer, _scatter_add, Kind.OPAQUE, 3,
+register(OpDef("scatter_add", {"axis": AXIS}, _scatter_add_infer, _scatter_add, Kind.OPAQUE, 3,
                doc="x with upd added at idx along axis (repeated indices accumulate); "
                    "the gradient of gather",
                rounding=Rounding.ACCUMULATES))
@@ -187,7 +193,8 @@ def _iota(shape, axis, dtype):
     return np.array(np.broadcast_to(ramp, shape))
 
 
-register(OpDef("iota", ("shape", "axis", "dtype"), _iota_infer, _iota, Kind.SOURCE, 0,
+register(OpDef("iota", {"shape": SHAPE, "axis": Attr("axis", of="shape"), "dtype": DTYPE},
+               _iota_infer, _iota, Kind.SOURCE, 0,
                differentiable=False, doc="0, 1, 2, ... along `axis`, broadcast to shape",
                rounding=Rounding.EXACT))
 
@@ -199,6 +206,6 @@ def _const_infer(ins, attrs):
     return (TensorType(value.array.shape, dtypes.canonical(value.array.dtype)),)
 
 
-register(OpDef("const", ("value",), _const_infer, lambda value: value.array, Kind.SOURCE,
+register(OpDef("const", {"value": LITERAL}, _const_infer, lambda value: value.array, Kind.SOURCE,
                0, differentiable=False, doc="a literal array held in the graph",
                rounding=Rounding.EXACT))

@@ -1,0 +1,76 @@
+"""The only way a graph's data reaches the numpy backend's generated Python and C.
+
+A graph may come from a file someone else wrote. Its attributes are checked against
+their ops' schemas when it verifies, but the code generator does not lean on that:
+it renders every attribute through `py`, which accepts bools, ints, floats, tuples
+of them and the names of graphc's dtypes, and raises VerifyError for anything else
+(a string that would be pasted into the source as code). Comments carrying the IR
+and the user's file names go through `py_comment` and `c_comment`, which keep them
+on one line and inside the comment (and the C inside its Python string).
+
+>>> py((1, 2)), py((3,)), py(True), py(float("-inf")), py("float32")
+('(1, 2)', '(3,)', 'True', "float('-inf')", "'float32'")
+>>> py("True, dtype=None) + np.add(0, 0")
+Traceback (most recent call last):
+  ...
+graphc.errors.VerifyError: the numpy backend renders only validated attribute values \
+(bools, ints, floats, tuples of them, dtype names), not 'True, dtype=None) + np.add(0, 0'
+  hint: run graph.verify(): every attribute is checked against its op's schema
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from graphc import dtypes
+from graphc.errors import VerifyError
+
+
+def py(value: Any) -> str:
+    """Python source for a validated attribute value (see the module docstring)."""
+    kind = type(value)
+    if kind is bool or kind is int:  # exact types: a subclass could override __repr__
+        return repr(value)
+    if kind is float:
+        return repr(value) if math.isfinite(value) else f"float('{value}')"
+    if kind is tuple:
+        inner = ", ".join(py(x) for x in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if kind is str and value in dtypes.DTYPES:
+        return repr(value)
+    raise VerifyError("the numpy backend renders only validated attribute values (bools, "
+                      "ints, floats, tuples of them, dtype names), not "
+                      f"{_shown(value)}",
+                      hint="run graph.verify(): every attribute is checked against its "
+                           "op's schema", loc=False)
+
+
+def c_double(x: float) -> str:
+    """A C double literal for a Python float (math.h's names for inf and nan)."""
+    if type(x) is not float:
+        raise VerifyError(f"the numpy backend renders only floats here, not {_shown(x)}",
+                          loc=False)
+    if math.isnan(x):
+        return "NAN"
+    if math.isinf(x):
+        return "INFINITY" if x > 0 else "(-INFINITY)"
+    return repr(x)
+
+
+def py_comment(text: str) -> str:
+    """`text` kept on one line of a Python comment: line breaks and other unprintable
+    characters become spaces."""
+    return "".join(ch if ch.isprintable() else " " for ch in text)
+
+
+def c_comment(text: str) -> str:
+    """`text` safe in a C comment inside the Python string that holds the C: on one
+    line, no quote or backslash (a backslash would splice the next line into a //
+    comment), no `*/` and no trigraph."""
+    text = py_comment(text).replace('"', "'").replace("\\", "/")
+    return text.replace("*/", "* /").replace("??", "? ?")
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
