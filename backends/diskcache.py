@@ -188,11 +188,23 @@ def discard(path: Path, why: str) -> None:
         pass
 
 
+# The caches' total size as this process last counted it, plus what it added since
+# (None: not counted yet). Counting stats every entry: a cache of 41,000 kernels took
+# ~0.1 s a build to count, so a process counts once, and again only when its running
+# total passes the cap (what other processes add meanwhile is counted then).
+_total: dict[Path, int] = {}
+
+
 def evict(keep: Path) -> None:
     """Delete the least recently used entries of all caches until they hold at most
     GRAPHC_CACHE_MAX_MB (0: no cap), never `keep` (the entry just added)."""
     cap = settings.get("GRAPHC_CACHE_MAX_MB") * _MIB
     if cap == 0:
+        return
+    base = root()
+    added = info.st_size if (info := _stat(keep)) is not None else 0
+    if base in _total and _total[base] + added <= cap:
+        _total[base] += added
         return
     found = [(info.st_mtime, info.st_size, p) for p in _all_entries()
              if (info := _stat(p)) is not None]
@@ -206,6 +218,7 @@ def evict(keep: Path) -> None:
             except OSError:  # a shared cache's entry this user may not delete
                 continue
             total -= size
+    _total[base] = total
 
 
 def _stat(path: Path) -> os.stat_result | None:
@@ -237,6 +250,7 @@ def summary() -> list[tuple[str, Path, int, int]]:
 
 def clear() -> int:
     """Empty every cache (entries and what interrupted builds left); the entries removed."""
+    _total.clear()
     removed = 0
     for name in CACHES:
         for path in folder(name).iterdir():

@@ -40,6 +40,7 @@ def fresh(monkeypatch):
     """No warning given yet, no private folder made, no library loaded by this test."""
     monkeypatch.setattr(diskcache, "_warned", set())
     monkeypatch.setattr(diskcache, "_private", [])
+    monkeypatch.setattr(diskcache, "_total", {})
     monkeypatch.setattr(toolchain, "_loaded", {})
 
 
@@ -221,6 +222,29 @@ def test_the_size_cap_evicts_the_least_recently_used(monkeypatch, tmp_path, fres
     toolchain.build(sources[0])  # used again: now the most recent of the three
     entries.append(_entry(toolchain.build(sources[3])))  # over 1 MB: one must go
     assert [e.exists() for e in entries] == [True, False, True, True]
+
+
+def test_the_caches_are_counted_once_a_process_until_near_the_cap(monkeypatch, tmp_path,
+                                                                    fresh):
+    # counting stats every entry (a cache of 41,000 kernels: ~0.1 s a build), so a
+    # process counts once and keeps a running total, counting again only past the cap
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("GRAPHC_CACHE_MAX_MB", "3")
+    folder = diskcache.folder("native")
+    counts = []
+    real = diskcache._all_entries
+    monkeypatch.setattr(diskcache, "_all_entries", lambda: counts.append(1) or real())
+    for i in range(5):  # 0.5 MB each: 2.5 MB, under the cap
+        diskcache.write(folder / f"k{i}", bytes(1 << 19))
+        diskcache.evict(keep=folder / f"k{i}")
+    assert len(counts) == 1 and len(list(folder.iterdir())) == 5
+    for i in range(5, 8):  # past 3 MB: counted again, the oldest go
+        diskcache.write(folder / f"k{i}", bytes(1 << 19))
+        os.utime(folder / f"k{i}", (time.time() + i, time.time() + i))
+        diskcache.evict(keep=folder / f"k{i}")
+    assert len(counts) > 1
+    total = sum(p.stat().st_size for p in folder.iterdir())
+    assert total <= 3 << 20 and (folder / "k7").exists()
 
 
 def test_no_cap_keeps_everything(monkeypatch, tmp_path, fresh):
