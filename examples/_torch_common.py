@@ -2,6 +2,11 @@
 side from the same initial weights on the same batches, print both loss curves and the
 time per step, and check graphc against eager.
 
+The loop is the one a PyTorch user writes (`optimizer.zero_grad(); loss =
+loss_fn(model(x), y); loss.backward(); optimizer.step()`), with `model` replaced by
+`graphc.compile(model)`: the same parameters, so `torch.optim` steps them as usual, and
+graphc's own backward fills their `.grad`.
+
 The models are graphc/bench/models.py's (the models suite times the same ones). The
 check: each step's loss within LOSS_RTOL of eager's. float32 losses from the same
 weights differ by the order of their sums (a sum of n terms rounds within n * 2**-24

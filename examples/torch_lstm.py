@@ -1,25 +1,15 @@
-"""A two-layer nn.LSTM (input 32, hidden 128, batch first) over sequences of 50, its last hidden state through Linear(128, 10), cross-entropy, Adam, batches of 64,
-compiled with `graphc.compile(model)` and trained with graphc's own backward.
+"""A two-layer nn.LSTM (input 32, hidden 128, batch first) over sequences of 50, its last hidden state through Linear(128, 10), cross-entropy, Adam, batches of 64: `graphc.compile(model)` trained beside torch eager.
 
     python examples/torch_lstm.py [--quick]
 
-The loop is the one a PyTorch user writes (`optimizer.zero_grad(); loss =
-loss_fn(model(x), y); loss.backward(); optimizer.step()`), with `model` replaced by
-`graphc.compile(model)`: the same parameters, so `torch.optim` steps them as usual.
-The same model from the same initial weights is trained eagerly on the same batches;
-the example prints both loss curves and the time per step, and checks that graphc's
-curve follows eager's (examples/_torch_common.py).
+How it trains and what it checks: examples/_torch_common.py.
 """
-from __future__ import annotations
-
 import sys
 
 from _torch_common import report, train_side_by_side
 
-STEPS = 6
 
-
-def main(steps: int = STEPS, quick: bool = False) -> dict:
+def main(steps: int = 6, quick: bool = False) -> dict:
     return report("lstm", train_side_by_side("lstm", steps, quick))
 
 
