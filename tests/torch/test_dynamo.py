@@ -26,13 +26,7 @@ from graphc.dynamo import FallbackWarning  # noqa: E402
 RTOL64 = 1e-11
 
 
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc1, self.fc2 = nn.Linear(8, 16), nn.Linear(16, 1)
-
-    def forward(self, x):
-        return self.fc2(F.relu(self.fc1(x)))
+from torch_nets import Net  # noqa: E402  (the seeds' Linear-ReLU-Linear)
 
 
 @pytest.fixture(autouse=True)

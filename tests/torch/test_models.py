@@ -28,15 +28,7 @@ RTOL64 = 1e-7
 
 # ---- the models ---------------------------------------------------------------------
 
-class Net(nn.Module):
-    """The seeds' network: Linear-ReLU-Linear, trained with MSE and SGD."""
-
-    def __init__(self):
-        super().__init__()
-        self.fc1, self.fc2 = nn.Linear(8, 16), nn.Linear(16, 1)
-
-    def forward(self, x):
-        return self.fc2(F.relu(self.fc1(x)))
+from torch_nets import Net  # noqa: E402  (the seeds' Linear-ReLU-Linear)
 
 
 class CNN(nn.Module):
