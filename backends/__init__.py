@@ -14,7 +14,7 @@ from types import ModuleType
 
 from graphc.errors import GraphcError
 
-AVAILABLE = {"numpy": "graphc.backends.numpy"}
+AVAILABLE = {"numpy": "graphc.backends.numpy", "triton": "graphc.backends.triton"}
 
 
 def get(name: str) -> ModuleType:

@@ -23,7 +23,7 @@ have written it), and a shared library in it is loaded into the process, so:
 >>> intact(entry), oct(entry.stat().st_mode & 0o777)
 (True, '0o600')
 >>> [(name, n) for name, _, n, _ in summary()], clear()
-([('native', 1)], 1)
+([('native', 1), ('triton_tune', 0)], 1)
 >>> del os.environ["GRAPHC_CACHE_DIR"]
 """
 from __future__ import annotations
@@ -43,6 +43,8 @@ from graphc.backends import settings
 # `python -m graphc cache`). A new cache (the Triton autotune results) is one row here.
 CACHES = {
     "native": "shared libraries and extension modules built from C (backends/toolchain.py)",
+    "triton_tune": "the fastest launch config of each Triton kernel and problem, one JSON "
+                   "file each (backends/triton/autotune.py)",
 }
 
 _SEAL = b"\0graphc-sha256:"

@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
                     "kernels) and compare with the reference interpreter.")
     fuzz.add_argument("--examples", type=_positive, default=1000, metavar="N",
                       help="how many random graphs to check (default 1000)")
+    fuzz.add_argument("--backend", choices=["numpy", "triton"], default="numpy",
+                      help="the backend to check (triton: on a GPU, or under "
+                           "TRITON_INTERPRET=1 on the CPU)")
     fuzz.add_argument("--seed", type=int, default=0, metavar="S",
                       help="random seed (default 0): the same seed checks the same graphs")
     fuzz.add_argument("--max-nodes", type=_positive, default=12, metavar="K",
@@ -205,7 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1 if run_parse(args.parse, seed=args.seed) else 0
     if args.command == "fuzz":
         from graphc.fuzz import run
-        return 1 if run(args.examples, seed=args.seed, max_nodes=args.max_nodes) else 0
+        return 1 if run(args.examples, seed=args.seed, max_nodes=args.max_nodes,
+                        backend=args.backend) else 0
     if args.command == "replay":
         from graphc.replay import replay
         return replay(args.file, args.passes, args.inputs)

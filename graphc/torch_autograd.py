@@ -51,6 +51,9 @@ class Program:
     n_buffers: int
     wrt: list[int]
     takes: list[int]
+    # the backend takes and returns torch tensors itself (the Triton backend: CUDA
+    # tensors stay on the GPU), so no numpy views in between
+    tensors: bool = False
 
     @property
     def differentiable(self) -> list[bool]:
@@ -78,6 +81,8 @@ def as_tensor(a, inputs: Sequence[np.ndarray], device: torch.device) -> torch.Te
     """A torch tensor over the backend's result `a`, on `device`: a copy only where
     torch cannot view it (read-only, negative strides) or it shares an input's memory
     (the user's output must not alias the user's input)."""
+    if isinstance(a, torch.Tensor):  # the backend's own tensor, fresh (never an input)
+        return a if a.device == device else a.to(device)
     a = np.asarray(a)
     if not a.flags.writeable or any(s < 0 for s in a.strides) or \
             (a.base is not None and any(np.may_share_memory(a, x) for x in inputs)):
@@ -97,11 +102,18 @@ def device_of(tensors: Sequence[torch.Tensor]) -> torch.device:
 _CPU = torch.device("cpu")
 
 
+def _inputs(program: Program, inputs: Sequence[torch.Tensor], dtypes) -> list:
+    """What the backend's function takes: numpy views, or the tensors themselves."""
+    if program.tensors:
+        return [t.detach() for t in inputs]
+    return [as_array(t, d) for t, d in zip(inputs, dtypes)]
+
+
 def run_program(program: Program, inputs: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
     """The flat outputs, then the buffers' new values, as torch tensors; through
     GraphcFunction where the program has a backward."""
     if program.backward is None:
-        arrays = [as_array(t, d) for t, d in zip(inputs, program.in_dtypes)]
+        arrays = _inputs(program, inputs, program.in_dtypes)
         results = program.forward(*arrays)
         device = device_of(inputs)
         n = program.n_outputs + program.n_buffers
@@ -114,7 +126,7 @@ class GraphcFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, program: Program, *inputs: torch.Tensor):
-        arrays = [as_array(t, d) for t, d in zip(inputs, program.in_dtypes)]
+        arrays = _inputs(program, inputs, program.in_dtypes)
         results = program.forward(*arrays)
         device = ctx.device = device_of(inputs)
         n = program.n_outputs + program.n_buffers
@@ -142,9 +154,9 @@ class GraphcFunction(torch.autograd.Function):
                                    "backward(); report this if you did not")
         saved = ctx.saved_tensors
         k = len(program.takes)
-        arrays = [as_array(t, program.in_dtypes[i]) for t, i in zip(saved[:k], program.takes)]
-        arrays += [as_array(t) for t in saved[k:]]
-        arrays += [_cotangent(g, shape, dtype)
+        arrays = _inputs(program, saved[:k], [program.in_dtypes[i] for i in program.takes])
+        arrays += _inputs(program, saved[k:], [None] * (len(saved) - k))
+        arrays += [_cotangent(g, shape, dtype, program.tensors, ctx.device)
                    for g, (shape, dtype) in zip(grads, program.out_types)]
         results = program.backward(*arrays)
         out: list[torch.Tensor | None] = [None] * (1 + len(program.in_dtypes))
@@ -156,6 +168,8 @@ class GraphcFunction(torch.autograd.Function):
 
 
 def _saved(a) -> torch.Tensor:
+    if isinstance(a, torch.Tensor):
+        return a
     a = np.asarray(a)
     if a.flags.writeable:
         return torch.from_numpy(a)
@@ -164,9 +178,16 @@ def _saved(a) -> torch.Tensor:
         return torch.from_numpy(a)
 
 
-def _cotangent(g: torch.Tensor | None, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+def _cotangent(g: torch.Tensor | None, shape: tuple[int, ...], dtype: np.dtype,
+               tensors: bool = False, device: torch.device = None):
     # integer outputs, and outputs the loss does not read, get zeros (no memory: a
     # broadcast scalar)
+    if tensors:
+        if g is None or dtype.kind != "f":
+            zero = torch.zeros((), dtype=torch.from_numpy(np.zeros((), dtype)).dtype,
+                               device=device)
+            return zero.expand(shape)
+        return g.detach()
     if g is None or dtype.kind != "f":
         return np.broadcast_to(np.zeros((), dtype), shape)
     return as_array(g, dtype)

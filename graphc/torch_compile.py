@@ -263,7 +263,9 @@ class TorchCompiled(SignatureCache):
                 [np.dtype(_numpy_dtype(v.type.dtype)) for v in graph.inputs],
                 [(v.type.shape, np.dtype(_numpy_dtype(v.type.dtype)))
                  for v in graph.outputs[:n]],
-                n, len(captured.mutated_buffers), wrt, takes)
+                n, len(captured.mutated_buffers), wrt, takes,
+                tensors=not check and all(getattr(h.executable, "takes_tensors", False)
+                                          for h in halves))
             entry.programs[pattern] = program
             return program
 

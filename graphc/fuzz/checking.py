@@ -22,6 +22,8 @@ MODES: dict[str, dict] = {
     "plain": {"native": False},
     "blocks": {"small_group": 0, "block_elements": 7, "native": False},
     "native": {"small_group": 0, "native": True},
+    # the Triton backend (its own fusion policy; under TRITON_INTERPRET=1 on a CPU)
+    "triton": {},
 }
 
 
@@ -45,9 +47,9 @@ def round_trip(graph: Graph) -> None:
 def compile_optimized(graph: Graph, mode: str = "plain"):
     from graphc import backends
     from graphc.passes import pipeline
-    numpy_backend = backends.get("numpy")
-    stages = pipeline.run(graph, policy=numpy_backend.FUSION_POLICY)
-    return numpy_backend.compile_graph(stages[-1].graph, mode_options(mode))
+    backend = backends.get("triton" if mode == "triton" else "numpy")
+    stages = pipeline.run(graph, policy=backend.FUSION_POLICY)
+    return backend.compile_graph(stages[-1].graph, mode_options(mode))
 
 
 def native_available() -> bool:
@@ -75,10 +77,13 @@ def check_graph(graph: Graph, inputs: list[np.ndarray],
 
 
 def run(examples: int, seed: int = 0, max_nodes: int = 8, out=sys.stdout,
-        stop_after: int = 10) -> int:
-    """Fuzz `examples` graphs; print failures; return the number of failures."""
+        stop_after: int = 10, backend: str = "numpy") -> int:
+    """Fuzz `examples` graphs; print failures; return the number of failures.
+    `backend="triton"`: the Triton backend's mode alone."""
     rnd = random.Random(seed)
-    modes = tuple(m for m in MODES if m != "native" or native_available())
+    modes = ("triton",) if backend == "triton" else \
+        tuple(m for m in MODES if m not in ("triton", "native") or
+              (m == "native" and native_available()))
     failures = 0
     ops_seen: dict[str, int] = {}
     for i in range(examples):
