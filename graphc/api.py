@@ -89,6 +89,9 @@ class Lowered:
             if plan.form is not None:
                 lines.append(f"    plan: {plan.describe()}")
             lines += [f"    {note}" for note in grp.notes]
+            # what the backend made of it (the Triton backend: its kernel, or externs)
+            lines += [f"    {note}" for note in
+                      getattr(self.executable, "notes", {}).get(plan.index, [])]
         return "\n".join(lines)
 
     def __call__(self, *flat_inputs):

@@ -15,6 +15,10 @@ import graphc.api
 from graphc.ir import parse
 
 os.environ["GRAPHC_CHECK"] = "1"
+# Triton's interpreter (kernels on CPU tensors) where there is no NVIDIA GPU; it must be
+# set before triton is imported, or its jit runs kernels for a GPU
+if "TRITON_INTERPRET" not in os.environ and not os.path.exists("/dev/nvidia0"):
+    os.environ["TRITON_INTERPRET"] = "1"
 
 ROUND_TRIPS = {"count": 0}
 _original_trace_function = graphc.api.trace_function

@@ -38,7 +38,7 @@ that leaves the group is stored once.
         b1 = tl.load(b1_ptr + rn[None, :] * b1_stride1, mask=mask_n, other=0)
         add1 = (matmul0 + b1)                   # %1 = add %0, %b1
         maximum3 = ...                          # %3 = maximum %1, %2
-        tl.store(out_ptr + rm[:, None] * N + rn[None, :], maximum3, mask=mask)
+        tl.store(out_ptr + rm[:, None] * 45 + rn[None, :], maximum3, mask=mask)
 
 Decisions a user can see:
 - float32 products are full float32 (`input_precision="ieee"`), as numpy's are: no TF32.
@@ -47,6 +47,8 @@ Decisions a user can see:
   wrapping on overflow as numpy's integer matmul does. A broadcast product over a K
   chunk would need a BLOCK_M x BLOCK_K x BLOCK_N tensor, past Triton's 2**20 elements
   for the tuned tiles; integer matmuls are rare enough not to have tiles of their own.
+- offsets are int32 (as in the tutorial): an operand or output of more than 2**31
+  elements would need int64 offsets; the batch is grid axis 1, at most 65535 on a GPU.
 - a bare matmul never splits (its Split would come straight back here); a group whose
   epilogue holds something other than elementwise ops over the output (or 0-d ones)
   is split into one kernel per op.
@@ -203,6 +205,9 @@ class _Renderer:
         """Lines naming the batch index along each leading axis of more than one."""
         batch = self.shape.batch
         if not self.shape.batch_size > 1:
+            for d, n in enumerate(batch):
+                if n != 1:  # an empty batch: the grid has no programs at all
+                    self.em.index[d] = "0"
             return
         self.k.line("pid_b = tl.program_id(1)", note="the batch: the output's leading axes")
         axes = [d for d, n in enumerate(batch) if n != 1]

@@ -29,6 +29,12 @@ def render(plan: KernelPlan, host_name) -> Launch:
     names a value in the host program."""
     space = tuple(plan.space) if plan.space is not None else \
         tuple(plan.nodes[-1].outputs[0].type.shape)
+    from graphc.backends.triton.kernels import Split
+    from graphc.backends.triton.reduction import _fits
+    for n in plan.nodes:
+        if not _fits(tuple(n.outputs[0].type.shape), space):
+            raise Split(f"{n.op} makes {list(n.outputs[0].type.shape)}, wider than the "
+                        f"group's space {list(space)}")
     k = KernelText(kernel_name(plan.index, plan.nodes),
                    f"{len(plan.nodes)} elementwise ops over {list(space)}, "
                    f"group {plan.index} of the graph")

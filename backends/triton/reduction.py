@@ -76,6 +76,9 @@ class _Shape:
             return
         if OPS[n.op].kind is not Kind.ELEMENTWISE:
             raise Split(f"{n.op} is not elementwise")
+        if not _fits(tuple(out.type.shape), self.space):
+            raise Split(f"{n.op} makes {list(out.type.shape)}, wider than the group's "
+                        f"space {list(self.space)}")
         kinds = {self.kind_of(v) for v in n.inputs}
         if "K" in frames and ("S" in frames or "full" in kinds):
             raise Split(f"{n.op} mixes a reduced result without its axes and the full space")
@@ -100,6 +103,13 @@ class _Shape:
                 broadcast_axes(tuple(v.type.shape), self.space)) & set(self.reduced):
             return "row"
         return "full"
+
+
+def _fits(shape: tuple[int, ...], space: tuple[int, ...]) -> bool:
+    """Whether a value of `shape` broadcasts into `space` (numpy's rule)."""
+    if len(shape) > len(space):
+        return False
+    return all(d in (1, s) for d, s in zip(shape[::-1], space[::-1]))
 
 
 def render(plan: KernelPlan, host_name) -> Launch:

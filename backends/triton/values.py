@@ -108,7 +108,8 @@ class ValueEmitter:
         ptr = self.pointer(v)
         name = self.k.value_name(g)
         note = f"load %{g.name} {type_note(g.type)}"
-        if v.type.size == 1:
+        if v.type.size == 1 or not broadcast_axes(tuple(v.type.shape), self.frame(v)[0]):
+            # one element for every lane (the space's axes it spans are all of size 1)
             self.k.line(f"{name} = {upcast(f'tl.load({ptr})', v.type.dtype)}",
                         note=note + " (one element)", indent=self.indent)
         else:
