@@ -16,8 +16,9 @@ cache miss.
 >>> try:
 ...     resolve({"natve": False})
 ... except OptionError as exc:
-...     print(exc.message)
-unknown option 'natve'; the options are native, small_group, block_elements, threads, march
+...     print(exc.message)  # doctest: +NORMALIZE_WHITESPACE
+unknown option 'natve'; the options are native, small_group, block_elements, threads,
+march, cuda_graphs
 """
 from __future__ import annotations
 
@@ -49,6 +50,8 @@ class Options:
     threads: threads that run one kernel's blocks; None: the runtime's count at call
         time (`set_num_threads`, whose default is GRAPHC_NUM_THREADS or the core count).
     march: the -march target native kernels are built for (GRAPHC_MARCH).
+    cuda_graphs: the triton backend captures the whole program into a CUDA graph per
+        input signature and replays it (backends/triton/cudagraph.py); off by default.
 
     >>> Options(native=False, small_group=0).small_group
     0
@@ -59,10 +62,13 @@ class Options:
     block_elements: int = _setting("GRAPHC_BLOCK_ELEMENTS")
     threads: int | None = None
     march: str = _setting("GRAPHC_MARCH")
+    cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
         if type(self.native) is not bool:
             _bad("native", self.native, "True or False")
+        if type(self.cuda_graphs) is not bool:
+            _bad("cuda_graphs", self.cuda_graphs, "True or False")
         _check_int("small_group", self.small_group, 0)
         _check_int("block_elements", self.block_elements, 1)
         if self.threads is not None:

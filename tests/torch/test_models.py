@@ -145,8 +145,21 @@ def _train(step_module, params, opt, x, target, steps):
     return losses
 
 
+def _backends() -> list:
+    """numpy always; triton where it is installed (under TRITON_INTERPRET=1 on a CPU)."""
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return ["numpy"]
+    return ["numpy", "triton"]
+
+
+BACKENDS = _backends()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", CASES)
-def test_ten_steps_give_eagers_loss_curve_and_parameters(name):
+def test_ten_steps_give_eagers_loss_curve_and_parameters(name, backend):
     make, inputs, target, loss_fn, optimizer = CASES[name]
     torch.manual_seed(0)
     eager = make().double()
@@ -154,7 +167,7 @@ def test_ten_steps_give_eagers_loss_curve_and_parameters(name):
     gen = torch.Generator().manual_seed(1)
     x, y = inputs(gen), target(gen)
     want = _train(WithLoss(eager, loss_fn), None, optimizer(eager.parameters()), x, y, 10)
-    compiled = graphc.compile(WithLoss(mine, loss_fn))
+    compiled = graphc.compile(WithLoss(mine, loss_fn), backend=backend)
     got = _train(compiled, None, optimizer(mine.parameters()), x, y, 10)
     np.testing.assert_allclose(got, want, rtol=RTOL64)
     for (pname, p), q in zip(eager.named_parameters(), mine.parameters()):
@@ -174,8 +187,9 @@ def _peer_bound(ours, theirs, exact):
     assert np.all(err <= 8 * scale + 8 * ulp), (err.max(), scale)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", ["net", "cnn", "gpt_block", "encoder"])
-def test_float32_forward_and_gradients_are_as_close_as_eagers(name):
+def test_float32_forward_and_gradients_are_as_close_as_eagers(name, backend):
     make, inputs, target, loss_fn, _ = CASES[name]
     torch.manual_seed(0)
     model = make()
@@ -187,7 +201,8 @@ def test_float32_forward_and_gradients_are_as_close_as_eagers(name):
     results = {}
     for label, m, xx, yy in (("eager", model, x, y32), ("exact", exact_model, x64, y),
                              ("graphc", graphc.compile(WithLoss(copy.deepcopy(model),
-                                                                loss_fn)), x, y32)):
+                                                                loss_fn), backend=backend),
+                              x, y32)):
         step = m if label == "graphc" else WithLoss(m, loss_fn)
         loss = step(xx, yy)
         loss.backward()
@@ -252,12 +267,13 @@ def test_bert_model_outputs_match_eager(tokenizer):
                                rtol=RTOL64, atol=1e-10)
 
 
-def test_bert_fine_tuning_follows_eager(tokenizer):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bert_fine_tuning_follows_eager(tokenizer, backend):
     eager = _bert("BertForSequenceClassification")
     mine = copy.deepcopy(eager)
     batch = tokenizer(SENTENCES, padding=True, return_tensors="pt")
     labels = torch.tensor([1, 0, 0, 1])
-    compiled = graphc.compile(mine)
+    compiled = graphc.compile(mine, backend=backend)
     curves = {}
     for label, model, run in (("eager", eager, eager), ("graphc", mine, compiled)):
         opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
@@ -274,8 +290,9 @@ def test_bert_fine_tuning_follows_eager(tokenizer):
                                    atol=1e-9, err_msg=name)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", CASES)
-def test_under_torch_compile_one_graph_that_trains_like_eager(name):
+def test_under_torch_compile_one_graph_that_trains_like_eager(name, backend):
     import warnings
     import torch._dynamo
     from graphc.dynamo import FallbackWarning
@@ -289,7 +306,8 @@ def test_under_torch_compile_one_graph_that_trains_like_eager(name):
     assert (explained.graph_count, explained.graph_break_count) == (1, 0)
     torch._dynamo.reset()
     want = _train(WithLoss(eager, loss_fn), None, optimizer(eager.parameters()), x, y, 3)
-    compiled = torch.compile(WithLoss(mine, loss_fn), backend="graphc")
+    compiled = torch.compile(WithLoss(mine, loss_fn), backend="graphc",
+                             options={"backend": backend})
     with warnings.catch_warnings():
         warnings.simplefilter("error", FallbackWarning)  # graphc ran it, not eager
         got = _train(compiled, None, optimizer(mine.parameters()), x, y, 3)
