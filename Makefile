@@ -27,8 +27,15 @@ demo: $(STAMP)
 # the same built for an AVX2 machine (GRAPHC_MARCH=x86-64-v3, its own cache), whose libmvec
 # functions round differently from AVX-512's: a tolerance that only fits this CPU
 # fails here, not on the next machine (skipped on a CPU without AVX2).
-test: $(STAMP)  # the numpy backend's other modes skip the Triton tests (tests/triton): their kernels do not read those settings
+# The numpy-program tests run a second time on the Triton backend (its interpreter on a
+# machine without a GPU); the numpy backend's other modes skip tests/triton, whose
+# kernels do not read those settings.
+TRITON_PROGRAMS := tests/test_numpy_frontend.py tests/test_numpy_math.py \
+  tests/test_numpy_more.py tests/test_nn.py tests/test_indexing.py tests/test_random.py \
+  tests/test_autodiff_models.py
+test: $(STAMP)
 	$(PY) -m pytest -n 2 tests
+	GRAPHC_TEST_BACKEND=triton $(PY) -m pytest -n 2 $(TRITON_PROGRAMS)
 	GRAPHC_SMALL_GROUP=0 GRAPHC_BLOCK_ELEMENTS=7 GRAPHC_NATIVE=0 $(PY) -m pytest -n 2 tests --ignore=tests/triton
 	cache=$$(mktemp -d) && GRAPHC_SMALL_GROUP=0 GRAPHC_CACHE_DIR=$$cache \
 	  $(PY) -m pytest -n 2 tests --ignore=tests/triton; status=$$?; rm -rf $$cache; exit $$status

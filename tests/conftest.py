@@ -20,6 +20,18 @@ os.environ["GRAPHC_CHECK"] = "1"
 if "TRITON_INTERPRET" not in os.environ and not os.path.exists("/dev/nvidia0"):
     os.environ["TRITON_INTERPRET"] = "1"
 
+# GRAPHC_TEST_BACKEND=triton: `graphc.compile` defaults to that backend, so that the
+# numpy-program tests run on it unchanged (make test does so for those files)
+_TEST_BACKEND = os.environ.get("GRAPHC_TEST_BACKEND")
+if _TEST_BACKEND:
+    import functools
+    _compile = graphc.api.compile
+
+    @functools.wraps(_compile)
+    def _compile_on_test_backend(fn=None, *, backend=_TEST_BACKEND, **kwargs):
+        return _compile(fn, backend=backend, **kwargs)
+    graphc.compile = graphc.api.compile = _compile_on_test_backend
+
 ROUND_TRIPS = {"count": 0}
 _original_trace_function = graphc.api.trace_function
 

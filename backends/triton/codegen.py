@@ -168,6 +168,9 @@ class _Program:
 
     def kernel(self, plan: KernelPlan, launch: Launch) -> None:
         k = launch.kernel
+        base, n = k.name, 1
+        while k.name in self.kernel_names:  # a split group's ops share its index
+            k.name, n = f"{base}_{n}", n + 1
         self.kernel_sources.append(k.text())
         self.kernel_names.append(k.name)
         ins = [self.host_name(v) for v in plan.inputs]
