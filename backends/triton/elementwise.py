@@ -68,9 +68,8 @@ def literal(value: float, dtype: str) -> str:
 def round_to(expr: str, dtype: str) -> str:
     """`expr` rounded to `dtype`'s storage and held in its compute type again: numpy
     takes every step of a float16 computation in float16."""
-    if dtype not in _NARROW:
-        return expr
-    return f"{expr}.to({STORAGE[dtype]}).to(tl.float32)"
+    from graphc.backends.triton.emit import rounded
+    return rounded(expr, dtype) if dtype in _NARROW else expr
 
 
 # ---- form builders: one per shape of expression ---------------------------------------

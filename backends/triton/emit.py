@@ -52,6 +52,8 @@ def upcast(expr: str, dtype: str) -> str:
 
 def rounded(expr: str, dtype: str) -> str:
     """A computed value rounded to its IR dtype (and held in the compute dtype)."""
+    if dtype == "bfloat16":  # rounded by graphc: the interpreter's conversion truncates
+        return f"lib.round_bfloat16({expr})"
     if dtype in HALF:
         return f"{expr}.to({tl_dtype(dtype)}).to(tl.float32)"
     return expr

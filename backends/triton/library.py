@@ -399,3 +399,14 @@ def remainder(a, b):
         return _remainder_float(a, b)
     else:
         return _remainder_int(a, b)
+
+
+@triton.jit
+def round_bfloat16(x):
+    """float32 `x` rounded to the nearest bfloat16 (ties to even), held in float32. The
+    interpreter's own float32 -> bfloat16 conversion truncates, which would leave the
+    kernels' bfloat16 numbers a machine's choice: this is the same on both."""
+    bits = x.to(tl.uint32, bitcast=True)
+    lsb = (bits >> 16) & 1
+    kept = (bits + 0x7FFF + lsb) & 0xFFFF0000
+    return tl.where(x != x, x, kept.to(tl.float32, bitcast=True))

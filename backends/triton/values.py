@@ -9,11 +9,12 @@ stride over the axes along which the input varies (a broadcast axis has no term)
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 from graphc.backends.numpy.names import base_name
 from graphc.backends.triton.elementwise import ELEMENTWISE
-from graphc.backends.triton.emit import KernelText, rounded, type_note, upcast
+from graphc.backends.triton.emit import KernelText, compute_dtype, rounded, type_note, upcast
 from graphc.ir import Node, Value
 from graphc.passes.schedule import KernelPlan
 
@@ -105,8 +106,14 @@ class ValueEmitter:
         if id(v) in self.name:
             return self.name[id(v)]
         g = self.plan.origin(v)
-        ptr = self.pointer(v)
         name = self.k.value_name(g)
+        if g.node is not None and g.node.op == "const" and g.type.size == 1:
+            # a constant of one element: a typed scalar in the kernel's text
+            self.k.line(f"{name} = tl.full([], {_scalar(g)}, {compute_dtype(g.type.dtype)})",
+                        g.node, indent=self.indent)
+            self.name[id(v)] = name
+            return name
+        ptr = self.pointer(v)
         note = f"load %{g.name} {type_note(g.type)}"
         if v.type.size == 1 or not broadcast_axes(tuple(v.type.shape), self.frame(v)[0]):
             # one element for every lane (the space's axes it spans are all of size 1)
@@ -156,6 +163,16 @@ class ValueEmitter:
                             f"{g.type.dtype!r})")
         self.out_host[id(v)] = host
         return ptr
+
+
+def _scalar(g: Value) -> str:
+    """The Python literal of a one-element constant (a bool, an int or a float, from
+    the validated array: never text from the graph)."""
+    x = g.node.attrs["value"].array.reshape(()).item()
+    if type(x) is bool or type(x) is int:
+        return repr(x)
+    x = float(x)
+    return repr(x) if math.isfinite(x) else f"float('{x}')"
 
 
 def _shape(shape) -> str:

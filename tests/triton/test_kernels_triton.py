@@ -189,3 +189,38 @@ def test_no_gpu_and_no_interpreter_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(GraphcError, match="no GPU"):
         runtime.choose_device()
+
+
+def test_graphc_dump_holds_the_triton_kernels(tmp_path, monkeypatch, rng):
+    monkeypatch.setenv("GRAPHC_DUMP", str(tmp_path))
+    x = rng.standard_normal((8, 9)).astype(np.float32)
+    graphc.compile(softmax, backend="triton")(x)
+    sources = [p.read_text() for p in tmp_path.rglob("*.py")]
+    assert any("@triton.jit" in text and "def launch_" in text for text in sources)
+
+
+def test_bfloat16_kernels_round_each_op_and_accumulate_in_float32():
+    from graphc.backends.triton import compile_graph
+    from graphc.ir import parse
+    graph = parse("""graph f(%x: bf16[6,300], %w: bf16[300]) -> (bf16[6,300], bf16[6,1]) {
+  %0: bf16[6,300] = mul %x, %w
+  %1: bf16[6,300] = tanh %0
+  %2: bf16[6,1] = sum %1 {axes=(1,), keepdims=true}
+  return %1, %2
+}""")
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 300, generator=gen).bfloat16()
+    w = torch.randn(300, generator=gen).bfloat16()
+    t, s = compile_graph(graph).fn(x, w)
+    assert t.dtype == s.dtype == torch.bfloat16
+    # each op rounded to bfloat16 (8-bit significand), as the IR says: the product is
+    # one rounding, tanh within 3 float32 ulps before its own rounding
+    want_t = torch.tanh((x.float() * w.float()).bfloat16().float()).bfloat16()
+    half_ulp = 2.0 ** -8
+    np.testing.assert_allclose(t.float().numpy(), want_t.float().numpy(),
+                               rtol=2 * half_ulp, atol=1e-6)
+    # the sum of 300 bfloat16 terms in float32, rounded once: within one bfloat16
+    # rounding of the float64 sum, plus 300 float32 roundings of the magnitudes
+    exact = t.double().sum(dim=1, keepdim=True)
+    bound = half_ulp * exact.abs() + 300 * EPS32 * t.double().abs().sum(dim=1, keepdim=True)
+    assert torch.all((s.double() - exact).abs() <= bound)
