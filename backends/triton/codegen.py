@@ -167,34 +167,44 @@ class _Program:
             f"extern: {node.op} runs as a torch call ({entry.why})")
 
     def kernel(self, plan: KernelPlan, launch: Launch) -> None:
-        k = launch.kernel
-        base, n = k.name, 1
-        while k.name in self.kernel_names:  # a split group's ops share its index
-            k.name, n = f"{base}_{n}", n + 1
-        self.kernel_sources.append(k.text())
-        self.kernel_names.append(k.name)
+        """One wrapper for the plan: its launches (one, or a chain: a two-stage
+        reduction's partial and final kernels) with their output tensors."""
+        chain = [launch]
+        while chain[-1].then is not None:
+            chain.append(chain[-1].then)
+        for step in chain:
+            k = step.kernel
+            base, n = k.name, 1
+            while k.name in self.kernel_names:  # a split group's ops share its index
+                k.name, n = f"{base}_{n}", n + 1
+            self.kernel_sources.append(k.text())
+            self.kernel_names.append(k.name)
+        name = chain[0].kernel.name
         ins = [self.host_name(v) for v in plan.inputs]
-        outs = [self.host_name(plan.origin(v)) for v, _ in launch.outputs]
-        lines = [f"def launch_{k.name}({', '.join(ins)}):",
+        outs = [self.host_name(plan.origin(v)) for step in chain for v, _ in step.outputs]
+        lines = [f"def launch_{name}({', '.join(ins)}):",
                  f'    """group {plan.index} ({plan.kind}): checks its inputs, allocates '
                  'its outputs, launches the kernel over its grid."""']
         for v in plan.inputs:
             lines.append(f"    _rt.check({self.host_name(v)}, {tuple(v.type.shape)!r}, "
                          f"{v.type.dtype!r})")
-        lines += ["    " + line for line in launch.prelude]
-        args = ", ".join(k.host_args())
-        lines.append(f"    _rt.launch({k.name!r}, {k.name}, lambda cfg: {launch.grid}, "
-                     f"({args}{',' if len(k.host_args()) == 1 else ''}), "
-                     f"{launch.kind!r}, {launch.problem!r})")
+        for step in chain:
+            k = step.kernel
+            lines += ["    " + line for line in step.prelude]
+            args = ", ".join(k.host_args())
+            lines.append(f"    _rt.launch({k.name!r}, {k.name}, lambda cfg: {step.grid}, "
+                         f"({args}{',' if len(k.host_args()) == 1 else ''}), "
+                         f"{step.kind!r}, {step.problem!r})")
         lines.append(f"    return ({''.join(o + ', ' for o in outs)})")
         self.wrappers.append("\n".join(lines) + "\n")
-        self.body.append(f"{''.join(o + ', ' for o in outs)}= launch_{k.name}"
-                         f"({', '.join(ins)})  # kernel {k.name}: {py_comment(launch.note)}"
-                         if launch.note else
-                         f"{''.join(o + ', ' for o in outs)}= launch_{k.name}"
-                         f"({', '.join(ins)})  # kernel {k.name}")
-        self.notes.setdefault(plan.index, []).append(
-            f"triton: {k.name} ({launch.kind})" + (f": {launch.note}" if launch.note else ""))
+        note = "; ".join(step.note for step in chain if step.note)
+        self.body.append(f"{''.join(o + ', ' for o in outs)}= launch_{name}"
+                         f"({', '.join(ins)})  # kernel {name}"
+                         + (f": {py_comment(note)}" if note else ""))
+        for step in chain:
+            self.notes.setdefault(plan.index, []).append(
+                f"triton: {step.kernel.name} ({step.kind})" +
+                (f": {step.note}" if step.note else ""))
 
 
 def _single_plan(node: Node, index: int) -> KernelPlan:

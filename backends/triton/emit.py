@@ -157,6 +157,7 @@ class Launch:
     outputs: list[tuple[Value, str]] = field(default_factory=list)
     written: list[str] = field(default_factory=list)
     note: str = ""  # for the fusion report
+    then: "Launch | None" = None  # a kernel launched next in the same wrapper
 
 
 def kernel_name(index: int, nodes) -> str:

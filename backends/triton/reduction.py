@@ -32,6 +32,11 @@ from graphc.passes.schedule import KernelPlan, reduced_axes
 
 # the longest row one program holds whole (RBLOCK, a power of two, covers it)
 PERSISTENT_MAX = 4096
+# two stages for at most this many rows of at least this many columns: chunks of about
+# SPLIT_COLS_PER_CHUNK columns, at most SPLIT_CHUNKS of them (the second stage holds a
+# row of partials whole)
+SPLIT_ROWS, SPLIT_COLS = 64, 1 << 16
+SPLIT_COLS_PER_CHUNK, SPLIT_CHUNKS = 1 << 13, 1024
 _REDUCTIONS = ("sum", "max", "min", "argmax")
 
 
@@ -105,6 +110,12 @@ class _Shape:
         return "full"
 
 
+def _partial_dtype(node: Node) -> str:
+    """The partial results' dtype: the accumulator's (float32 for 16-bit floats)."""
+    dt = node.inputs[0].type.dtype
+    return "float32" if dt in ("float16", "bfloat16") else dt
+
+
 def _fits(shape: tuple[int, ...], space: tuple[int, ...]) -> bool:
     """Whether a value of `shape` broadcasts into `space` (numpy's rule)."""
     if len(shape) > len(space):
@@ -117,6 +128,8 @@ def render(plan: KernelPlan, host_name) -> Launch:
     shape = _Shape(plan)
     if any(n.op == "argmax" for n in plan.nodes) and shape.cols > PERSISTENT_MAX:
         raise Split(f"argmax over rows of {shape.cols} (> {PERSISTENT_MAX}) columns")
+    if _two_stage(plan, shape):
+        return _render_two_stage(plan, host_name, shape)
     persistent = shape.cols <= PERSISTENT_MAX
     ops = ", ".join(dict.fromkeys(n.op for n in plan.nodes))
     k = KernelText(kernel_name(plan.index, plan.nodes),
@@ -137,6 +150,51 @@ def render(plan: KernelPlan, host_name) -> Launch:
                   outputs=[(v, r.em.out_host[id(v)]) for v in r.stored],
                   note=f"{'persistent' if persistent else 'looped'}, {shape.rows} rows "
                        f"x {shape.cols}")
+
+
+def _two_stage(plan: KernelPlan, shape: _Shape) -> bool:
+    """A few long rows (a loss's sum, a full mean): one program per row would leave a
+    GPU idle, so the rows are cut into chunks with a partial result each, which a
+    second kernel combines, in a fixed order: deterministic, unlike atomics. Only
+    where every reduction reads level-0 values and nothing full comes after them."""
+    if shape.rows > SPLIT_ROWS or shape.cols < SPLIT_COLS:
+        return False
+    reds = [n for n in plan.nodes if OPS[n.op].kind is Kind.REDUCTION]
+    return all(n.op in ("sum", "max", "min") and shape.level[id(n.outputs[0])] == 1
+               for n in reds) and \
+        all(shape.kind[id(n.outputs[0])] != "full" or shape.level[id(n.outputs[0])] == 0
+            for n in plan.nodes)
+
+
+def _render_two_stage(plan: KernelPlan, host_name, shape: _Shape) -> Launch:
+    chunks = min(SPLIT_CHUNKS, -(-shape.cols // SPLIT_COLS_PER_CHUNK))
+    chunk = -(-shape.cols // chunks)
+    ops = ", ".join(dict.fromkeys(n.op for n in plan.nodes))
+    name = kernel_name(plan.index, plan.nodes)
+    k1 = KernelText(f"{name}_partial", f"stage 1 of {shape.rows} rows of {shape.cols}: "
+                    f"{ops} over {chunks} chunks of {chunk} (group {plan.index})")
+    first = _Renderer(k1, plan, host_name, shape)
+    parts = first.partial(chunk, chunks)
+    k2 = KernelText(name, f"stage 2: combines {chunks} partial results per row, then "
+                    f"the rest of group {plan.index}")
+    second = _Renderer(k2, plan, host_name, shape)
+    second.final(parts, chunks)
+    for k in (k1, k2):
+        k.param("XBLOCK", "meta-parameters")
+        k.param("RBLOCK", "meta-parameters")
+    stage2 = Launch(k2, "reduction", {"rows": shape.rows, "row_length": chunks,
+                                      "persistent": True},
+                    grid=f"(triton.cdiv({shape.rows}, cfg['XBLOCK']),)",
+                    prelude=second.em.prelude,
+                    outputs=[(v, second.em.out_host[id(v)]) for v in second.stored],
+                    note=f"combines {chunks} partials per row")
+    return Launch(k1, "looped_reduction", {"rows": shape.rows, "row_length": chunk,
+                                           "persistent": False},
+                  grid=f"(triton.cdiv({shape.rows}, cfg['XBLOCK']), {chunks})",
+                  prelude=first.em.prelude,
+                  outputs=[(v, first.em.out_host[id(v)]) for v in first.stored],
+                  note=f"two stages, {shape.rows} rows x {shape.cols} in {chunks} chunks",
+                  then=stage2)
 
 
 class _Renderer:
@@ -251,6 +309,77 @@ class _Renderer:
                 self._finish(n)
                 self._store(n.outputs[0])
 
+    # --- two stages -------------------------------------------------------------------
+
+    def partial(self, chunk: int, chunks: int) -> dict[int, str]:
+        """Stage 1: each program's chunk of its rows, the full values (stored where
+        they escape) and one partial result per reduction; the host names of the
+        partials' tensors, by reduction."""
+        s, em, k = self.shape, self.em, self.k
+        self.header()
+        size = k.param("chunk", "sizes", host=str(chunk), comment="columns per chunk")
+        n_chunks = k.param("n_chunks", "sizes", host=str(chunks), comment="chunks per row")
+        k.line("pid_c = tl.program_id(1)", note="the chunk of the row")
+        k.line(f"start = pid_c * {size}")
+        k.line(f"end = tl.minimum(start + {size}, {self.cols})")
+        reds = [n for n in self.plan.nodes if OPS[n.op].kind is Kind.REDUCTION]
+        for n in reds:
+            self._accumulator(n)
+        k.line("for c0 in range(start, end, RBLOCK):", note="this program's chunk")
+        em.indent = 2
+        k.line("ridx = c0 + tl.arange(0, RBLOCK)[None, :]", indent=2)
+        k.line("cmask = ridx < end", indent=2)
+        k.line("mask = rmask & cmask", indent=2)
+        self._split_index("ridx", s.reduced, indent=2)
+        for n in self.plan.nodes:
+            if s.kind[id(n.outputs[0])] == "full":
+                self._node(n)
+                self._store(n.outputs[0])
+        for n in reds:
+            self._accumulate(n)
+        em.indent = 1
+        parts = {}
+        for i, n in enumerate(reds):
+            self._finish(n, partial=True)
+            host = f"part{i}_{k.name}"
+            em.prelude.append(f"{host} = _rt.empty(({s.rows}, {chunks}), "
+                              f"{_partial_dtype(n)!r})")
+            ptr = k.param(f"part{i}_ptr", "pointers", host=host,
+                          comment=f"partial results of %{self.plan.origin(n.outputs[0]).name}")
+            k.line(f"tl.store({ptr} + xidx * {n_chunks} + pid_c, {em.name[id(n.outputs[0])]}, "
+                   f"mask=rmask)", note="this chunk's partial result")
+            parts[id(n)] = host
+        return parts
+
+    def final(self, parts: dict[int, str], chunks: int) -> None:
+        """Stage 2: each row's partials combined in order, then the row's values."""
+        s, em, k = self.shape, self.em, self.k
+        self.header()
+        n_chunks = k.param("n_chunks", "sizes", host=str(chunks), comment="chunks per row")
+        k.line("ridx = tl.arange(0, RBLOCK)[None, :]", note="one lane per chunk")
+        k.line(f"mask = rmask & (ridx < {n_chunks})")
+        for n in self.plan.nodes:
+            out = n.outputs[0]
+            if OPS[n.op].kind is Kind.REDUCTION:
+                ptr = k.param(f"part_{base_name(self.plan.origin(out)).lower()}_ptr",
+                              "pointers", host=parts[id(n)],
+                              comment=f"partial results of %{self.plan.origin(out).name}")
+                tile = k.ident("partials")
+                ident = self._identity(n, n.inputs[0].type.dtype)
+                k.line(f"{tile} = tl.load({ptr} + xidx * {n_chunks} + ridx, mask=mask, "
+                       f"other={ident})", self.plan.source_node(n))
+                name = k.value_name(self.plan.origin(out))
+                fn = {"sum": "tl.sum", "max": "tl.max", "min": "tl.min"}[n.op]
+                expr = f"{fn}({tile}, axis=1, keep_dims=True)"
+                k.line(f"{name} = {rounded(expr, out.type.dtype)}", self.plan.source_node(n))
+                if n.op != "sum":
+                    self._nan_rows(name, tile, n.inputs[0].type.dtype)
+                em.bind(out, name)
+                self._store(out)
+            elif s.kind[id(out)] != "full":
+                self._node(n)
+                self._store(out)
+
     # --- nodes ------------------------------------------------------------------------
 
     def _node(self, node: Node) -> None:
@@ -329,13 +458,17 @@ class _Renderer:
                 self.k.line(f"{acc}_nan = tl.maximum({acc}_nan, "
                             f"tl.where({tile} != {tile}, 1, 0))", indent=2)
 
-    def _finish(self, node: Node) -> None:
+    def _finish(self, node: Node, partial: bool = False) -> None:
+        """The reduction's result from its accumulator (a partial one stays in the
+        accumulator's dtype)."""
         acc = self.acc[id(node)]
         out = node.outputs[0]
         name = self.k.value_name(self.plan.origin(out))
         src = self.plan.source_node(node)
         if node.op == "sum":
-            self.k.line(f"{name} = {rounded(f'tl.sum({acc}, axis=1, keep_dims=True)', out.type.dtype)}", src)
+            total = f"tl.sum({acc}, axis=1, keep_dims=True)"
+            self.k.line(f"{name} = {total if partial else rounded(total, out.type.dtype)}",
+                        src)
         else:
             fn = "tl.max" if node.op == "max" else "tl.min"
             self.k.line(f"{name} = {fn}({acc}, axis=1, keep_dims=True)", src)

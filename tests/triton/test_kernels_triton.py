@@ -224,3 +224,23 @@ def test_bfloat16_kernels_round_each_op_and_accumulate_in_float32():
     exact = t.double().sum(dim=1, keepdim=True)
     bound = half_ulp * exact.abs() + 300 * EPS32 * t.double().abs().sum(dim=1, keepdim=True)
     assert torch.all((s.double() - exact).abs() <= bound)
+
+
+@pytest.mark.parametrize("fn", [lambda x: np.sum(x * x) * 0.5, lambda x: np.max(x, axis=1),
+                                lambda x: (np.mean(x), np.min(np.abs(x)))],
+                         ids=["loss", "rows_max", "mean_min"])
+def test_few_long_rows_reduce_in_two_deterministic_stages(fn, rng):
+    x = rng.standard_normal((3, 70000)).astype(np.float32)
+    f = graphc.compile(fn, backend="triton")
+    got, want = f(x), fn(x.astype(np.float64))
+    for g, w in zip(np.atleast_1d(got) if not isinstance(got, tuple) else got,
+                    np.atleast_1d(want) if not isinstance(want, tuple) else want):
+        _close(g, np.float32(w) if np.ndim(w) == 0 else w.astype(np.float32),
+               n_terms=x.size)
+    assert any(k.endswith("_partial") for k in _kernels(f, x))
+    again = f(x)  # a fixed order of partials: the same bits every call
+    for a, b in zip(np.atleast_1d(got), np.atleast_1d(again)):
+        assert np.array_equal(a, b)
+    x[1, 12345] = np.nan  # a nan in one chunk reaches the result (row 1's)
+    results = f(x) if isinstance(got, tuple) else (f(x),)
+    assert all(np.isnan(np.atleast_1d(r)).any() for r in results)
