@@ -5,14 +5,16 @@
     python -m graphc fuzz --examples 3000 --seed 1   random graphs vs. the interpreter
     python -m graphc fuzz --parse 100000      random graph texts: parse raises only GraphcError
     python -m graphc bench --only gelu,softmax --repeats 20 --plot bench.png
+    python -m graphc bench --backend triton   on the GPU vs torch eager and torch.compile
     python -m graphc replay /tmp/graphc-x/loss.repro.ir --inputs random
     python -m graphc ulp --only tanh,exp      max ulp error of float32 math vs. float64
     python -m graphc show model.graphc         an exported file's signature and graph
     python -m graphc cache [--clear]          each disk cache's folder, entries, size
 
 Exit status: 0 when every result matched eager numpy, 1 when any was a FAIL,
-2 for a usage error (including --plot without matplotlib). `fuzz` exits 0 when no
-random graph differed from the reference interpreter, else 1. `replay` exits 1 when
+2 for a usage error (including --plot without matplotlib, and --backend triton where
+it cannot run: no torch/triton, or no GPU without TRITON_INTERPRET=1). `fuzz` exits 0
+when no random graph differed from the reference interpreter, else 1. `replay` exits 1 when
 the failure it replays happens again, 0 when it does not, 2 for a bad file. `show`
 exits 2 for a file graphc.load refuses.
 """
@@ -45,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--suite", choices=["kernels", "models"], default="kernels",
                        help="kernels: the numpy workloads (default); models: the "
                             "example models' PyTorch training steps (needs torch)")
+    bench.add_argument("--backend", choices=["numpy", "triton"], default="numpy",
+                       help="numpy: graphc on the CPU against numpy and the peers "
+                            "(default); triton: on the GPU against torch eager and "
+                            "torch.compile (graphc/bench/triton_suite.py)")
     bench.add_argument("--only", metavar="NAME[,NAME]",
                        help="run only these workloads (comma-separated)")
     bench.add_argument("--quick", action="store_true",
@@ -132,8 +138,16 @@ def bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from graphc.bench.runner import run_suite
 
     if args.suite == "models":
+        if args.backend == "triton":
+            parser.error("--suite models runs on the CPU only; --backend triton takes "
+                         "the kernels suite")
         return bench_models(args, parser)
     names = _workloads(parser, args.only)
+    if args.backend == "triton":
+        from graphc.bench.triton_suite import command
+        if args.plot:
+            parser.error("--plot is not drawn for --backend triton; leave it out")
+        return command(names, args.quick, args.repeats, PEERS[args.peers], args.json)
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         print("graphc bench: --plot needs matplotlib, which is not installed; "
               "install it with `pip install matplotlib`, or leave out --plot",

@@ -6,18 +6,16 @@ elements, and compares with numpy: `OPS[op].impl` on the same inputs for the for
 numpy in float64 for the library's accuracy table (`library` module docstring).
 """
 import linecache
-import math
 import os
 import zlib
 
 import numpy as np
 import pytest
 
+os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported
 pytest.importorskip("triton")
-os.environ.setdefault("TRITON_INTERPRET", "1")
 torch = pytest.importorskip("torch")
 
-from graphc.backends.triton import library as lib  # noqa: E402
 from graphc.backends.triton.elementwise import COMPUTE, ELEMENTWISE, STORAGE  # noqa: E402
 from graphc.ir.types import TensorType  # noqa: E402
 from graphc.ops import OPS, Kind, Rounding  # noqa: E402
