@@ -299,7 +299,8 @@ def lower_graph(traced: Traced, fn: Callable | None, backend, passes=None,
     t1 = time.perf_counter()
     pipeline = resolve(passes, backend.FUSION_POLICY)  # fusion follows the backend's rules
     with stage("passes", fn, traced.graph, pipeline):
-        stages = run(traced.graph, pipeline)
+        stages = run(traced.graph, pipeline,
+                     verify=True if settings.get("GRAPHC_VERIFY") else "end")
     t2 = time.perf_counter()
     try:
         with stage("codegen", fn, stages[-1].graph):

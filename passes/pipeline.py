@@ -76,20 +76,28 @@ def _named(pipeline) -> list[tuple[str, Pass]]:
     return out
 
 
-def run(graph: Graph, pipeline=None, verify: bool = True,
+def run(graph: Graph, pipeline=None, verify: bool | str = True,
         policy: FusionPolicy | None = None) -> list[Stage]:
     """Run the passes in order; the first stage is the input graph ("traced"). `policy`
-    is the fusion policy of the backend the graph is for (see `resolve`)."""
-    if verify:
+    is the fusion policy of the backend the graph is for (see `resolve`).
+
+    `verify`: True checks the input and the graph after every pass (a broken pass is
+    named at once: GRAPHC_VERIFY=1, and the test suite); "end" only the final graph,
+    which is what a compile does by default (verification re-infers every node's type:
+    six times per compile was a third of a long graph's compile time); False none."""
+    each = verify is True
+    if each:
         graph.verify()
     stages = [Stage("traced", graph, 0.0)]
     for name, fn in resolve(pipeline, policy):
         start = time.perf_counter()
         graph = _run_pass(name, fn, graph)
         seconds = time.perf_counter() - start
-        if verify:
+        if each:
             graph.verify()
         stages.append(Stage(name, graph, seconds))
+    if verify == "end":
+        graph.verify()
     return stages
 
 

@@ -47,6 +47,10 @@ class Site:
     attrs: Attrs
     type: TensorType
     loc: SourceLoc | None
+    # the node's one reader is an add of the same type (a link in a chain of sums,
+    # which the chain's last add joins whole)
+    in_sum: bool = False
+    links: frozenset = frozenset()  # ids of the new graph's values made by such links
 
     def emit(self, op: str, *inputs: Value, **attrs: Any) -> Value:
         return self.builder.emit(op, inputs, attrs, self.loc)
@@ -296,21 +300,44 @@ def _transpose_of_matmul(s: Site) -> Value | None:
 
 
 def _matmuls_add_up(s: Site) -> Value | None:
-    """a1 @ b1 + a2 @ b2 -> concat(a1, a2) @ concat(b1, b2), joined along the axis each
-    product sums over: one GEMM instead of several and their sum. A weight's gradient
-    in an unrolled recurrence is such a sum, one small product per step. 2-d operands
-    with the same transpose flags only; the sum's rounding is BLAS's."""
-    x, y = s.inputs
-    ma, mb = _producer(x, "matmul"), _producer(y, "matmul")
-    if ma is None or mb is None or ma.attrs != mb.attrs or x.type != s.type or \
-            y.type != s.type or any(v.type.ndim != 2 for v in (*ma.inputs, *mb.inputs)):
+    """a1 @ b1 + a2 @ b2 + ... -> concat(a1, a2, ...) @ concat(b1, b2, ...), joined
+    along the axis each product sums over: one GEMM instead of several and their sum.
+    A weight's gradient in an unrolled recurrence is such a sum, one small product per
+    step. The chain is joined once, at its last add (an add whose one reader is another
+    add waits for it): joining it add by add made a concat of every length, quadratic
+    in the steps. 2-d operands with the same transpose flags only; the sum's rounding
+    is BLAS's."""
+    if s.in_sum:
         return None
-    flags = {k: bool(ma.attrs.get(k, False)) for k in ("transpose_a", "transpose_b")}
+    terms = _sum_terms(s.inputs, s.type, s.links)
+    if terms is None or any(t.attrs != terms[0].attrs for t in terms):
+        return None
+    flags = {k: bool(terms[0].attrs.get(k, False)) for k in ("transpose_a", "transpose_b")}
     k_a = 0 if flags["transpose_a"] else 1   # the axis of a that the product sums over
     k_b = 1 if flags["transpose_b"] else 0
-    a = s.emit("concat", *_parts(ma.inputs[0], k_a), *_parts(mb.inputs[0], k_a), axis=k_a)
-    b = s.emit("concat", *_parts(ma.inputs[1], k_b), *_parts(mb.inputs[1], k_b), axis=k_b)
+    a = s.emit("concat", *[p for t in terms for p in _parts(t.inputs[0], k_a)], axis=k_a)
+    b = s.emit("concat", *[p for t in terms for p in _parts(t.inputs[1], k_b)], axis=k_b)
     return s.emit("matmul", a, b, **{k: v for k, v in flags.items() if v})
+
+
+def _sum_terms(inputs: tuple[Value, ...], t: TensorType, links) -> list[Node] | None:
+    """The matmul nodes whose sum `inputs` are (through adds of type `t`), or None
+    as soon as a term is something else (a residual stream's adds are not a sum of
+    products: the walk stops at its first term)."""
+    out, todo = [], list(reversed(inputs))
+    while todo:
+        x = todo.pop()
+        if x.type != t:
+            return None
+        mm = _producer(x, "matmul")
+        if mm is not None and all(u.type.ndim == 2 for u in mm.inputs):
+            out.append(mm)
+            continue
+        add = _producer(x, "add")
+        if add is None or id(x) not in links or any(u.type != t for u in add.inputs):
+            return None
+        todo += [add.inputs[1], add.inputs[0]]
+    return out
 
 
 RULES: list[Rule] = [
@@ -366,19 +393,44 @@ def _sweep(graph: Graph) -> tuple[Graph, int]:
     """Rebuild `graph` once, rewriting each node by its first rule that fires."""
     b = GraphBuilder(graph)
     fired = 0
+    in_sum = _links_of_sums(graph)
+    links: set[int] = set()  # the copies of the links, which a chain's last add joins
     for node in graph.nodes:
         inputs = b.inputs_of(node)
-        new = _rewrite(b, node, inputs) if len(node.outputs) == 1 else None
+        new = _rewrite(b, node, inputs, id(node) in in_sum, links) \
+            if len(node.outputs) == 1 else None
         if new is None:
             b.copy(node, inputs)
+            if id(node) in in_sum:
+                links.add(id(b.mapped(node.output)))
         else:
             b.bind(node.output, new)
             fired += 1
     return b.finish(), fired
 
 
-def _rewrite(b: GraphBuilder, node: Node, inputs: tuple[Value, ...]) -> Value | None:
-    site = Site(b, node.op, inputs, node.attrs, node.output.type, node.loc)
+def _links_of_sums(graph: Graph) -> set[int]:
+    """The adds whose one reader is an add of their type, and those no one reads (a
+    chain joined in an earlier sweep, which dce removes), not graph outputs."""
+    readers: dict[int, list[Node]] = {}
+    for n in graph.nodes:
+        for v in n.inputs:
+            readers.setdefault(id(v), []).append(n)
+    outputs = {id(v) for v in graph.outputs}
+    links = set()
+    for n in graph.nodes:
+        if n.op != "add" or len(n.outputs) != 1 or id(n.output) in outputs:
+            continue
+        users = readers.get(id(n.output), [])
+        if not users or len(users) == 1 and users[0].op == "add" and \
+                users[0].output.type == n.output.type:
+            links.add(id(n))
+    return links
+
+
+def _rewrite(b: GraphBuilder, node: Node, inputs: tuple[Value, ...],
+             in_sum: bool = False, links=frozenset()) -> Value | None:
+    site = Site(b, node.op, inputs, node.attrs, node.output.type, node.loc, in_sum, links)
     for rule in _RULES_BY_OP.get(node.op, ()):
         start = len(b.nodes)
         new = rule.rewrite(site)

@@ -15,6 +15,7 @@ import graphc.api
 from graphc.ir import parse
 
 os.environ["GRAPHC_CHECK"] = "1"
+os.environ.setdefault("GRAPHC_VERIFY", "1")  # every pass's graph verified
 # Triton's interpreter (kernels on CPU tensors) where there is no NVIDIA GPU; it must be
 # set before triton is imported, or its jit runs kernels for a GPU
 if "TRITON_INTERPRET" not in os.environ and not os.path.exists("/dev/nvidia0"):

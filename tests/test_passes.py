@@ -349,3 +349,35 @@ def test_layer_norm_mean_is_computed_once():
     optimized = run(graphc.trace(_layer_norm, _f32(4, 8)))[-1].graph
     assert [n.op for n in optimized.nodes].count("sum") == 2
     assert [n.op for n in optimized.nodes].count("div") == 1  # the / 8s became * 0.125
+
+
+def test_a_long_sum_of_products_is_joined_once(rng):
+    """A weight's gradient over 60 unrolled steps, sum_i a_i.T @ b_i: one concat of
+    every term per operand, joined in one sweep (joining add by add built concats of
+    every length, quadratic in the steps), and the value is the sum's."""
+    import graphc.passes.simplify as simp
+    n = 60
+
+    def grad(*xs):
+        total = xs[0].T @ xs[1]
+        for i in range(2, 2 * n, 2):
+            total = total + xs[i].T @ xs[i + 1]
+        return total
+    xs = [rng.standard_normal((4, 3)).astype(np.float32) for _ in range(2 * n)]
+    g = graphc.trace(grad, *xs)
+    sweeps = []
+    original = simp._sweep
+    try:
+        simp._sweep = lambda graph: sweeps.append(1) or original(graph)
+        out = dce(simplify(g))
+    finally:
+        simp._sweep = original
+    concats = [node for node in out.nodes if node.op == "concat"]
+    assert [len(c.inputs) for c in concats] == [n, n]
+    assert len(sweeps) <= 3
+    want = sum(xs[i].T.astype(np.float64) @ xs[i + 1] for i in range(0, 2 * n, 2))
+    got = graphc.interpret(out, *xs)
+    # float32 sums of 2n * 4 products, in any order: within 8n * 2**-24 of sum |a||b|
+    mags = sum(np.abs(xs[i].T.astype(np.float64)) @ np.abs(xs[i + 1])
+               for i in range(0, 2 * n, 2))
+    assert np.all(np.abs(got - want) <= 8 * n * 2.0 ** -24 * mags)

@@ -293,6 +293,11 @@ def generate(graph: Graph, options: Options | None = None) -> tuple[str, dict[st
         p.names[id(v)] = _ident(v.name, p.taken)
         params.append(p.names[id(v)])
     small_group = p.options.small_group
+    # the values each group reads last, worked out once (scanning every value's last
+    # read per group was groups x values: 17 of 40 s of a 1,600-layer gradient's build)
+    dies_in: dict[int, list[int]] = {}
+    for k, last in p.last_read.items():
+        dies_in.setdefault(last, []).append(k)
     for plan in p.plans:
         gi = plan.index
         small = _elements(plan.group) <= small_group
@@ -301,8 +306,8 @@ def generate(graph: Graph, options: Options | None = None) -> tuple[str, dict[st
         RENDERERS[plan.kind](p, plan, small)
         # free what no later group reads, as eager code does: numpy's allocator then
         # hands back warm memory instead of touching fresh pages
-        dead = sorted({p.names[k] for k, last in p.last_read.items()
-                       if last == gi and k not in p.outputs and k in p.names
+        dead = sorted({p.names[k] for k in dies_in.get(gi, ())
+                       if k not in p.outputs and k in p.names
                        and not p.names[k].startswith("_c")})
         if dead and gi < len(p.plans) - 1:
             p.body.append(f"del {', '.join(dead)}")

@@ -103,9 +103,12 @@ def _concat_infer(ins, attrs):
     dts = {t.dtype for t in ins}
     if len(dts) != 1:
         raise DtypeError(f"concat needs inputs of one dtype, got {sorted(dts)}")
+    # tuple slices compare in C: simplify's matmul-joining rule grows concats of
+    # hundreds of inputs one at a time, so this runs over every input many times
+    outside = first.shape[:axis] + first.shape[axis + 1:]
     for t in ins[1:]:
-        if t.ndim != first.ndim or any(
-                a != b for i, (a, b) in enumerate(zip(t.shape, first.shape)) if i != axis):
+        if len(t.shape) != len(first.shape) or \
+                t.shape[:axis] + t.shape[axis + 1:] != outside:
             raise ShapeError("concat: shapes " + ", ".join(str(list(t.shape)) for t in ins)
                              + f" differ outside axis {axis}")
     shape = list(first.shape)
