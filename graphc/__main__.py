@@ -6,6 +6,7 @@
     python -m graphc fuzz --parse 100000      random graph texts: parse raises only GraphcError
     python -m graphc bench --only gelu,softmax --repeats 20 --plot bench.png
     python -m graphc bench --backend triton   on the GPU vs torch eager and torch.compile
+    python -m graphc bench --suite compile    compile time against graph size
     python -m graphc replay /tmp/graphc-x/loss.repro.ir --inputs random
     python -m graphc ulp --only tanh,exp      max ulp error of float32 math vs. float64
     python -m graphc show model.graphc         an exported file's signature and graph
@@ -44,9 +45,11 @@ def _parser() -> argparse.ArgumentParser:
         "bench", help="run the benchmark suite",
         description="Time each workload as eager numpy, graphc and the installed peers "
                     "(workloads: " + ", ".join(WORKLOADS) + ").")
-    bench.add_argument("--suite", choices=["kernels", "models"], default="kernels",
+    bench.add_argument("--suite", choices=["kernels", "models", "compile"],
+                       default="kernels",
                        help="kernels: the numpy workloads (default); models: the "
-                            "example models' PyTorch training steps (needs torch)")
+                            "example models' PyTorch training steps (needs torch); "
+                            "compile: first-call compile time against graph size")
     bench.add_argument("--backend", choices=["numpy", "triton"], default="numpy",
                        help="numpy: graphc on the CPU against numpy and the peers "
                             "(default); triton: on the GPU against torch eager and "
@@ -137,6 +140,11 @@ def bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from graphc.bench.measure import copy_bandwidth
     from graphc.bench.runner import run_suite
 
+    if args.suite == "compile":
+        from graphc.bench import compile_suite
+        compile_suite.run(compile_suite.QUICK_LAYERS if args.quick else
+                          compile_suite.LAYERS, peers=args.peers != "none")
+        return 0
     if args.suite == "models":
         if args.backend == "triton":
             parser.error("--suite models runs on the CPU only; --backend triton takes "

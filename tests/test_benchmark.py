@@ -229,3 +229,15 @@ def test_docstring_examples_run(module):
     mod = importlib.import_module(module)
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_compile_suite_times_each_chain_and_prints_the_table():
+    import io
+    from graphc.bench import compile_suite
+    out = io.StringIO()
+    rows = compile_suite.run([10, 20], peers=False, out=out)
+    assert [r["layers"] for r in rows] == [10, 20]
+    assert rows[1]["forward_nodes"] > rows[0]["forward_nodes"]
+    assert all(r["forward"] > 0 and r["value_and_grad"] > 0 for r in rows)
+    text = out.getvalue()
+    assert "| 10 (" in text and "| 20 (" in text
