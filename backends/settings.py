@@ -98,6 +98,8 @@ _MIB = 1 << 20
 SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("GRAPHC_CHECK", "bool", False,
             "check mode for every compiled function (as `compile(check=True)`)"),
+    Setting("GRAPHC_PROGRESS", "bool", True,
+            "a one-line status of a compile past 2 s, on a terminal"),
     Setting("GRAPHC_VERIFY", "bool", False,
             "verify the graph after every pass, not only the final one"),
     Setting("GRAPHC_LOG", "choices", frozenset(), "what to log to stderr",

@@ -280,10 +280,12 @@ def lower_function(fn: Callable, args: tuple, kwargs: dict, backend, passes=None
     the arguments already flattened and keyed (a cache miss), else done here;
     `options`: the backend's (None: the environment's defaults)."""
     from graphc.internal import stage
+    from graphc.progress import compiling
     t0 = time.perf_counter()
-    with stage("trace", fn):
-        traced = trace_function(fn, args, kwargs, name=name, flat=flat)
-    lowered = lower_graph(traced, fn, backend, passes, options)
+    with compiling(name or getattr(fn, "__name__", "fn")):
+        with stage("trace", fn):
+            traced = trace_function(fn, args, kwargs, name=name, flat=flat)
+        lowered = lower_graph(traced, fn, backend, passes, options)
     lowered.stage_seconds = {"trace": time.perf_counter() - t0 - lowered.compile_seconds,
                              **lowered.stage_seconds}
     return lowered
@@ -293,6 +295,13 @@ def lower_graph(traced: Traced, fn: Callable | None, backend, passes=None,
                 options: Options | None = None) -> Lowered:
     """Optimize and generate code for a graph already captured (`traced`: by the numpy
     tracer, or the torch capture); `fn` is the user's function that errors name."""
+    from graphc.progress import compiling
+    with compiling(getattr(fn, "__name__", traced.graph.name)):
+        return _lower_graph(traced, fn, backend, passes, options)
+
+
+def _lower_graph(traced: Traced, fn: Callable | None, backend, passes,
+                 options: Options | None) -> Lowered:
     options = resolve_options(options)
     from graphc.internal import stage
     from graphc.passes.pipeline import resolve, run

@@ -65,6 +65,8 @@ def stage(name: str, fn: Callable, graph: Graph | None = None,
           pipeline: Sequence[tuple[str, Callable]] = ()) -> Iterator[None]:
     """Run one compiler stage on `graph` (the IR as it enters the stage) for the user's
     `fn`; `pipeline` is the resolved pass list, for stage "passes"."""
+    from graphc import progress
+    progress.stage(name)  # the status line of a long compile (graphc/progress.py)
     try:
         yield
     except GraphcInternalError as exc:

@@ -289,3 +289,35 @@ def test_passes_option_selects_replaces_or_disables_passes(rng):
     np.testing.assert_allclose(graphc.compile(f, passes=[])(x), x**2, rtol=1e-6)
     with pytest.raises(graphc.GraphcError, match="unknown pass 'dcee'"):
         graphc.compile(f, passes=["dcee"])(x)
+
+
+def test_a_long_compile_shows_its_stage_on_a_terminal_only(monkeypatch):
+    import io
+    import time as _time
+    from graphc import progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+    term = Terminal()
+    monkeypatch.setattr(progress, "AFTER", 0.0)
+    monkeypatch.setattr(progress, "EVERY", 0.001)
+    monkeypatch.setattr(progress.sys, "stderr", term)
+
+    def slow(x):
+        _time.sleep(0.05)  # while tracing: the line appears, naming the stage
+        return x * 2
+    graphc.compile(slow)(np.ones(3))
+    text = term.getvalue()
+    assert "graphc: compiling slow: trace" in text
+    assert text.endswith("\r")  # erased at the end
+    monkeypatch.setenv("GRAPHC_PROGRESS", "0")
+    term.seek(0)
+    term.truncate()
+    graphc.compile(lambda x: x + 1)(np.ones(3))
+    assert term.getvalue() == ""
+    pipe = io.StringIO()  # not a terminal: nothing
+    monkeypatch.delenv("GRAPHC_PROGRESS")
+    monkeypatch.setattr(progress.sys, "stderr", pipe)
+    graphc.compile(lambda x: x - 1)(np.ones(3))
+    assert pipe.getvalue() == ""

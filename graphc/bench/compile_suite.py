@@ -3,9 +3,10 @@
 The residual chain `h = tanh(h @ w) * 0.5 + h` of N layers (four traced ops a layer),
 compiled on its first call, forward and `value_and_grad`, by graphc (each stage's
 seconds, from `Lowered.stage_seconds`, and seconds per traced forward node) and by
-`jax.jit` where jax is installed. Compile time should grow linearly with N: the table's
-last column is each row's time per node over the first row's. Native kernels build
-into a fresh temporary cache, so every compile is cold.
+`jax.jit` where jax is installed. Compile time should grow linearly with N: the
+growth column is each row's time per node over the first row's. For cold compiles
+(the C compiler included) run it with an empty cache:
+`GRAPHC_CACHE_DIR=$(mktemp -d) python -m graphc bench --suite compile`.
 
 >>> rows = run([20], peers=False, out=None)
 >>> rows[0]["layers"], rows[0]["forward_nodes"] > 0
@@ -13,9 +14,7 @@ into a fresh temporary cache, so every compile is cold.
 """
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 import time
 from typing import Any
 
@@ -80,19 +79,10 @@ def _jax(n: int) -> dict[str, float] | None:
 def run(layers=LAYERS, peers: bool = True, out=sys.stdout) -> list[dict[str, Any]]:
     """Measure every chain length; print the table to `out` (None: print nothing)."""
     rows = []
-    saved = os.environ.get("GRAPHC_CACHE_DIR")
-    with tempfile.TemporaryDirectory() as cold:
-        os.environ["GRAPHC_CACHE_DIR"] = cold
-        try:
-            for n in layers:
-                row = {"layers": n, **_graphc(n)}
-                row["jax"] = _jax(n) if peers else None
-                rows.append(row)
-        finally:
-            if saved is None:
-                os.environ.pop("GRAPHC_CACHE_DIR", None)
-            else:
-                os.environ["GRAPHC_CACHE_DIR"] = saved
+    for n in layers:
+        row = {"layers": n, **_graphc(n)}
+        row["jax"] = _jax(n) if peers else None
+        rows.append(row)
     if out is not None:
         print(table(rows), file=out)
     return rows
