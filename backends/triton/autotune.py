@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import os
 import re
 import threading
 import time
@@ -41,20 +40,11 @@ from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
 from graphc.backends import diskcache
+from graphc.backends.triton.runtime import interpreting
 from graphc.errors import GraphcError
 
 CACHE = "triton_tune"  # the folder under diskcache.root(), a row of diskcache.CACHES
 _FORMAT = 1  # bumped when the file layout changes: older files then fail validation
-
-
-def interpreting() -> bool:
-    """Whether Triton runs kernels in its interpreter (TRITON_INTERPRET set, as Triton
-    reads it), where programs run one after another on the CPU.
-
-    >>> isinstance(interpreting(), bool)
-    True
-    """
-    return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "yes", "on")
 
 
 def next_pow2(n: int) -> int:

@@ -34,19 +34,16 @@ from typing import Any, Callable
 import numpy as np
 
 from graphc import dtypes
+from graphc.backends.triton.emit import TL_DTYPES, compute_dtype, rounded
 from graphc.ir.types import TensorType
 from graphc.ops.elementwise import power_of_ten
 
 Form = Callable[[list[str], Any, list[TensorType], TensorType], str]
 
 # dtype -> the tl dtype a kernel holds its values in (the generator upcasts the
-# 16-bit floats on load)
-COMPUTE = {"float16": "tl.float32", "bfloat16": "tl.float32", "float32": "tl.float32",
-           "float64": "tl.float64", "int32": "tl.int32", "int64": "tl.int64",
-           "bool": "tl.int1"}
-STORAGE = {"float16": "tl.float16", "bfloat16": "tl.bfloat16", "float32": "tl.float32",
-           "float64": "tl.float64", "int32": "tl.int32", "int64": "tl.int64",
-           "bool": "tl.int1"}
+# 16-bit floats on load), and the one it stores: emit.py's table
+STORAGE = TL_DTYPES
+COMPUTE = {name: compute_dtype(name) for name in TL_DTYPES}
 _NARROW = frozenset({"float16", "bfloat16"})
 
 
@@ -68,7 +65,6 @@ def literal(value: float, dtype: str) -> str:
 def round_to(expr: str, dtype: str) -> str:
     """`expr` rounded to `dtype`'s storage and held in its compute type again: numpy
     takes every step of a float16 computation in float16."""
-    from graphc.backends.triton.emit import rounded
     return rounded(expr, dtype) if dtype in _NARROW else expr
 
 

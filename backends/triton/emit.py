@@ -65,10 +65,6 @@ def describe(node: Node) -> str:
     return py_comment(text + (f"  ({node.loc})" if node.loc else ""))
 
 
-def next_pow2(n: int) -> int:
-    return 1 << max(0, int(n) - 1).bit_length()
-
-
 @dataclass
 class Param:
     """One kernel parameter and the host expression that passes it."""

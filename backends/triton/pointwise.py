@@ -20,7 +20,7 @@ stored at the lane's own offset.
 from __future__ import annotations
 
 from graphc.backends.triton.emit import KernelText, Launch, kernel_name, type_note
-from graphc.backends.triton.values import ValueEmitter, escaping
+from graphc.backends.triton.values import ValueEmitter, escaping, fits
 from graphc.passes.schedule import KernelPlan
 
 
@@ -30,9 +30,8 @@ def render(plan: KernelPlan, host_name) -> Launch:
     space = tuple(plan.space) if plan.space is not None else \
         tuple(plan.nodes[-1].outputs[0].type.shape)
     from graphc.backends.triton.kernels import Split
-    from graphc.backends.triton.reduction import _fits
     for n in plan.nodes:
-        if not _fits(tuple(n.outputs[0].type.shape), space):
+        if not fits(tuple(n.outputs[0].type.shape), space):
             raise Split(f"{n.op} makes {list(n.outputs[0].type.shape)}, wider than the "
                         f"group's space {list(space)}")
     k = KernelText(kernel_name(plan.index, plan.nodes),

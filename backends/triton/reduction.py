@@ -25,7 +25,7 @@ from graphc.backends.numpy.names import base_name
 from graphc.backends.triton.emit import (KernelText, Launch, compute_dtype, kernel_name,
                                          rounded, type_note)
 from graphc.backends.triton.kernels import Split
-from graphc.backends.triton.values import ValueEmitter, broadcast_axes, escaping
+from graphc.backends.triton.values import ValueEmitter, broadcast_axes, escaping, fits
 from graphc.ir import Node, Value
 from graphc.ops import OPS, Kind
 from graphc.passes.schedule import KernelPlan, reduced_axes
@@ -81,7 +81,7 @@ class _Shape:
             return
         if OPS[n.op].kind is not Kind.ELEMENTWISE:
             raise Split(f"{n.op} is not elementwise")
-        if not _fits(tuple(out.type.shape), self.space):
+        if not fits(tuple(out.type.shape), self.space):
             raise Split(f"{n.op} makes {list(out.type.shape)}, wider than the group's "
                         f"space {list(self.space)}")
         kinds = {self.kind_of(v) for v in n.inputs}
@@ -114,13 +114,6 @@ def _partial_dtype(node: Node) -> str:
     """The partial results' dtype: the accumulator's (float32 for 16-bit floats)."""
     dt = node.inputs[0].type.dtype
     return "float32" if dt in ("float16", "bfloat16") else dt
-
-
-def _fits(shape: tuple[int, ...], space: tuple[int, ...]) -> bool:
-    """Whether a value of `shape` broadcasts into `space` (numpy's rule)."""
-    if len(shape) > len(space):
-        return False
-    return all(d in (1, s) for d, s in zip(shape[::-1], space[::-1]))
 
 
 def render(plan: KernelPlan, host_name) -> Launch:
@@ -205,7 +198,6 @@ class _Renderer:
         self.em.mask_of = self._mask_of
         self.stored: list[Value] = []
         self.escaping = {id(v) for v in escaping(plan)}
-        self.col_index: dict[int, str] = {}
 
     # --- index and masks ----------------------------------------------------------------
 

@@ -23,8 +23,13 @@ _TORCH_DTYPES = ("float16", "bfloat16", "float32", "float64", "int32", "int64", 
 
 
 def interpreting() -> bool:
-    """Whether Triton runs kernels in its interpreter (TRITON_INTERPRET=1)."""
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+    """Whether Triton runs kernels in its interpreter (TRITON_INTERPRET set, as Triton
+    reads it), where programs run one after another on the CPU.
+
+    >>> isinstance(interpreting(), bool)
+    True
+    """
+    return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "yes", "on")
 
 
 def require_triton():

@@ -27,6 +27,13 @@ def broadcast_axes(shape: tuple[int, ...], space: tuple[int, ...]) -> tuple[int,
                  if d >= offset and shape[d - offset] != 1 and space[d] != 1)
 
 
+def fits(shape: tuple[int, ...], space: tuple[int, ...]) -> bool:
+    """Whether a value of `shape` broadcasts into `space` (numpy's rule)."""
+    if len(shape) > len(space):
+        return False
+    return all(d in (1, s) for d, s in zip(shape[::-1], space[::-1]))
+
+
 def escaping(plan: KernelPlan) -> list[Value]:
     """The kernel's values that leave it (the plan's outputs), in node order."""
     return [v for n in plan.nodes for v in n.outputs if plan.escapes(v)]
@@ -49,7 +56,6 @@ class ValueEmitter:
         self.pointers: dict[int, str] = {}   # id(graph value) -> its pointer parameter
         self.views: dict[int, str] = {}      # id(kernel value) -> host name of its view
         self.indent = 1
-        self.loaded_at: dict[int, int] = {}
 
     # --- inputs -------------------------------------------------------------------
 
