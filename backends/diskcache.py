@@ -23,7 +23,7 @@ have written it), and a shared library in it is loaded into the process, so:
 >>> intact(entry), oct(entry.stat().st_mode & 0o777)
 (True, '0o600')
 >>> [(name, n) for name, _, n, _ in summary()], clear()
-([('native', 1), ('triton_tune', 0)], 1)
+([('compile', 0), ('native', 1), ('triton_tune', 0)], 1)
 >>> del os.environ["GRAPHC_CACHE_DIR"]
 """
 from __future__ import annotations
@@ -42,6 +42,8 @@ from graphc.backends import settings
 # Every disk cache graphc keeps: its folder under root(), and what it holds (for
 # `python -m graphc cache`). A new cache (the Triton autotune results) is one row here.
 CACHES = {
+    "compile": "optimized graphs and generated code, one sealed entry per compiled graph "
+               "and its key (graphc/compile_cache.py)",
     "native": "shared libraries and extension modules built from C (backends/toolchain.py)",
     "triton_tune": "the fastest launch config of each Triton kernel and problem, one JSON "
                    "file each (backends/triton/autotune.py)",
@@ -163,6 +165,13 @@ def intact(path: Path) -> bool | None:
     """Whether entry `path` holds what `write` wrote, seal and all (None: there is no
     such entry, as after another process evicted it). A library keeps working with the
     seal after it: loaders read only the parts their headers name."""
+    body = read(path)
+    return body if body is None else body is not False
+
+
+def read(path: Path) -> bytes | bool | None:
+    """What `write` wrote to entry `path`, without its seal; False where the seal does
+    not match (truncated, overwritten), None where there is no such entry."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -170,7 +179,9 @@ def intact(path: Path) -> bool | None:
     except OSError:
         return False
     body, seal = data[:-_SEAL_SIZE], data[-_SEAL_SIZE:]
-    return seal == _SEAL + hashlib.sha256(body).hexdigest().encode()
+    if len(data) < _SEAL_SIZE or seal != _SEAL + hashlib.sha256(body).hexdigest().encode():
+        return False
+    return body
 
 
 def touch(path: Path) -> None:

@@ -125,6 +125,12 @@ def _libs() -> list[str]:
     return ["-lmvec", "-lm"] if _libmvec() is not None else ["-lm"]
 
 
+def fingerprint(march: str | None = None) -> str:
+    """A digest of what decides a native build for `march` besides its source: the
+    compiler and its version, the CPU's features, the flags and libraries."""
+    return _fingerprint_of(flags(march))
+
+
 @functools.lru_cache(maxsize=None)
 def _fingerprint_of(build_flags: tuple[str, ...]) -> str:
     cc = compiler() or ""

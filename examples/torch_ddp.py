@@ -91,6 +91,11 @@ def _rank(rank: int, port: int, steps: int, dynamo: bool, out: str) -> None:
             losses.append(total.item() / WORLD)
         if rank == 0:
             torch.save({"losses": losses, "params": model.state_dict()}, out)
+        # both ranks leave together: without this, a rank sometimes died of SIGABRT
+        # ("terminate called without an active exception") in the group's teardown, 2
+        # of 10 runs once one rank's compile came from the compile cache and finished
+        # well before the other's (0 of 8 with it)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

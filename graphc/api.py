@@ -33,7 +33,10 @@ class Lowered:
 
     `graph` is the IR as traced, `optimized` the IR after the pass pipeline,
     `stages` maps each pass name to the IR after it, `source` is the generated code,
-    `options` the backend options it was generated with (graphc.Options).
+    `options` the backend options it was generated with (graphc.Options). `cache` says
+    what the persistent compile cache did (graphc/compile_cache.py): "hit" (passes
+    and codegen skipped: 0 s in `stage_seconds`, whose "cache" is the lookup and load),
+    "miss" (compiled and stored), "off" (GRAPHC_CACHE=0) or "bypass: why".
     """
 
     traced: Traced
@@ -42,6 +45,7 @@ class Lowered:
     executable: Any
     stage_seconds: dict[str, float] = field(default_factory=dict)  # trace, passes, codegen
     options: Options | None = None
+    cache: str = ""
 
     @property
     def compile_seconds(self) -> float:
@@ -65,7 +69,7 @@ class Lowered:
 
     @property
     def optimized(self) -> Graph:
-        return list(self.stages.values())[-1]
+        return self.stages[list(self.stages)[-1]]  # by name: a hit's stages are lazy
 
     @property
     def source(self) -> str:
@@ -303,23 +307,52 @@ def lower_graph(traced: Traced, fn: Callable | None, backend, passes=None,
 def _lower_graph(traced: Traced, fn: Callable | None, backend, passes,
                  options: Options | None) -> Lowered:
     options = resolve_options(options)
-    from graphc.internal import stage
-    from graphc.passes.pipeline import resolve, run
-    t1 = time.perf_counter()
+    from graphc import compile_cache
+    from graphc.passes.pipeline import resolve
+    t0 = time.perf_counter()
     pipeline = resolve(passes, backend.FUSION_POLICY)  # fusion follows the backend's rules
+    digest, status = compile_cache.key(traced.graph, backend, options, pipeline)
+    hit = compile_cache.load(digest, traced, backend, options, pipeline) if digest else None
+    name = traced.graph.name
+    if hit is not None:
+        stages, pass_seconds, executable = hit
+        seconds = time.perf_counter() - t0
+        compile_cache.report(name, "hit", digest, seconds)
+        return Lowered(traced, stages, pass_seconds, executable,
+                       {"passes": 0.0, "codegen": 0.0, "cache": seconds}, options, "hit")
+    looked = time.perf_counter() - t0
+    lowered = _compile_graph(traced, fn, backend, pipeline, options, digest)
+    lowered.cache = status or "miss"
+    lowered.stage_seconds["cache"] = looked + lowered.stage_seconds.pop("cache")
+    compile_cache.report(name, lowered.cache, digest, lowered.stage_seconds["cache"])
+    return lowered
+
+
+def _compile_graph(traced: Traced, fn: Callable | None, backend, pipeline: list,
+                   options: Options, digest: str | None) -> Lowered:
+    """Run the passes and the backend; store the result under `digest` (None: not)."""
+    from graphc import compile_cache
+    from graphc.internal import stage
+    from graphc.passes.pipeline import run
+    t1 = time.perf_counter()
     with stage("passes", fn, traced.graph, pipeline):
         stages = run(traced.graph, pipeline,
                      verify=True if settings.get("GRAPHC_VERIFY") else "end")
     t2 = time.perf_counter()
+    optimized = stages[-1].graph
     try:
-        with stage("codegen", fn, stages[-1].graph):
-            executable = backend.compile_graph(stages[-1].graph, options)
+        with stage("codegen", fn, optimized):
+            executable = backend.compile_graph(optimized, options)
     except DtypeError as exc:
         raise exc.with_loc(_dtype_origin(traced.graph, exc.message)) from None
     t3 = time.perf_counter()
+    rendered = getattr(executable, "rendered", None)
+    if digest is not None and rendered is not None:
+        compile_cache.store(digest, optimized, rendered)
     return Lowered(traced, {s.name: s.graph for s in stages},
                    {s.name: s.seconds for s in stages}, executable,
-                   {"passes": t2 - t1, "codegen": t3 - t2}, options)
+                   {"passes": t2 - t1, "codegen": t3 - t2,
+                    "cache": time.perf_counter() - t3}, options)
 
 
 def _dtype_origin(graph: Graph, message: str):

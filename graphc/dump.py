@@ -82,9 +82,11 @@ def write_lowered(fn: Callable, lowered: Any, directory: str | None = None) -> s
     names = list(lowered.stages)
     for i, name in enumerate(names):
         stem = "traced" if name == "traced" else f"{i:02d}-{name}"
-        header = f"# {name}" + (f" (took {lowered.pass_seconds[name] * 1e3:.2f} ms)"
-                                if name != "traced" else " (as traced)")
-        files[f"{stem}.ir"] = header + "\n" + str(lowered.stages[name]) + "\n"
+        graph = lowered.stages[name]  # first: a cache hit's stages run the passes then
+        took = lowered.pass_seconds.get(name)
+        header = f"# {name}" + (" (as traced)" if name == "traced" else
+                                "" if took is None else f" (took {took * 1e3:.2f} ms)")
+        files[f"{stem}.ir"] = header + "\n" + str(graph) + "\n"
     files["optimized.ir"] = str(lowered.optimized) + "\n"
     files["fusion.txt"] = lowered.fusion_report() + "\n"
     times = ", ".join(f"{stage} {secs * 1e3:.2f} ms" for stage, secs in

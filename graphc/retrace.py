@@ -47,7 +47,7 @@ def report_retrace(name: str, seen: Sequence[Seen], paths: list[str], key: tuple
         return warned
     text = explain_retrace(name, seen, paths, key)
     if want_log:
-        _log_handler()
+        log_handler()
         log.warning(text)
     if want_warn:
         warnings.warn(f"{name} has been traced {retraces + 1} times; each trace compiles "
@@ -111,7 +111,7 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def _log_handler() -> None:
+def log_handler() -> None:
     # GRAPHC_LOG asks for stderr: other handlers on the logger (the user's, a test
     # runner's) do not replace ours
     if not any(isinstance(h, _StderrHandler) for h in log.handlers):

@@ -50,6 +50,24 @@ def resolve(pipeline, policy: FusionPolicy | None = None) -> list[tuple[str, Pas
     return [(name, _bound(fn, policy)) for name, fn in _named(pipeline)]
 
 
+def describe(pipeline: list[tuple[str, Pass]]) -> str | None:
+    """A resolved pipeline as text that names what each pass is (a default pass and
+    the policy bound to it), for the compile cache's key; None where a pass is the
+    user's own, whose code graphc cannot name (such a compile is never cached)."""
+    defaults = {fn: name for name, fn in DEFAULT_PIPELINE}
+    parts = []
+    for name, fn in pipeline:
+        policy = None
+        if isinstance(fn, functools.partial) and fn.func is fuse and not fn.args and \
+                set(fn.keywords) == {"policy"}:
+            fn, policy = fuse, fn.keywords["policy"]
+        if fn not in defaults:
+            return None
+        bound = ROW_BLOCKED if fn is fuse and policy is None else policy
+        parts.append(f"{name}={defaults[fn]}" + ("" if bound is None else f"({bound!r})"))
+    return ", ".join(parts)
+
+
 def _bound(fn: Pass, policy: FusionPolicy | None) -> Pass:
     # the default policy binds to the default pass itself, so that dumps and replay
     # commands still recognise it as the default one

@@ -59,3 +59,10 @@ graphc.api.trace_function = _namespace["_checked_trace_function"]
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def no_compile_cache(monkeypatch):
+    """The persistent compile cache off (GRAPHC_CACHE=0): for tests that watch or break
+    the passes or the backend's code generator, which a cache hit skips."""
+    monkeypatch.setenv("GRAPHC_CACHE", "0")

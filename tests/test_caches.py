@@ -27,6 +27,10 @@ import pytest
 from graphc.backends import diskcache, toolchain
 from graphc.backends.numpy import runtime
 
+# these tests watch or break the passes and the code generator, which a hit of the
+# persistent compile cache would skip
+pytestmark = pytest.mark.usefixtures("no_compile_cache")
+
 ROOT = Path(__file__).resolve().parent.parent
 needs_cc = pytest.mark.skipif(toolchain.compiler() is None, reason="no C compiler")
 

@@ -18,6 +18,10 @@ import graphc
 from graphc.passes import fusion
 from graphc.passes.simplify import simplify
 
+# these tests watch or break the passes and the code generator, which a hit of the
+# persistent compile cache would skip
+pytestmark = pytest.mark.usefixtures("no_compile_cache")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -155,9 +159,9 @@ def test_a_tracer_failure_names_the_users_line(no_dump, monkeypatch):
 def test_codegen_and_build_failures(no_dump, monkeypatch):
     import graphc.backends.numpy.codegen as codegen
 
-    def broken_generate(graph, options=None):
+    def broken_render(graph, options=None):
         raise AttributeError("no lowering")
-    monkeypatch.setattr(codegen, "generate", broken_generate)
+    monkeypatch.setattr(codegen, "render", broken_render)
     err = _internal_error(graphc.compile(loss), np.ones(3, np.float32))
     assert err.stage == "codegen" and "compiling loss: AttributeError" in str(err)
     assert "# passes: \n" in open(err.repro).read()  # nothing left but codegen
@@ -167,8 +171,8 @@ def test_codegen_and_build_failures(no_dump, monkeypatch):
     assert rc == 0, out  # the real codegen handles it
 
     def bad_source(graph, options=None):
-        return "def broken(:\n", {}
-    monkeypatch.setattr(codegen, "generate", bad_source)
+        return codegen.Rendered(graph.name, "broken", "def broken(:\n")
+    monkeypatch.setattr(codegen, "render", bad_source)
     err = _internal_error(graphc.compile(loss), np.ones(3, np.float32))
     assert err.stage == "build" and isinstance(err.__cause__, SyntaxError)
 

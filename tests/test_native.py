@@ -24,8 +24,10 @@ from graphc.backends.numpy.lowering import LOWERINGS
 from graphc.ops import OPS, Kind
 from tolerances import assert_within_bounds
 
-pytestmark = pytest.mark.skipif(toolchain.compiler() is None,
-                                reason="no C compiler for native kernels")
+pytestmark = [pytest.mark.skipif(toolchain.compiler() is None,
+                                 reason="no C compiler for native kernels"),
+              # tests here count and break builds, which a compile cache hit skips
+              pytest.mark.usefixtures("no_compile_cache")]
 F32 = np.float32
 FORCED = {"small_group": 0, "native": True}  # every group a kernel, native where it can
 

@@ -15,6 +15,10 @@ from graphc.backends import options as options_module, toolchain
 from graphc.backends.numpy import get_num_threads, runtime, set_num_threads
 from graphc.fuzz import MODES, compile_optimized, mode_options
 
+# these tests watch or break the passes and the code generator, which a hit of the
+# persistent compile cache would skip
+pytestmark = pytest.mark.usefixtures("no_compile_cache")
+
 needs_cc = pytest.mark.skipif(toolchain.compiler() is None, reason="no C compiler")
 KERNELS = {"small_group": 0, "native": False}  # every group a numpy block kernel
 

@@ -9,6 +9,10 @@ from graphc.passes.autodiff import backward
 from graphc.passes.remat import split
 
 
+# these tests watch or break the passes and the code generator, which a hit of the
+# persistent compile cache would skip
+pytestmark = pytest.mark.usefixtures("no_compile_cache")
+
 def mlp_block(x, w):
     # cheap elementwise values after the matmul: recomputing them beats storing them
     h = np.tanh(x @ w)

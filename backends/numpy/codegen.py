@@ -7,20 +7,17 @@ runs as such a kernel on the result. Intermediates that pass between kernels liv
 buffers planned by `passes.memory` and kept in a pool across calls; outputs are
 always fresh arrays. Every line's comment names its IR node and the user's line.
 
-The source is compiled with a filename of its own and registered with `linecache`,
-so a traceback through generated code shows the generated line.
+`render` makes the source and what binding it needs, as plain data (loading.Rendered);
+`loading.bind` builds or finds the native library and runs the source (under a
+filename registered with `linecache`, so a traceback shows the generated line). The
+persistent compile cache keeps what `render` made.
 """
 from __future__ import annotations
 
-import ctypes
 import dataclasses
-import functools
-import itertools
-import warnings
 import keyword
-import linecache
 import re
-from dataclasses import dataclass
+import warnings
 from typing import Any, Callable
 
 import numpy as np
@@ -28,20 +25,20 @@ import numpy as np
 from graphc.backends import settings
 from graphc.backends.options import Options, resolve
 from graphc import dtypes, ops
-from graphc.errors import GraphcError, IndexingError
+from graphc.errors import GraphcError
 from graphc.ir import Graph, Group, Node, Value
 from graphc.ir.text import format_node
-from graphc.backends.numpy import lowering, runtime
+from graphc.backends.numpy import loading, lowering, runtime
 from graphc.backends.numpy.kernels import Kernel, row_kernel
 from graphc.backends.numpy.lowering import LOWERINGS, Emitter, matmul_operands, lower_into
 from graphc.backends.numpy.literals import py_comment
 from graphc.backends import toolchain
-from graphc.backends.numpy import native, scan, windows
+from graphc.backends.numpy import native, scan
+from graphc.backends.numpy.loading import Executable, Rendered  # noqa: F401  (Executable: public)
 from graphc.passes.fusion import reduces_axis0
 from graphc.passes.memory import last_reads, plan_memory
 from graphc.passes.schedule import KernelPlan, plan_kernels
 
-_counter = itertools.count()
 _RESHAPED = re.compile(r"^np\.reshape\((\w+), .*\)$")  # a kernel argument's array
 _FIRST = r"\1"
 VIEW_OPS = frozenset({"reshape", "transpose", "broadcast_to", "slice"})  # numpy views
@@ -54,26 +51,6 @@ SMALL_GROUP = settings.SETTINGS["GRAPHC_SMALL_GROUP"].default  # 1 << 15
 # numpy call ~2-5 us per op at this size. An LSTM cell on (64, 128) ran in 34 us as
 # one C call, 86 us as numpy calls; polyfit's groups of 2000 elements ran slower.
 NATIVE_MIN = 4096
-
-
-@dataclass
-class Executable:
-    """A compiled graph: `fn(*flat_inputs) -> tuple of outputs`, and its source."""
-
-    name: str
-    source: str
-    fn: Callable[..., tuple]
-    filename: str
-    native_source: str = ""  # the C of its native kernels, if any (also in `source`)
-
-    def release(self) -> int:
-        """Let its buffer pools drop what they keep between calls (it still runs: a
-        later call allocates afresh); the signature cache calls it on eviction."""
-        return runtime.release(self.fn.__globals__.values())
-
-    def pool_bytes(self) -> int:
-        """Bytes its buffer pools hold now (see runtime.pool_bytes)."""
-        return runtime.pool_bytes(self.fn.__globals__.values())
 
 
 _RESERVED = {"np", "_consts", "_A", "_arena", "_run", "_runc", "_view", "_out", "_C_SOURCE",
@@ -283,10 +260,10 @@ def native_enabled(options: Options | None = None) -> bool:
     return resolve(options).native and toolchain.compiler() is not None
 
 
-def generate(graph: Graph, options: Options | None = None) -> tuple[str, dict[str, Any]]:
-    """The Python source of `graph` and the objects it refers to (constants, pools,
-    native kernels: building them runs the C compiler, see `native`), as `options`
-    (None: the environment's defaults) ask."""
+def render(graph: Graph, options: Options | None = None) -> Rendered:
+    """The Python source of `graph` and what binding it needs (loading.Rendered: plain
+    data, nothing built or loaded yet), as `options` (None: the environment's defaults)
+    ask."""
     p = _Program(graph, resolve(options))
     params = []
     for v in graph.inputs:
@@ -336,27 +313,18 @@ def generate(graph: Graph, options: Options | None = None) -> tuple[str, dict[st
         lines += ["    finally:", "        _arena.put(_A)"]
     else:
         lines += ["    " + b for b in body]
-    threads = p.options.threads  # None: the runtime's count when the call runs
-    bound = {} if threads is None else {"threads": threads}
-    namespace = {"np": np, "_consts": p.em.consts,
-                 "_run": functools.partial(runtime.run_blocks, **bound) if bound
-                 else runtime.run_blocks,
-                 "_view": runtime.view, "_arena": runtime.arena_pool(slot_bytes),
-                 "_out": runtime.Recycler(), "_locs": p.locs, "_IndexingError": IndexingError}
-    for i, k in enumerate(p.kernels):
-        namespace[f"_s{i}"] = runtime.scratch_pool(k.scratch)
-    if p.natives:
-        namespace["_runc"] = functools.partial(runtime.run_native, **bound) if bound \
-            else runtime.run_native
-        lib = toolchain.build(c_source, p.options.march)
-        for nk in p.natives:  # the address: runtime.run_native calls it
-            namespace[nk.name] = ctypes.cast(getattr(lib, nk.name), ctypes.c_void_p).value
-    for name in lowering.reference_ops():  # the entries whose Python form calls it
-        namespace[f"_ref_{name}"] = ops.OPS[name].impl
-    for name in ("max_pool2d", "max_pool2d_grad", "max_pool2d_gather"):  # C loops
-        namespace[f"_win_{name}"] = functools.partial(
-            getattr(windows, name), native=p.use_native, march=p.options.march, **bound)
-    return "\n".join(lines) + "\n", namespace
+    return Rendered(graph.name, fn_name, "\n".join(lines) + "\n", c_source,
+                    [nk.name for nk in p.natives], list(slot_bytes),
+                    [list(k.scratch) for k in p.kernels], list(p.em.consts), list(p.locs),
+                    p.use_native, p.options.threads, p.options.march)
+
+
+def generate(graph: Graph, options: Options | None = None) -> tuple[str, dict[str, Any]]:
+    """The Python source of `graph` and the objects it refers to (constants, pools,
+    native kernels: building them runs the C compiler, see `native`), as `options`
+    (None: the environment's defaults) ask."""
+    rendered = render(graph, options)
+    return rendered.source, loading.namespace(rendered)
 
 
 # How each kind of kernel plan (passes/schedule.py; its kind is its group's) becomes
@@ -454,17 +422,16 @@ def _returned(p: _Program) -> list[str]:
 
 def compile_graph(graph: Graph, options: Options | None = None) -> Executable:
     """`graph` as a runnable Executable, built as `options` ask (an Options or a dict;
-    None: the environment's defaults, see backends/options.py)."""
+    None: the environment's defaults, see backends/options.py). Its `rendered` is what
+    the compile cache keeps: None where the C failed to build and the kernels fell
+    back to numpy's, which is not what the options asked for."""
     options = resolve(options)
     graph.verify()  # a graph is data: only checked attributes reach generated code
     try:
-        source, namespace = generate(graph, options)
+        return loading.bind(render(graph, options))
     except toolchain.BuildError as exc:  # a bug in generated C: numpy kernels still work
         warnings.warn(f"graphc: native kernels of {graph.name} failed to build; using "
                       f"numpy kernels. {exc}", RuntimeWarning, stacklevel=2)
-        source, namespace = generate(graph, options.replace(native=False))
-    filename = f"<graphc-numpy:{graph.name}:{next(_counter)}>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    exec(compile(source, filename, "exec"), namespace)
-    return Executable(graph.name, source, namespace[_ident(graph.name)], filename,
-                      namespace.get("_C_SOURCE", ""))
+    executable = loading.bind(render(graph, options.replace(native=False)))
+    executable.rendered = None
+    return executable

@@ -20,11 +20,30 @@ def compile_graph(graph, options=None):
     return build(graph, options)
 
 
+def bind(rendered, options=None):
+    """Load a `Rendered` (an Executable's `.rendered`, kept by the compile cache) on the
+    device."""
+    from graphc.backends.triton.codegen import bind as load
+    return load(rendered, options)
+
+
+def cache_stamp(options) -> str:
+    """What decides the module besides graph, options and graphc: triton's and torch's
+    versions, and whether the kernels run in the interpreter."""
+    from graphc.backends.triton import runtime
+    torch, triton = runtime.require_triton()
+    return f"triton {triton.__version__}, torch {torch.__version__}, " \
+           f"interpreted {runtime.interpreting()}"
+
+
 def __getattr__(name):
     if name == "LOWERINGS":
         from graphc.backends.triton.lowering import LOWERINGS
         return LOWERINGS
+    if name == "Rendered":
+        from graphc.backends.triton.codegen import Rendered
+        return Rendered
     raise AttributeError(name)
 
 
-__all__ = ["FUSION_POLICY", "LOWERINGS", "compile_graph"]
+__all__ = ["FUSION_POLICY", "LOWERINGS", "Rendered", "bind", "cache_stamp", "compile_graph"]

@@ -37,6 +37,7 @@ from typing import Any, Callable
 
 from graphc.backends.numpy.literals import py_comment
 from graphc.backends.options import Options, resolve
+from graphc.backends.records import loc_from, loc_record, need, strings
 from graphc.backends.triton import runtime
 from graphc.backends.triton.emit import Launch, describe
 from graphc.errors import IndexingError
@@ -65,6 +66,7 @@ class Executable:
     notes: dict[int, list[str]] = field(default_factory=dict)
     kernels: list[str] = field(default_factory=list)
     takes_tensors: bool = True  # torch tensors in and out, without numpy in between
+    rendered: Any = None  # the Rendered it was loaded from (the compile cache keeps it)
 
     def release(self) -> int:
         return 0  # no pools: outputs and intermediates are fresh tensors per call
@@ -249,25 +251,79 @@ def generate(graph: Graph, options: Options | None = None) -> tuple[str, _Progra
     return "\n".join(lines) + "\n", p
 
 
+@dataclass
+class Rendered:
+    """One graph's module and what loading it needs, as plain data (the persistent
+    compile cache keeps it: graphc/compile_cache.py): the source, its constants
+    ((array, dtype) pairs, `_consts[i]`), the source lines of ops the user's data can
+    make fail, the fusion report's notes, the kernels' names and the inputs' dtypes."""
+
+    name: str
+    source: str
+    consts: list[tuple[Any, str]]
+    locs: list
+    notes: dict[int, list[str]]
+    kernel_names: list[str]
+    input_dtypes: list[str]
+
+    def record(self) -> tuple[dict[str, Any], list]:
+        """The fields as JSON-able data, and the constants' arrays beside them."""
+        return ({"name": self.name, "source": self.source,
+                 "const_dtypes": [dt for _, dt in self.consts],
+                 "locs": [loc_record(loc) for loc in self.locs],
+                 "notes": [[k, v] for k, v in self.notes.items()],
+                 "kernel_names": self.kernel_names, "input_dtypes": self.input_dtypes},
+                [a for a, _ in self.consts])
+
+    @classmethod
+    def from_record(cls, meta: dict[str, Any], arrays: list) -> Rendered:
+        """The inverse of `record`; RecordError where a field is not of its kind."""
+        for name in ("name", "source"):
+            need(isinstance(meta.get(name), str), name)
+        for name in ("const_dtypes", "kernel_names", "input_dtypes"):
+            need(strings(meta.get(name)), name)
+        need(len(meta["const_dtypes"]) == len(arrays), "const_dtypes")
+        notes = meta.get("notes")
+        need(isinstance(notes, list) and all(
+            isinstance(n, list) and len(n) == 2 and type(n[0]) is int and strings(n[1])
+            for n in notes), "notes")
+        need(isinstance(meta.get("locs"), list), "locs")
+        return cls(meta["name"], meta["source"], list(zip(arrays, meta["const_dtypes"])),
+                   [loc_from(loc) for loc in meta["locs"]], {k: v for k, v in notes},
+                   meta["kernel_names"], meta["input_dtypes"])
+
+
+def render(graph: Graph, options: Options | None = None) -> Rendered:
+    """`graph`'s module as plain data: nothing loaded, no device needed."""
+    source, p = generate(graph, options)
+    return Rendered(graph.name, source, list(p.consts), list(p.locs), dict(p.notes),
+                    list(p.kernel_names), [v.type.dtype for v in graph.inputs])
+
+
 def compile_graph(graph: Graph, options: Options | None = None) -> Executable:
     """Generate and load the module for `graph` (see the module docstring)."""
+    runtime.require_triton()
+    return bind(render(graph, options), options)
+
+
+def bind(r: Rendered, options: Options | None = None) -> Executable:
+    """Load `r` on this process's device (a GPU, or the interpreter's CPU)."""
     torch, triton = runtime.require_triton()
     device = runtime.choose_device()
-    source, p = generate(graph, options)
-    filename = f"<graphc-triton-{next(_counter)}-{py_comment(graph.name)[:40]}>"
+    filename = f"<graphc-triton-{next(_counter)}-{py_comment(r.name)[:40]}>"
     # Triton reads a kernel's source back through inspect, which finds it in linecache
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    linecache.cache[filename] = (len(r.source), None, r.source.splitlines(True), filename)
     from graphc.backends.triton import autotune, extern
     rt = runtime.Runtime(device, autotune.default_tuner())
     namespace = {"torch": torch, "F": torch.nn.functional, "ext": extern, "_rt": rt,
-                 "_consts": [rt.const(a, dt) for a, dt in p.consts], "_locs": p.locs,
+                 "_consts": [rt.const(a, dt) for a, dt in r.consts], "_locs": r.locs,
                  "_IndexingError": IndexingError}
-    exec(compile(source, filename, "exec"), namespace)
+    exec(compile(r.source, filename, "exec"), namespace)
     program = namespace["program"]
     if resolve(options).cuda_graphs:  # one replay of the whole program per call
         from graphc.backends.triton.cudagraph import replayed
         program = replayed(program, rt)
-    dtypes = [v.type.dtype for v in graph.inputs]
+    dtypes = r.input_dtypes
 
     def fn(*flat):
         as_numpy = not flat or not all(isinstance(x, torch.Tensor) for x in flat)
@@ -275,4 +331,5 @@ def compile_graph(graph: Graph, options: Options | None = None) -> Executable:
         outs = program(*tensors)
         return tuple(rt.from_device(t, as_numpy) for t in rt.unaliased(outs, tensors))
 
-    return Executable(graph.name, source, fn, filename, device, p.notes, p.kernel_names)
+    return Executable(r.name, r.source, fn, filename, device, r.notes, r.kernel_names,
+                      rendered=r)
