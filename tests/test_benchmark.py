@@ -235,7 +235,7 @@ def test_compile_suite_times_each_chain_and_prints_the_table():
     import io
     from graphc.bench import compile_suite
     out = io.StringIO()
-    rows = compile_suite.run([10, 20], peers=False, out=out)
+    rows = compile_suite.run([10, 20], peers=False, out=out, lstm=False)
     assert [r["layers"] for r in rows] == [10, 20]
     assert rows[1]["forward_nodes"] > rows[0]["forward_nodes"]
     assert all(r["forward"] > 0 and r["value_and_grad"] > 0 for r in rows)

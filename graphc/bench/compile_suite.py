@@ -4,18 +4,31 @@ The residual chain `h = tanh(h @ w) * 0.5 + h` of N layers (four traced ops a la
 compiled on its first call, forward and `value_and_grad`, by graphc (each stage's
 seconds, from `Lowered.stage_seconds`, and seconds per traced forward node) and by
 `jax.jit` where jax is installed. Compile time should grow linearly with N: the
-growth column is each row's time per node over the first row's. For cold compiles
-(the C compiler included) run it with an empty cache:
+growth column is each row's time per node over the first row's. The chains compile
+with the persistent compile cache off (GRAPHC_CACHE=0, for this process while they
+run); the "from the cache" column is a `value_and_grad` compiled once more after one
+that stored its entry, as a second process would. For cold compiles (the C compiler
+included) run it with an empty cache:
 `GRAPHC_CACHE_DIR=$(mktemp -d) python -m graphc bench --suite compile`.
 
->>> rows = run([20], peers=False, out=None)
+Then the LSTM example's training step (examples/lstm.py, where the checkout has it) in
+fresh processes over one fresh cache folder: with every cache empty, again with the
+native libraries cached but the compile cache off, and again with the compile cache.
+
+>>> rows = run([20], peers=False, out=None, lstm=False)
 >>> rows[0]["layers"], rows[0]["forward_nodes"] > 0
 (20, True)
 """
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,6 +68,31 @@ def _graphc(n: int) -> dict[str, Any]:
     return out
 
 
+def _from_cache(n: int) -> float:
+    """Seconds of a `value_and_grad` compile that finds its entry (stored just before)."""
+    import graphc
+    h, w = _inputs()
+    graphc.value_and_grad(chain(n), argnums=(0, 1)).lower(h, w)
+    start = time.perf_counter()
+    low = graphc.value_and_grad(chain(n), argnums=(0, 1)).lower(h, w)
+    seconds = time.perf_counter() - start
+    return seconds if low.cache == "hit" else float("nan")
+
+
+@contextlib.contextmanager
+def _compile_cache_off():
+    # a write, for this process only while the chains compile (settings reads it)
+    old = os.environ.get("GRAPHC_CACHE")
+    os.environ["GRAPHC_CACHE"] = "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["GRAPHC_CACHE"]
+        else:
+            os.environ["GRAPHC_CACHE"] = old
+
+
 def _jax(n: int) -> dict[str, float] | None:
     try:
         import jax
@@ -76,24 +114,82 @@ def _jax(n: int) -> dict[str, float] | None:
     return out
 
 
-def run(layers=LAYERS, peers: bool = True, out=sys.stdout) -> list[dict[str, Any]]:
-    """Measure every chain length; print the table to `out` (None: print nothing)."""
+def run(layers=LAYERS, peers: bool = True, out=sys.stdout, lstm: bool = True
+        ) -> list[dict[str, Any]]:
+    """Measure every chain length, and the LSTM example's processes where `lstm` asks
+    and the checkout has it; print the tables to `out` (None: print nothing)."""
     rows = []
     for n in layers:
-        row = {"layers": n, **_graphc(n)}
+        with _compile_cache_off():
+            row = {"layers": n, **_graphc(n)}
+        row["from_cache"] = _from_cache(n)
         row["jax"] = _jax(n) if peers else None
         rows.append(row)
     if out is not None:
         print(table(rows), file=out)
+    processes = lstm_processes() if lstm else None
+    if out is not None and processes:
+        print("\n" + lstm_table(processes), file=out)
     return rows
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+_LSTM_CHILD = """
+import json, sys
+sys.path.insert(0, {examples!r})
+import numpy as np
+import lstm
+from _common import bias_corrections
+rng = np.random.default_rng(0)
+params = lstm.init_params(rng)
+x = rng.standard_normal((lstm.BATCH, lstm.SEQ, lstm.INPUT), dtype=np.float32)
+labels = rng.integers(0, lstm.CLASSES, lstm.BATCH)
+low = lstm.train_step.lower(params, params, params, x, labels, *bias_corrections(1))
+print(json.dumps({{"cache": low.cache, "stages": low.stage_seconds,
+                  "ops": low.kernels[0], "kernels": low.kernels[1]}}))
+"""
+# (what the process is, GRAPHC_CACHE for it): one after the other, one cache folder
+LSTM_RUNS = (("empty caches", "1"), ("native libraries cached, GRAPHC_CACHE=0", "0"),
+             ("second process, compile cache", "1"))
+
+
+def lstm_processes() -> list[dict[str, Any]] | None:
+    """The LSTM step's compile in fresh processes (LSTM_RUNS); None without examples/."""
+    if not (EXAMPLES / "lstm.py").is_file():
+        return None
+    code = _LSTM_CHILD.format(examples=str(EXAMPLES))
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for what, cache in LSTM_RUNS:
+            env = {**os.environ, "GRAPHC_CACHE_DIR": folder, "GRAPHC_CACHE": cache}
+            done = subprocess.run([sys.executable, "-c", code], env=env, text=True,
+                                  capture_output=True, timeout=600)
+            if done.returncode != 0:
+                raise RuntimeError(f"the LSTM compile ({what}) failed:\n{done.stderr}")
+            rows.append({"what": what, **json.loads(done.stdout.splitlines()[-1])})
+    return rows
+
+
+def lstm_table(rows: list[dict[str, Any]]) -> str:
+    """The LSTM processes as a Markdown table (seconds)."""
+    head = (f"| LSTM example's training step ({rows[0]['ops']:,} ops as traced, "
+            f"{rows[0]['kernels']} kernels) | cache | trace | passes | codegen | "
+            "cache lookup and store/load | compile |")
+    lines = [head, "| " + " | ".join(["---"] * 7) + " |"]
+    for r in rows:
+        st = r["stages"]
+        lines.append(f"| {r['what']} | {r['cache']} | " + " | ".join(
+            f"{st.get(k, 0.0):.2f} s" for k in ("trace", "passes", "codegen", "cache"))
+            + f" | {sum(st.values()):.2f} s |")
+    return "\n".join(lines)
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     """The rows as a Markdown table (times in seconds, per node in ms)."""
     head = ("| layers (forward nodes) | graphc forward (trace / passes / codegen) | "
             "graphc value_and_grad | ms per node (vg) | growth per node (vg) | "
-            "jax.jit forward | jax.jit value_and_grad |")
-    lines = [head, "| " + " | ".join(["---"] * 7) + " |"]
+            "vg from the cache | jax.jit forward | jax.jit value_and_grad |")
+    lines = [head, "| " + " | ".join(["---"] * 8) + " |"]
     base = rows[0]["value_and_grad"] / rows[0]["forward_nodes"] if rows else 1.0
     for r in rows:
         st = r["forward_stages"]
@@ -103,7 +199,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"| {r['layers']} ({r['forward_nodes']}) | {r['forward']:.2f} s "
             f"({st.get('trace', 0):.2f} / {st.get('passes', 0):.2f} / "
             f"{st.get('codegen', 0):.2f}) | {r['value_and_grad']:.2f} s | "
-            f"{1e3 * per:.2f} | {per / base:.2f}x | "
+            f"{1e3 * per:.2f} | {per / base:.2f}x | {r.get('from_cache', float('nan')):.2f} s | "
             + (f"{jax['forward']:.2f} s | {jax['value_and_grad']:.2f} s |" if jax
                else "- | - |"))
     return "\n".join(lines)
