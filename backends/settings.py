@@ -19,6 +19,7 @@ True
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import warnings
@@ -148,6 +149,22 @@ def get(name: str) -> Any:
             _warn(setting, raw, str(exc))
     _parsed[name] = (raw, value)
     return value
+
+
+@contextlib.contextmanager
+def overridden(name: str, raw: str):
+    """Setting `name` reads `raw` inside the block (its environment variable set, for
+    this process and the processes it starts), and what it was after."""
+    SETTINGS[name].parse(raw)  # a value the setting takes, or ValueError
+    old = os.environ.get(name)
+    os.environ[name] = raw
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
 
 
 def _warn(setting: Setting, raw: str, accepted: str) -> None:

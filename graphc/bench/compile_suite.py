@@ -21,7 +21,6 @@ native libraries cached but the compile cache off, and again with the compile ca
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -32,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from graphc.backends import settings
 
 LAYERS = (200, 400, 800, 1600)
 QUICK_LAYERS = (50, 100, 200)
@@ -79,20 +80,6 @@ def _from_cache(n: int) -> float:
     return seconds if low.cache == "hit" else float("nan")
 
 
-@contextlib.contextmanager
-def _compile_cache_off():
-    # a write, for this process only while the chains compile (settings reads it)
-    old = os.environ.get("GRAPHC_CACHE")
-    os.environ["GRAPHC_CACHE"] = "0"
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["GRAPHC_CACHE"]
-        else:
-            os.environ["GRAPHC_CACHE"] = old
-
-
 def _jax(n: int) -> dict[str, float] | None:
     try:
         import jax
@@ -120,7 +107,7 @@ def run(layers=LAYERS, peers: bool = True, out=sys.stdout, lstm: bool = True
     and the checkout has it; print the tables to `out` (None: print nothing)."""
     rows = []
     for n in layers:
-        with _compile_cache_off():
+        with settings.overridden("GRAPHC_CACHE", "0"):
             row = {"layers": n, **_graphc(n)}
         row["from_cache"] = _from_cache(n)
         row["jax"] = _jax(n) if peers else None
