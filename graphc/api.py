@@ -46,6 +46,23 @@ class Lowered:
     stage_seconds: dict[str, float] = field(default_factory=dict)  # trace, passes, codegen
     options: Options | None = None
     cache: str = ""
+    # why this signature was traced though others were compiled (graphc/retrace.py)
+    retraces: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # graphc.benchmark's runs
+    dump_stem: str | None = None  # GRAPHC_DUMP's DIR/NAME.N for this signature
+
+    def report(self, path) -> Any:
+        """Write this signature's HTML page to `path` (graphc/report: the source linked
+        to its nodes, the IR after each pass with diffs, the graph drawn with its
+        kernels, each kernel's code, the timings); returns the path.
+
+        >>> import graphc, numpy as np, tempfile, os
+        >>> low = graphc.compile(lambda x: x * 2.0).lower(np.ones(3))
+        >>> str(low.report(os.path.join(tempfile.mkdtemp(), "f.html"))).endswith("f.html")
+        True
+        """
+        from graphc.report import write_report
+        return write_report(self, path)
 
     @property
     def compile_seconds(self) -> float:
@@ -241,15 +258,19 @@ class CompiledFunction(SignatureCache):
             if entry is not None:  # another thread compiled it meanwhile
                 self._stats.hit()
                 return entry
+            history = []
             if self._cache:
                 # the user's call is 4 frames up from here, through _call and __call__,
                 # or through lower and its _trimmed wrapper
                 self._stats.warned = report_retrace(
                     self.__name__, list(self._cache.values()), flat.paths, flat.key,
                     self._stats.misses, self._stats.warned, stacklevel=4)
+                history = [explain_retrace(self.__name__, list(self._cache.values()),
+                                           flat.paths, flat.key)]
             lowered = lower_function(self.fn, args, kwargs, self.backend, self.passes,
                                      name=getattr(self.fn, "__name__", "fn"), flat=flat,
                                      options=self.options)
+            lowered.retraces = history
             check = self.check if self.check is not None else \
                 settings.get("GRAPHC_CHECK")
             # decided once per signature, so that a hit does not ask again

@@ -138,6 +138,11 @@ def benchmark(f: CompiledFunction | Callable[..., Any], *args: Any, repeats: int
 
     eager_seconds, compiled_seconds = interleaved_medians(
         [eager, lambda: compiled(*args)], repeats, warmup)
+    lowered.timings.update({f"eager ({EAGER_GRAPH if by_graph else EAGER_PYTHON})":
+                            eager_seconds, "compiled": compiled_seconds})
+    if lowered.dump_stem is not None:  # GRAPHC_DUMP's page, with these timings now
+        from graphc.dump import write_page
+        write_page(lowered, lowered.dump_stem, "")
     before, after = lowered.kernels
     notes = []
     if by_graph:

@@ -5,9 +5,10 @@ Every compiled function and signature gets its own stem `NAME.N` in the folder: 
 claimed by creating `NAME.N.json` exclusively (O_EXCL), so two lambdas, or two
 processes dumping into one folder, never write over each other. The stem's files are
 the IR as traced and after each pass, the optimized IR, the fusion report, the
-generated source (and its C), and `NAME.N.json`, the function's entry in the folder's
-`index.json` (function, source file:line, signature, files), which is replaced
-atomically, under a lock, as functions compile.
+generated source (and its C), the HTML page of graphc/report (`NAME.N.html`), and
+`NAME.N.json`, the function's entry in the folder's `index.json` (function, source
+file:line, signature, compile time, kernels, files), which is replaced atomically,
+under a lock, as functions compile, together with `index.html`, its page.
 
 >>> import graphc, numpy as np, os, tempfile, json
 >>> folder = tempfile.mkdtemp()
@@ -97,8 +98,20 @@ def write_lowered(fn: Callable, lowered: Any, directory: str | None = None) -> s
         files["c"] = native
     for suffix, text in files.items():
         _write(f"{base}.{suffix}", text)
-    _record(base, _entry(fn, lowered.graph, base, list(files)))
+    entry = _entry(fn, lowered.graph, base, list(files) + ["html"],
+                   compile_seconds=lowered.compile_seconds, kernels=lowered.kernels[1],
+                   report=os.path.basename(base) + ".html")
+    write_page(lowered, base, entry["source"] or "")
+    lowered.dump_stem = base
+    _record(base, entry)
     return base
+
+
+def write_page(lowered: Any, base: str, where: str) -> None:
+    """The stem's HTML page (graphc/report); graphc.benchmark writes it again with its
+    timings."""
+    from graphc.report import write_report
+    write_report(lowered, base + ".html", where)
 
 
 def _entry(fn: Callable | None, graph: Graph, base: str, suffixes: list[str],
@@ -134,6 +147,11 @@ def _record(base: str, entry: dict) -> None:
             json.dump(index, fh, indent=1)
             fh.write("\n")
         os.replace(tmp, path)  # a reader sees the old index or the new, never half
+        from graphc.report import index_page
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".index.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(index_page(index))
+        os.replace(tmp, os.path.join(directory, "index.html"))
 
 
 @contextlib.contextmanager

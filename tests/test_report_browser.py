@@ -1,0 +1,135 @@
+"""The HTML pages in a real browser: headless Chromium (Debian's, which `.ci/run`
+installs) driven by Playwright opens the GRAPHC_DUMP pages of the mlp training step,
+softmax and a torch model from disk, and the rendered DOM must hold every pass, every
+kernel's source and one SVG cluster per fusion group, with no JavaScript error; a
+click on a source line must light its nodes. Skipped only where Chromium or
+Playwright is absent. A screenshot of each page is left in the test's folder."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import graphc
+from graphc.ir import parse
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+sync_api = pytest.importorskip("playwright.sync_api")
+pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed"),
+              pytest.mark.usefixtures("no_compile_cache")]
+# as root, in a closed network: no sandbox, and none of Chromium's background traffic
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PASSES = ["traced", "simplify", "cse", "fold", "dce", "fusion"]
+
+
+def softmax(x):
+    e = np.exp(x - np.max(x, axis=-1, keepdims=True))
+    return e / np.sum(e, axis=-1, keepdims=True)
+
+
+def mlp_loss(w1, w2, x, y):
+    h = np.maximum(x @ w1, 0.0)
+    return np.mean((h @ w2 - y) ** 2)
+
+
+def mlp_step(w1, w2, x, y):
+    value, (g1, g2) = graphc.value_and_grad(mlp_loss, argnums=(0, 1))(w1, w2, x, y)
+    return value, w1 - 0.1 * g1, w2 - 0.1 * g2
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory) -> Path:
+    """A dump folder with the pages of three compiles."""
+    folder = tmp_path_factory.mktemp("dump")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GRAPHC_DUMP", str(folder))
+    mp.setenv("GRAPHC_CACHE", "0")
+    try:
+        rng = np.random.default_rng(0)
+        f32 = np.float32
+        graphc.compile(mlp_step)(rng.standard_normal((8, 16), f32),
+                                 rng.standard_normal((16, 4), f32),
+                                 rng.standard_normal((32, 8), f32),
+                                 rng.standard_normal((32, 4), f32))
+        graphc.compile(softmax)(rng.standard_normal((16, 50), f32))
+        torch = pytest.importorskip("torch")
+        model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(),
+                                    torch.nn.Linear(16, 2))
+        graphc.compile(model)(torch.randn(4, 8)).sum().backward()
+    finally:
+        mp.undo()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def _open(browser, path: Path):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(path.as_uri())
+    page.wait_for_selector("html[data-ready]")
+    return page, errors
+
+
+def _entries(folder: Path) -> list[dict]:
+    return json.loads((folder / "index.json").read_text())
+
+
+def test_the_dump_holds_the_three_compiles(pages):
+    names = {e["function"] for e in _entries(pages)}
+    assert {"mlp_step", "softmax"} <= names
+    assert any(n.startswith("Sequential") for n in names)  # its forward and backward
+
+
+def test_each_page_renders_every_pass_kernel_and_cluster(pages, browser):
+    for entry in _entries(pages):
+        path = pages / entry["report"]
+        optimized = parse((pages / f"{entry['stem']}.optimized.ir").read_text())
+        groups = [i for i, g in enumerate(optimized.groups) if g.kind != "source"]
+        page, errors = _open(browser, path)
+        shown = [t.split(" (")[0] for t in page.locator(".pass-name").all_inner_texts()]
+        assert shown == PASSES, entry["stem"]
+        assert page.locator("#graph g.cluster").count() == len(groups)
+        assert sorted(int(x) for x in page.locator("#graph g.cluster").evaluate_all(
+            "els => els.map(e => e.dataset.group)")) == groups
+        sources = page.locator("details.kernel pre.kernel-source")
+        assert sources.count() == len(groups)
+        texts = sources.evaluate_all("els => els.map(e => e.textContent)")
+        assert all(t.strip() and "no generated line" not in t for t in texts), entry["stem"]
+        assert page.locator("#graph .edge").count() > 0
+        page.screenshot(path=str(path.with_suffix(".png")), full_page=False)
+        assert errors == [], f"{entry['stem']}: {errors}"
+        page.close()
+
+
+def test_a_source_line_lights_its_nodes_and_a_cluster_opens_its_kernel(pages, browser):
+    (entry,) = [e for e in _entries(pages) if e["function"] == "softmax"]
+    page, errors = _open(browser, pages / entry["report"])
+    page.locator("#source .src-line.linked").first.click()
+    assert page.locator("#graph .node.hl").count() >= 1
+    assert page.locator("#passes .ir-line.hl").count() >= 1
+    page.locator("#graph g.cluster .cluster-label").first.evaluate(
+        "el => el.closest('.cluster').dispatchEvent(new MouseEvent('click', {bubbles: true}))")
+    assert page.locator("details.kernel[open]").count() == 1
+    assert errors == []
+    page.close()
+
+
+def test_the_index_page_links_every_compile(pages, browser):
+    page, errors = _open(browser, pages / "index.html")
+    links = page.locator("table.index a").evaluate_all("els => els.map(e => e.getAttribute('href'))")
+    assert sorted(links) == sorted(e["report"] for e in _entries(pages))
+    assert errors == []
+    page.close()
