@@ -36,6 +36,12 @@ def mlp_loss(w1, w2, x, y):
     return np.mean((h @ w2 - y) ** 2)
 
 
+def chain(h, w):  # past 300 nodes: the overview draws one box per group
+    for _ in range(80):
+        h = np.tanh(h @ w) * 0.5 + h
+    return np.sum(h)
+
+
 def mlp_step(w1, w2, x, y):
     value, (g1, g2) = graphc.value_and_grad(mlp_loss, argnums=(0, 1))(w1, w2, x, y)
     return value, w1 - 0.1 * g1, w2 - 0.1 * g2
@@ -56,6 +62,7 @@ def pages(tmp_path_factory) -> Path:
                                  rng.standard_normal((32, 8), f32),
                                  rng.standard_normal((32, 4), f32))
         graphc.compile(softmax)(rng.standard_normal((16, 50), f32))
+        graphc.compile(chain)(np.full((4, 8), 0.1, f32), np.eye(8, dtype=f32) * 0.5)
         torch = pytest.importorskip("torch")
         model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(),
                                     torch.nn.Linear(16, 2))
@@ -89,7 +96,7 @@ def _entries(folder: Path) -> list[dict]:
 
 def test_the_dump_holds_the_three_compiles(pages):
     names = {e["function"] for e in _entries(pages)}
-    assert {"mlp_step", "softmax"} <= names
+    assert {"mlp_step", "softmax", "chain"} <= names
     assert any(n.startswith("Sequential") for n in names)  # its forward and backward
 
 
@@ -131,5 +138,24 @@ def test_the_index_page_links_every_compile(pages, browser):
     page, errors = _open(browser, pages / "index.html")
     links = page.locator("table.index a").evaluate_all("els => els.map(e => e.getAttribute('href'))")
     assert sorted(links) == sorted(e["report"] for e in _entries(pages))
+    assert errors == []
+    page.close()
+
+
+def test_a_large_graphs_groups_are_boxes_that_expand_on_click(pages, browser):
+    (entry,) = [e for e in _entries(pages) if e["function"] == "chain"]
+    optimized = parse((pages / f"{entry['stem']}.optimized.ir").read_text())
+    page, errors = _open(browser, pages / entry["report"])
+    assert page.locator('#graph[data-collapsed="1"]').count() == 1
+    assert page.locator("#graph .node").count() == 0  # collapsed: boxes only
+    matmul = next(i for i, g in enumerate(optimized.groups) if g.kind == "matmul")
+    cluster = page.locator(f'#graph g.cluster[data-group="{matmul}"]')
+    cluster.evaluate("el => el.dispatchEvent(new MouseEvent('click', {bubbles: true}))")
+    popover = page.locator(f'.popover[data-group="{matmul}"]')
+    assert popover.count() == 1 and popover.is_visible()
+    assert popover.locator(".node").count() == len(optimized.groups[matmul].nodes)
+    page.screenshot(path=str((pages / entry["report"]).with_suffix(".expanded.png")))
+    cluster.evaluate("el => el.dispatchEvent(new MouseEvent('click', {bubbles: true}))")
+    assert page.locator(".popover").count() == 0  # a second click closes it
     assert errors == []
     page.close()

@@ -36,6 +36,9 @@ DOT_MAX_BOXES = 400
 # a layer wider than this many boxes wraps into rows (an unrolled loop's 50 steps side
 # by side would make a page tens of thousands of pixels wide)
 MAX_ROW = 12
+# an input read by more boxes than this (a weight, in every step of an unrolled loop)
+# gets no arrows: they would cross the whole drawing; its box says how many read it
+FAN_OUT = 8
 
 
 @dataclass
@@ -94,8 +97,9 @@ def layout(graph: Graph, expand_up_to: int = 300) -> Drawing:
     owner: dict[int, str] = {}  # id(value) -> the box that makes it
     for v in graph.inputs:
         key = f"in{len(boxes)}"
-        boxes[key] = Box(key, f"%{v.name}: {v.type}", kind="input",
-                         width=IO_W, height=IO_H)
+        label = f"%{v.name}: {v.type}"
+        boxes[key] = Box(key, label, kind="input", height=IO_H,
+                         width=max(IO_W, min(7.0 * len(label) + 16, 3 * IO_W)))
         owner[id(v)] = key
     for gi, group in enumerate(groups):
         if group.kind == "source":  # constants: drawn where they are read
@@ -156,7 +160,15 @@ def _edges(graph: Graph, boxes: dict[str, Box], owner: dict[int, str]) -> list[E
                 add(owner.get(id(v)), box.key, v)
     for v in graph.outputs:
         add(owner.get(id(v)), "out", v)
-    return list(by_pair.values())
+    readers: dict[str, int] = {}
+    for tail, _ in by_pair:
+        readers[tail] = readers.get(tail, 0) + 1
+    wide = {k for k, n in readers.items() if n > FAN_OUT and boxes[k].kind == "input"}
+    for key in wide:
+        box = boxes[key]
+        box.label += f" (read by {readers[key]} boxes)"
+        box.width = max(box.width, min(7.0 * len(box.label) + 16, 3 * IO_W))
+    return [e for (tail, _), e in by_pair.items() if tail not in wide]
 
 
 def layered_places(n: int, edges: list[tuple[int, int]], w: float, h: float

@@ -66,7 +66,9 @@ def source(graphs: list[Graph], ids: dict[str, str]) -> str:
     files = sorted({f for f, _ in by_line})
     parts = ['<section id="source"><h2>Source</h2>']
     if not files:
-        parts.append("<p>No source lines recorded (a graph read from text).</p>")
+        parts.append("<p>No node of this graph names a Python line: a graph read from "
+                     "text, or one captured through torch (its backward, or ops that "
+                     "torch's capture made).</p>")
     for file in files:
         lines = [ln for f, ln in by_line if f == file]
         lo, hi = max(1, min(lines) - 2), max(lines) + 2
@@ -175,9 +177,9 @@ def overview(drawing: Drawing, groups, ids: dict[str, str]) -> str:
     how = ("Each fusion group is a coloured cluster of its nodes; hover a node for its "
            "type, an arrow for the values it carries and why its two kernels did not "
            "fuse; click a cluster for its kernel." if drawing.expanded else
-           "The graph is large, so each fusion group is one box: click a box to open "
-           "its kernel, with the group drawn node by node; hover an arrow for the values "
-           "it carries and why its two kernels did not fuse.")
+           "The graph is large, so each fusion group is one box: click a box to expand "
+           "it (its nodes, over the box; click its title to close it), hover an arrow for "
+           "the values it carries and why its two kernels did not fuse.")
     return (f'<section id="overview"><h2>Graph</h2><p class="hint">{esc(how)}</p>'
             f'<div class="graph-wrap">{svg.overview(drawing, groups, ids)}</div></section>')
 

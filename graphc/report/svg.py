@@ -76,7 +76,7 @@ def overview(d: Drawing, groups: list[Group], ids: dict[str, str]) -> str:
     boxes = {b.key: b for b in d.boxes}
     owner = {v.name: b.key for b in d.boxes for m in b.members for v in m.node.outputs}
     noted = reasons(groups, owner)
-    parts = [f'<svg id="graph" class="graph" '
+    parts = [f'<svg id="graph" class="graph" data-collapsed="{0 if d.expanded else 1}" '
              f'width="{d.width:.0f}" height="{d.height:.0f}" '
              f'viewBox="0 0 {d.width:.1f} {d.height:.1f}">', _ARROW]
     for e in d.edges:
@@ -109,14 +109,16 @@ def _box(b: Box, expanded: bool, ids: dict[str, str]) -> str:
         return (f'<g class="io {b.kind}"><rect x="{b.x:.1f}" y="{b.y:.1f}" '
                 f'width="{b.width:.1f}" height="{b.height:.1f}" rx="13"/>'
                 f'<text x="{b.x + b.width / 2:.1f}" y="{b.y + b.height / 2 + 4:.1f}">'
-                f'{esc(_short(b.label, 18))}</text><title>{esc(b.label)}</title></g>')
+                f'{esc(_short(b.label, int((b.width - 10) / 7)))}</text>'
+                f'<title>{esc(b.label)}</title></g>')
     h = hue(b.group)
     head = (f'<g class="cluster kind-{esc(b.kind)}" id="cluster-{b.group}" '
             f'data-group="{b.group}" style="--hue: {h}">'
             f'<rect class="cluster-box" x="{b.x:.1f}" y="{b.y:.1f}" width="{b.width:.1f}" '
             f'height="{b.height:.1f}" rx="6"/>'
             f'<text class="cluster-label" x="{b.x + 8:.1f}" y="{b.y + 15:.1f}">'
-            f'{esc(b.label)}</text><title>{esc(b.label)}: click for its kernel</title>')
+            f'{esc(b.label)}</text><title>{esc(b.label)}: click to '
+            f'{"open its kernel" if expanded else "expand it"}</title>')
     if not expanded:
         return head + "</g>"
     return head + members(b, ids, b.x, b.y) + "</g>"
