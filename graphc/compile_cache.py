@@ -66,17 +66,29 @@ log = logging.getLogger("graphc")
 
 @functools.lru_cache(maxsize=1)
 def graphc_digest() -> str:
-    """A digest of graphc's own source (every .py and .c file of the package): any edit
+    """A digest of graphc's own source (every .py and .c file of its packages): any edit
     is a new key, which a version number alone would not give during development."""
     import graphc
-    root = Path(graphc.__file__).resolve().parent
     h = hashlib.sha256(graphc.__version__.encode())
-    files = sorted(p for suffix in ("*.py", "*.c") for p in root.rglob(suffix)
-                   if "__pycache__" not in p.parts)
-    for path in files:
-        h.update(str(path.relative_to(root)).encode() + b"\0")
+    for name, path in source_files():
+        h.update(name.encode() + b"\0")
         h.update(path.read_bytes())
     return h.hexdigest()
+
+
+def source_files() -> list[tuple[str, Path]]:
+    """(package-relative name, path) of graphc's .py and .c files. The packages are
+    folders of their own in a checkout (frontend/, passes/, backends/ beside graphc/),
+    and under graphc/ in an installed wheel: each is walked, each file counted once."""
+    import importlib
+    found: dict[Path, str] = {}
+    for package in ("graphc", "graphc.frontend", "graphc.passes", "graphc.backends"):
+        root = Path(importlib.import_module(package).__file__).resolve().parent
+        for suffix in ("*.py", "*.c"):
+            for path in root.rglob(suffix):
+                if "__pycache__" not in path.parts:
+                    found.setdefault(path, f"{package}/{path.relative_to(root)}")
+    return sorted(((name, path) for path, name in found.items()), key=lambda e: e[0])
 
 
 def key(graph: Graph, backend, options, pipeline: list) -> tuple[str | None, str]:

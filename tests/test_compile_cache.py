@@ -223,6 +223,16 @@ def test_graphc_itself_is_in_the_key(monkeypatch):
                                               lambda: digest + "edited"))
 
 
+def test_graphcs_digest_reads_every_package_of_it():
+    # a checkout names them graphc.passes/fusion.py, an installed wheel graphc/passes/...
+    names = [name for name, _ in compile_cache.source_files()]
+    for tail in ("graphc/api.py", "frontend/trace.py", "passes/fusion.py",
+                 "backends/numpy/codegen.py", "backends/numpy/calls.c",
+                 "backends/triton/codegen.py", "graphc/report/sections.py"):
+        assert any(n.endswith(tail) for n in names), tail
+    assert len(names) == len(set(names))
+
+
 def test_python_is_in_the_key(monkeypatch):
     _misses_after(lambda: monkeypatch.setattr(sys, "version", sys.version + " (other)"))
 
