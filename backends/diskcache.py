@@ -34,6 +34,7 @@ import os
 import shutil
 import stat
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -232,6 +233,40 @@ def evict(keep: Path) -> None:
                 continue
             total -= size
     _total[base] = total
+
+
+_soon = threading.Condition()
+_soon_keep: list[Path] = []  # entries added since the evicting thread last looked
+_soon_thread: list[threading.Thread] = []
+
+
+def evict_soon(keep: Path) -> None:
+    """`evict(keep)` on a thread of its own, off the caller's path: counting a cache of
+    80,000 entries takes about half a second, which a compile should not wait for.
+    Requests made while it runs are served by one more round."""
+    with _soon:
+        _soon_keep.append(keep)
+        if not _soon_thread or not _soon_thread[0].is_alive():
+            # a daemon: exiting does not wait for a count, and a deletion cut short
+            # leaves only an entry that a later count finds again
+            thread = threading.Thread(target=_evict_rounds, name="graphc-cache-evict",
+                                      daemon=True)
+            _soon_thread[:] = [thread]
+            thread.start()
+        _soon.notify()
+
+
+def _evict_rounds() -> None:
+    while True:
+        with _soon:
+            if not _soon_keep:
+                return
+            keep = list(_soon_keep)
+            _soon_keep.clear()
+        try:
+            evict(keep[-1])  # (the others were written just before: the newest but it)
+        except OSError:
+            pass  # a cache folder gone meanwhile: nothing to evict
 
 
 def _stat(path: Path) -> os.stat_result | None:

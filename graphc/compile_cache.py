@@ -164,7 +164,7 @@ def store(digest: str, optimized: Graph, rendered) -> None:
     try:
         path = _path(digest)
         diskcache.write(path, data)
-        diskcache.evict(keep=path)
+        diskcache.evict_soon(keep=path)  # counting a big cache: not on the compile's time
     except OSError as exc:
         diskcache.warn(f"could not write the compile cache: {exc}")
 

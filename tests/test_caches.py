@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -329,3 +330,22 @@ def test_a_corrupt_entry_heals_and_the_next_process_is_silent(tmp_path):
     again, stderr = _run_script(tmp_path)
     assert stderr == "" and again["native"] and again["error"] < 1e-5
     assert [os.stat(name).st_ino for name in again["libraries"]] == inodes  # not rebuilt
+
+
+def test_evict_soon_evicts_off_the_callers_thread(monkeypatch, tmp_path, fresh):
+    # the compile cache stores an entry and leaves the counting to a thread of its own
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("GRAPHC_CACHE_MAX_MB", "1")
+    folder = diskcache.folder("compile")
+    threads = []
+    real = diskcache.evict
+    monkeypatch.setattr(diskcache, "evict",
+                        lambda keep: threads.append(threading.current_thread()) or real(keep))
+    for i in range(4):  # 0.4 MB each, the newest last
+        diskcache.write(folder / f"c{i}.entry", bytes(400_000))
+        os.utime(folder / f"c{i}.entry", (time.time() - 10 + i, time.time() - 10 + i))
+        diskcache.evict_soon(keep=folder / f"c{i}.entry")
+    diskcache._soon_thread[0].join(timeout=30)
+    assert threads and threading.main_thread() not in threads
+    left = sorted(p.name for p in folder.iterdir())
+    assert "c3.entry" in left and sum(p.stat().st_size for p in folder.iterdir()) <= 1 << 20

@@ -66,6 +66,7 @@ def _graphc(n: int) -> dict[str, Any]:
     start = time.perf_counter()
     vg(h, w)
     out["value_and_grad"] = time.perf_counter() - start
+    out["vg_stages"] = dict(vg.lower(h, w).stage_seconds)  # (the signature compiled above)
     return out
 
 
@@ -171,10 +172,16 @@ def lstm_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _per_node(row: dict[str, Any], stage: str) -> str:
+    seconds = row.get("vg_stages", {}).get(stage)
+    return "-" if seconds is None else f"{1e3 * seconds / row['forward_nodes']:.2f}"
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     """The rows as a Markdown table (times in seconds, per node in ms)."""
     head = ("| layers (forward nodes) | graphc forward (trace / passes / codegen) | "
-            "graphc value_and_grad | ms per node (vg) | growth per node (vg) | "
+            "graphc value_and_grad | ms per node (vg: trace / passes / codegen) | "
+            "growth per node (vg) | "
             "vg from the cache | jax.jit forward | jax.jit value_and_grad |")
     lines = [head, "| " + " | ".join(["---"] * 8) + " |"]
     base = rows[0]["value_and_grad"] / rows[0]["forward_nodes"] if rows else 1.0
@@ -186,7 +193,8 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"| {r['layers']} ({r['forward_nodes']}) | {r['forward']:.2f} s "
             f"({st.get('trace', 0):.2f} / {st.get('passes', 0):.2f} / "
             f"{st.get('codegen', 0):.2f}) | {r['value_and_grad']:.2f} s | "
-            f"{1e3 * per:.2f} | {per / base:.2f}x | {r.get('from_cache', float('nan')):.2f} s | "
+            f"{1e3 * per:.2f} ({_per_node(r, 'trace')} / {_per_node(r, 'passes')} / "
+            f"{_per_node(r, 'codegen')}) | {per / base:.2f}x | {r.get('from_cache', float('nan')):.2f} s | "
             + (f"{jax['forward']:.2f} s | {jax['value_and_grad']:.2f} s |" if jax
                else "- | - |"))
     return "\n".join(lines)
