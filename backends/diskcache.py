@@ -235,9 +235,9 @@ def evict(keep: Path) -> None:
     _total[base] = total
 
 
-_soon = threading.Condition()
+_soon = threading.Lock()
 _soon_keep: list[Path] = []  # entries added since the evicting thread last looked
-_soon_thread: list[threading.Thread] = []
+_soon_thread: list[threading.Thread] = []  # the thread while it has work, else empty
 
 
 def evict_soon(keep: Path) -> None:
@@ -246,27 +246,28 @@ def evict_soon(keep: Path) -> None:
     Requests made while it runs are served by one more round."""
     with _soon:
         _soon_keep.append(keep)
-        if not _soon_thread or not _soon_thread[0].is_alive():
+        if not _soon_thread:  # (emptied, under the lock, by a thread that stops)
             # a daemon: exiting does not wait for a count, and a deletion cut short
             # leaves only an entry that a later count finds again
             thread = threading.Thread(target=_evict_rounds, name="graphc-cache-evict",
                                       daemon=True)
             _soon_thread[:] = [thread]
             thread.start()
-        _soon.notify()
 
 
 def _evict_rounds() -> None:
     while True:
         with _soon:
             if not _soon_keep:
+                _soon_thread.clear()
                 return
-            keep = list(_soon_keep)
+            batch = list(_soon_keep)
             _soon_keep.clear()
-        try:
-            evict(keep[-1])  # (the others were written just before: the newest but it)
-        except OSError:
-            pass  # a cache folder gone meanwhile: nothing to evict
+        for keep in batch:  # each, in order: the running total counts every one's size
+            try:
+                evict(keep)
+            except OSError:
+                pass  # a cache folder gone meanwhile: nothing to evict
 
 
 def _stat(path: Path) -> os.stat_result | None:
