@@ -18,7 +18,7 @@ cache miss.
 ... except OptionError as exc:
 ...     print(exc.message)  # doctest: +NORMALIZE_WHITESPACE
 unknown option 'natve'; the options are native, small_group, block_elements, threads,
-march, cuda_graphs
+march, cuda_graphs, profile
 """
 from __future__ import annotations
 
@@ -52,6 +52,8 @@ class Options:
     march: the -march target native kernels are built for (GRAPHC_MARCH).
     cuda_graphs: the triton backend captures the whole program into a CUDA graph per
         input signature and replays it (backends/triton/cudagraph.py); off by default.
+    profile: the numpy backend times each kernel of every call (`graphc.profile` turns
+        it on; the times are in the Executable's `kernel_seconds`); off by default.
 
     >>> Options(native=False, small_group=0).small_group
     0
@@ -63,12 +65,15 @@ class Options:
     threads: int | None = None
     march: str = _setting("GRAPHC_MARCH")
     cuda_graphs: bool = False
+    profile: bool = False
 
     def __post_init__(self) -> None:
         if type(self.native) is not bool:
             _bad("native", self.native, "True or False")
         if type(self.cuda_graphs) is not bool:
             _bad("cuda_graphs", self.cuda_graphs, "True or False")
+        if type(self.profile) is not bool:
+            _bad("profile", self.profile, "True or False")
         _check_int("small_group", self.small_group, 0)
         _check_int("block_elements", self.block_elements, 1)
         if self.threads is not None:

@@ -19,6 +19,7 @@ from graphc.backends.settings import SettingWarning
 from graphc.backends.options import Options
 from graphc.api import CompiledFunction, Lowered, RecompileWarning, compile, trace
 from graphc.benchmark import BenchmarkResult, benchmark
+from graphc.profile import KernelTime, ProfileResult, profile
 from graphc.transforms import grad, value_and_grad, vjp
 from graphc.export import Exported, export, load
 from graphc import nn
@@ -36,6 +37,7 @@ __all__ = [
     "SettingWarning",
     "ShapeError",
     "TracerBoolError", "TracerLeakError", "UnsupportedError", "VerifyError", "benchmark",
+    "profile", "ProfileResult", "KernelTime",
     "compile", "debug", "dtypes", "errors", "export", "grad", "interpret", "ir", "load", "nn",
     "ops", "random",
     "trace", "value_and_grad", "vjp",

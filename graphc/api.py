@@ -50,6 +50,7 @@ class Lowered:
     retraces: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # graphc.benchmark's runs
     dump_stem: str | None = None  # GRAPHC_DUMP's DIR/NAME.N for this signature
+    kernel_profile: list = field(default_factory=list)  # graphc.profile's KernelTimes
 
     def report(self, path) -> Any:
         """Write this signature's HTML page to `path` (graphc/report: the source linked

@@ -280,7 +280,12 @@ def render(graph: Graph, options: Options | None = None) -> Rendered:
         small = _elements(plan.group) <= small_group
         if not small:  # op by op, any group runs; as one kernel, only this backend's
             _check_policy(plan.group, gi)
+        start = len(p.body)
         RENDERERS[plan.kind](p, plan, small)
+        if p.options.profile and len(p.body) > start and plan.kind != "source":
+            # graphc.profile: the group's lines timed, into its slot of _prof
+            p.body.insert(start, "_t = _clock()")
+            p.body.append(f"_prof[{gi}] += _clock() - _t")
         # free what no later group reads, as eager code does: numpy's allocator then
         # hands back warm memory instead of touching fresh pages
         dead = sorted({p.names[k] for k in dies_in.get(gi, ())
@@ -316,7 +321,8 @@ def render(graph: Graph, options: Options | None = None) -> Rendered:
     return Rendered(graph.name, fn_name, "\n".join(lines) + "\n", c_source,
                     [nk.name for nk in p.natives], list(slot_bytes),
                     [list(k.scratch) for k in p.kernels], list(p.em.consts), list(p.locs),
-                    p.use_native, p.options.threads, p.options.march)
+                    p.use_native, p.options.threads, p.options.march,
+                    len(p.plans) if p.options.profile else 0)
 
 
 def generate(graph: Graph, options: Options | None = None) -> tuple[str, dict[str, Any]]:

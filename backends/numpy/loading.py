@@ -12,6 +12,7 @@ import ctypes
 import functools
 import itertools
 import linecache
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -36,6 +37,13 @@ class Executable:
     filename: str
     native_source: str = ""  # the C of its native kernels, if any (also in `source`)
     rendered: Rendered | None = None  # what it was bound from (the compile cache keeps it)
+
+    @property
+    def kernel_seconds(self) -> list[float] | None:
+        """Seconds spent in each group over every call so far, with Options(profile=
+        True) (graphc.profile); else None. Indexed by group, as the fusion report."""
+        prof = self.fn.__globals__.get("_prof")
+        return None if prof is None else list(prof)
 
     def release(self) -> int:
         """Let its buffer pools drop what they keep between calls (it still runs: a
@@ -70,6 +78,7 @@ class Rendered:
     use_native: bool = False
     threads: int | None = None
     march: str = "native"
+    profiled: int = 0  # with Options(profile=True): the groups timed (`_prof`'s length)
 
     def record(self) -> tuple[dict[str, Any], list[np.ndarray]]:
         """The fields as JSON-able data, and the constants' arrays beside them."""
@@ -79,7 +88,7 @@ class Rendered:
                  "scratch": [[[list(shape), dtype] for shape, dtype in k] for k in self.scratch],
                  "locs": [loc_record(loc) for loc in self.locs],
                  "use_native": self.use_native, "threads": self.threads,
-                 "march": self.march}, list(self.consts))
+                 "march": self.march, "profiled": self.profiled}, list(self.consts))
 
     @classmethod
     def from_record(cls, meta: dict[str, Any], arrays: list[np.ndarray]) -> Rendered:
@@ -91,6 +100,7 @@ class Rendered:
         need(ints(meta.get("slot_bytes")), "slot_bytes")
         need(isinstance(meta.get("use_native"), bool), "use_native")
         need(meta.get("threads") is None or type(meta.get("threads")) is int, "threads")
+        need(type(meta.get("profiled")) is int and meta["profiled"] >= 0, "profiled")
         scratch = meta.get("scratch")
         need(isinstance(scratch, list) and all(
             isinstance(k, list) and all(isinstance(s, list) and len(s) == 2 and
@@ -101,7 +111,7 @@ class Rendered:
                    list(meta["natives"]), list(meta["slot_bytes"]),
                    [[(tuple(shape), dtype) for shape, dtype in k] for k in scratch],
                    list(arrays), [loc_from(loc) for loc in meta["locs"]],
-                   meta["use_native"], meta["threads"], meta["march"])
+                   meta["use_native"], meta["threads"], meta["march"], meta["profiled"])
 
 
 def namespace(r: Rendered) -> dict[str, Any]:
@@ -113,6 +123,8 @@ def namespace(r: Rendered) -> dict[str, Any]:
           else runtime.run_blocks,
           "_view": runtime.view, "_arena": runtime.arena_pool(r.slot_bytes),
           "_out": runtime.Recycler(), "_locs": r.locs, "_IndexingError": IndexingError}
+    if r.profiled:
+        ns["_clock"], ns["_prof"] = time.perf_counter, [0.0] * r.profiled
     for i, spec in enumerate(r.scratch):
         ns[f"_s{i}"] = runtime.scratch_pool(spec)
     if r.natives:

@@ -309,5 +309,13 @@ def timings(low: Any) -> str:
     else:
         parts.append('<p class="hint">Run graphc.benchmark(f, *args) to add the eager '
                      "and compiled times here.</p>")
+    profiled = sorted(getattr(low, "kernel_profile", None) or [], key=lambda r: -r.seconds)
+    if profiled:
+        parts += [f"<h3>graphc.profile: the {min(len(profiled), 25)} slowest kernels, "
+                  "time per call</h3>",
+                  svg.bars([(f"k{r.index} {r.kind}", r.seconds * 1e3) for r in profiled[:25]])]
+    else:
+        parts.append('<p class="hint">Run graphc.profile(f, *args) to add each kernel\'s '
+                     "time here.</p>")
     parts.append("</section>")
     return "".join(parts)
