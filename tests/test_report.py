@@ -15,29 +15,9 @@ import pytest
 import graphc
 from graphc.report import layout as layout_module
 from graphc.report import sections
+from tests.report_programs import mlp_args as _mlp_args, mlp_step, softmax
 
 pytestmark = pytest.mark.usefixtures("no_compile_cache")  # the pages of cold compiles
-
-
-def softmax(x):
-    e = np.exp(x - np.max(x, axis=-1, keepdims=True))
-    return e / np.sum(e, axis=-1, keepdims=True)
-
-
-def mlp_loss(w1, w2, x, y):
-    h = np.maximum(x @ w1, 0.0)
-    return np.mean((h @ w2 - y) ** 2)
-
-
-def mlp_step(w1, w2, x, y):
-    value, (g1, g2) = graphc.value_and_grad(mlp_loss, argnums=(0, 1))(w1, w2, x, y)
-    return value, w1 - 0.1 * g1, w2 - 0.1 * g2
-
-
-def _mlp_args():
-    rng = np.random.default_rng(0)
-    return (rng.standard_normal((8, 16), np.float32), rng.standard_normal((16, 4), np.float32),
-            rng.standard_normal((32, 8), np.float32), rng.standard_normal((32, 4), np.float32))
 
 
 def _page(low) -> str:

@@ -15,6 +15,7 @@ import pytest
 
 import graphc
 from graphc.ir import parse
+from tests.report_programs import mlp_args, mlp_step, softmax
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -26,25 +27,10 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 PASSES = ["traced", "simplify", "cse", "fold", "dce", "fusion"]
 
 
-def softmax(x):
-    e = np.exp(x - np.max(x, axis=-1, keepdims=True))
-    return e / np.sum(e, axis=-1, keepdims=True)
-
-
-def mlp_loss(w1, w2, x, y):
-    h = np.maximum(x @ w1, 0.0)
-    return np.mean((h @ w2 - y) ** 2)
-
-
 def chain(h, w):  # past 300 nodes: the overview draws one box per group
     for _ in range(80):
         h = np.tanh(h @ w) * 0.5 + h
     return np.sum(h)
-
-
-def mlp_step(w1, w2, x, y):
-    value, (g1, g2) = graphc.value_and_grad(mlp_loss, argnums=(0, 1))(w1, w2, x, y)
-    return value, w1 - 0.1 * g1, w2 - 0.1 * g2
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +43,7 @@ def pages(tmp_path_factory) -> Path:
     try:
         rng = np.random.default_rng(0)
         f32 = np.float32
-        graphc.compile(mlp_step)(rng.standard_normal((8, 16), f32),
-                                 rng.standard_normal((16, 4), f32),
-                                 rng.standard_normal((32, 8), f32),
-                                 rng.standard_normal((32, 4), f32))
+        graphc.compile(mlp_step)(*mlp_args())
         graphc.compile(softmax)(rng.standard_normal((16, 50), f32))
         graphc.compile(chain)(np.full((4, 8), 0.1, f32), np.eye(8, dtype=f32) * 0.5)
         torch = pytest.importorskip("torch")
