@@ -18,6 +18,7 @@ only in how the halves' gradients are summed, well below rtol 1e-9).
 """
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import sys
@@ -68,36 +69,44 @@ def single_process(steps: int) -> tuple[list[float], dict]:
 
 
 def _rank(rank: int, port: int, steps: int, dynamo: bool, out: str) -> None:
-    import graphc
-    from torch.nn.parallel import DistributedDataParallel as DDP
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=WORLD)
     try:
-        model = _initial()
-        ddp = torch.compile(DDP(model), backend="graphc") if dynamo else \
-            DDP(graphc.compile(model))
-        opt = torch.optim.SGD(model.parameters(), lr=0.05)
-        xs, ys = _data(steps)
-        half = BATCH // WORLD
-        losses = []
-        for x, y in zip(xs, ys):
-            part = slice(rank * half, (rank + 1) * half)
-            opt.zero_grad()
-            loss = F.mse_loss(ddp(x[part]), y[part])
-            loss.backward()
-            opt.step()
-            total = loss.detach().clone()
-            dist.all_reduce(total)
-            losses.append(total.item() / WORLD)
+        losses, params = _train_rank(rank, steps, dynamo)
         if rank == 0:
-            torch.save({"losses": losses, "params": model.state_dict()}, out)
-        # both ranks leave together: without this, a rank sometimes died of SIGABRT
-        # ("terminate called without an active exception") in the group's teardown, 2
-        # of 10 runs once one rank's compile came from the compile cache and finished
-        # well before the other's (0 of 8 with it)
+            torch.save({"losses": losses, "params": params}, out)
+        # the DDP wrapper and its compiled graphs hold gloo work with tensors in it:
+        # freed now, while the interpreter is whole (left to its teardown, where gloo's
+        # threads meet a finalizing interpreter, a rank sometimes died of SIGABRT,
+        # "terminate called without an active exception"), and both ranks leave together
+        if dynamo:
+            torch._dynamo.reset()
+        gc.collect()
         dist.barrier()
     finally:
         dist.destroy_process_group()
+
+
+def _train_rank(rank: int, steps: int, dynamo: bool) -> tuple[list[float], dict]:
+    import graphc
+    from torch.nn.parallel import DistributedDataParallel as DDP
+    model = _initial()
+    ddp = torch.compile(DDP(model), backend="graphc") if dynamo else \
+        DDP(graphc.compile(model))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    xs, ys = _data(steps)
+    half = BATCH // WORLD
+    losses = []
+    for x, y in zip(xs, ys):
+        part = slice(rank * half, (rank + 1) * half)
+        opt.zero_grad()
+        loss = F.mse_loss(ddp(x[part]), y[part])
+        loss.backward()
+        opt.step()
+        total = loss.detach().clone()
+        dist.all_reduce(total)
+        losses.append(total.item() / WORLD)
+    return losses, {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def _free_port() -> int:
