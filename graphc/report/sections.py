@@ -311,8 +311,8 @@ def timings(low: Any) -> str:
                      "and compiled times here.</p>")
     profiled = sorted(getattr(low, "kernel_profile", None) or [], key=lambda r: -r.seconds)
     if profiled:
-        parts += [f"<h3>graphc.profile: the {min(len(profiled), 25)} slowest kernels, "
-                  "time per call</h3>",
+        parts += ["<h3>graphc.profile: each kernel's time per call"
+                  + (" (the slowest 25)" if len(profiled) > 25 else "") + "</h3>",
                   svg.bars([(f"k{r.index} {r.kind}", r.seconds * 1e3) for r in profiled[:25]])]
     else:
         parts.append('<p class="hint">Run graphc.profile(f, *args) to add each kernel\'s '
