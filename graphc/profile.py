@@ -17,6 +17,7 @@ kernel, so a function of many tiny kernels reads a little slower than it runs.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -33,12 +34,11 @@ class KernelTime:
     ops: str
     seconds: float  # per call
     bytes: int  # its inputs and outputs, per call
+    share: float = 0.0  # of the kernels' total
 
     @property
     def gbytes_per_second(self) -> float:
         return self.bytes / self.seconds / 1e9 if self.seconds > 0 else 0.0
-
-    share: float = 0.0  # of the kernels' total
 
 
 @dataclass
@@ -75,7 +75,6 @@ def profile(f: Callable, *args: Any, repeats: int = 20, warmup: int = 2) -> Prof
     The compile report of the profiled signature (`Lowered.report`, or GRAPHC_DUMP's
     page, written again) shows the kernels' times as a bar chart.
     """
-    import time
     if type(repeats) is not int or repeats < 1 or type(warmup) is not int or warmup < 0:
         raise ArgumentError(f"repeats={repeats!r}, warmup={warmup!r}",
                             hint="repeats is an int >= 1, warmup an int >= 0")

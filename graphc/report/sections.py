@@ -20,7 +20,7 @@ from graphc.report.svg import esc
 
 _DEFINED = re.compile(r"^\s*%([^\s:=]+)(?::| =)")  # an IR line's defined value
 _NAMED = re.compile(r"%([A-Za-z0-9_.]+)")
-_CALL = re.compile(r"#\s*(_[nk]\d+|k\d+\w*) \(group (\d+):")  # numpy: a kernel's call
+_CALL = re.compile(r"#\s*(_[nk]\d+) \(group (\d+):")  # numpy: a kernel's call
 _LAUNCH = re.compile(r"\blaunch_(k(\d+)\w*)\(")  # triton: a kernel's launch in the program
 _MAX_SOURCE_LINES = 400  # of one file around the traced lines
 

@@ -13,7 +13,7 @@ import re
 
 from graphc.ir import Group, Node
 from graphc.ir.text import format_node
-from graphc.report.layout import NODE_H, NODE_W, Box, Drawing, Edge
+from graphc.report.layout import HEAD, NODE_H, NODE_W, PAD, Box, Drawing, Edge
 
 _NOTE = re.compile(r"not fused with group of %(\S+) \((\w+)\) at (\S+) %(\S+): (.*)")
 
@@ -144,7 +144,6 @@ def members(b: Box, ids: dict[str, str], ox: float, oy: float) -> str:
 
 def group_drawing(b: Box, ids: dict[str, str]) -> str:
     """One group's own drawing, for its kernel's section."""
-    from graphc.report.layout import HEAD, PAD
     if not b.members:
         return ""
     width = max(m.x for m in b.members) + NODE_W + PAD
