@@ -261,13 +261,13 @@ class CompiledFunction(SignatureCache):
                 return entry
             history = []
             if self._cache:
+                seen = list(self._cache.values())
+                history = [explain_retrace(self.__name__, seen, flat.paths, flat.key)]
                 # the user's call is 4 frames up from here, through _call and __call__,
                 # or through lower and its _trimmed wrapper
                 self._stats.warned = report_retrace(
-                    self.__name__, list(self._cache.values()), flat.paths, flat.key,
-                    self._stats.misses, self._stats.warned, stacklevel=4)
-                history = [explain_retrace(self.__name__, list(self._cache.values()),
-                                           flat.paths, flat.key)]
+                    self.__name__, seen, flat.paths, flat.key, self._stats.misses,
+                    self._stats.warned, stacklevel=4, text=history[0])
             lowered = lower_function(self.fn, args, kwargs, self.backend, self.passes,
                                      name=getattr(self.fn, "__name__", "fn"), flat=flat,
                                      options=self.options)

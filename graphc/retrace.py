@@ -37,7 +37,8 @@ class Seen(Protocol):
 
 
 def report_retrace(name: str, seen: Sequence[Seen], paths: list[str], key: tuple,
-                   retraces: int, warned: bool, stacklevel: int) -> bool:
+                   retraces: int, warned: bool, stacklevel: int,
+                   text: str | None = None) -> bool:
     """Log and/or warn that `key` missed the cache after `retraces` retraces, as
     GRAPHC_LOG and RETRACE_WARNING_AT ask; whether the warning has been given now.
     `stacklevel` counts from the caller (warnings.warn's meaning)."""
@@ -45,7 +46,7 @@ def report_retrace(name: str, seen: Sequence[Seen], paths: list[str], key: tuple
     want_warn = retraces >= RETRACE_WARNING_AT and not warned
     if not (want_log or want_warn):
         return warned
-    text = explain_retrace(name, seen, paths, key)
+    text = text or explain_retrace(name, seen, paths, key)  # (given: made already)
     if want_log:
         log_handler()
         log.warning(text)
