@@ -255,6 +255,15 @@ def evict_soon(keep: Path) -> None:
             thread.start()
 
 
+def wait_for_eviction(timeout: float | None = None) -> None:
+    """Block until the evicting thread (if any) has finished its rounds: for a caller
+    that measures this process's memory or files and must not see the thread's."""
+    with _soon:
+        threads = list(_soon_thread)
+    for thread in threads:
+        thread.join(timeout)
+
+
 def _evict_rounds() -> None:
     while True:
         with _soon:

@@ -345,8 +345,7 @@ def test_evict_soon_evicts_off_the_callers_thread(monkeypatch, tmp_path, fresh):
         diskcache.write(folder / f"c{i}.entry", bytes(400_000))
         os.utime(folder / f"c{i}.entry", (time.time() - 10 + i, time.time() - 10 + i))
         diskcache.evict_soon(keep=folder / f"c{i}.entry")
-    for thread in list(diskcache._soon_thread):
-        thread.join(timeout=30)
+    diskcache.wait_for_eviction(timeout=30)
     assert threads and threading.main_thread() not in threads
     left = sorted(p.name for p in folder.iterdir())
     assert "c3.entry" in left and sum(p.stat().st_size for p in folder.iterdir()) <= 1 << 20
