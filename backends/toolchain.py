@@ -37,8 +37,11 @@ from graphc.errors import OptionError
 
 # -fno-math-errno lets sqrt vectorize; -fopenmp-simd enables only the `omp simd`
 # pragmas (no OpenMP runtime), which is what allows reductions to be vectorized
-# without -ffast-math changing the meaning of every other operation.
-FLAGS = ("-O3", "-fopenmp-simd", "-fno-math-errno", "-fPIC", "-shared", "-std=c11")
+# without -ffast-math changing the meaning of every other operation. -fno-trapping-math
+# lets the selects of branch-free code (vmath.c) become blends below AVX-512; nothing
+# reads the floating-point exception flags.
+FLAGS = ("-O3", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared",
+         "-std=c11")
 # GRAPHC_MARCH: the -march values accepted (the x86-64 micro-architecture levels and the
 # building machine's own); a closed list, since the value lands on a compiler command line
 MARCHES = settings.SETTINGS["GRAPHC_MARCH"].choices  # declared in backends/settings.py

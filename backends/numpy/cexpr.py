@@ -8,15 +8,18 @@ then runs as a numpy kernel. The forms here are the building blocks the entries 
 `lowering.LOWERINGS` use.
 
 >>> used = set()
->>> math_fn("exp")("float32", ["x"], used, {}), sorted(used)
-('expf(x)', [('expf', 'float', 1)])
+>>> math_fn("log")("float32", ["x"], used, {}), sorted(used)
+('logf(x)', [('logf', 'float', 1)])
+>>> math_fn("exp")("float32", ["x"], used, {})  # graphc's own (backends/numpy/cmath.py)
+'gc_expf(x)'
+
 """
 from __future__ import annotations
 
 from typing import Callable
 
 from graphc import dtypes
-from graphc.backends.numpy import cdivision
+from graphc.backends.numpy import cdivision, cmath
 from graphc.backends.numpy.literals import c_double, py
 from graphc.ops.elementwise import power_of_ten
 
@@ -27,8 +30,10 @@ FLOATS = ("float32", "float64")
 
 
 def fn(name: str, dt: str, math: set, arity: int = 1) -> str:
-    """The C math function `name` for dtype `dt` (expf for float32), recorded as used."""
+    """The C math function `name` for dtype `dt` (expf for float32), recorded as used;
+    graphc's own where libm's speed would depend on the values (cmath.OWN)."""
     full = name + ("f" if dt == "float32" else "")
+    full = cmath.OWN.get((full, CTYPE[dt]), full)
     math.add((full, CTYPE[dt], arity))
     return full
 
@@ -81,13 +86,30 @@ def float_only(template: str) -> Callable:
     return lower
 
 
+def div(dt, a, math, attrs):
+    """a / b. In float32 it is computed in double and rounded once: the same correctly
+    rounded quotient (double has more than twice float's precision, so the second
+    rounding cannot differ), but no operand or result is ever a float32 subnormal,
+    which x86 divides in microcode, 15x slower per vector: softmax's quotient of an
+    underflowed exp by its row sum would make the speed depend on the logits. The
+    scalings by 2**60 are exact; they keep the compiler from narrowing the division
+    back to float."""
+    if dt == "float64":
+        return f"({a[0]} / {a[1]})"
+    if dt != "float32":
+        return None
+    return f"(float)((double)({a[0]}) * 0x1p60 / (double)({a[1]}) * 0x1p-60)"
+
+
 def sigmoid(dt, a, math, attrs):
     if dt not in FLOATS:
         return None
     t, x = CTYPE[dt], a[0]
     e = f"{fn('exp', dt, math)}(-{fn('fabs', dt, math)}({x}))"
     # exp of a non-positive number only, as the reference does: no overflow
-    return f"({x} >= 0 ? ({t})1 / (({t})1 + {e}) : {e} / (({t})1 + {e}))"
+    one_plus = f"(({t})1 + {e})"
+    return (f"({x} >= 0 ? {div(dt, [f'({t})1', one_plus], math, attrs)} : "
+            f"{div(dt, [e, one_plus], math, attrs)})")
 
 
 def extreme(cmp: str) -> Callable:

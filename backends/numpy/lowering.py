@@ -199,7 +199,7 @@ LOWERINGS: dict[str, Lowering] = {
     "add": _e(_call("np.add"), cexpr.arith("+")),
     "sub": _e(_call("np.subtract"), cexpr.arith("-")),
     "mul": _e(_call("np.multiply"), cexpr.arith("*")),
-    "div": _e(_call("np.true_divide"), cexpr.float_only("({0} / {1})")),
+    "div": _e(_call("np.true_divide"), cexpr.div),
     "pow": _e(_call("np.power"), cexpr.pow_, "pow"),
     "maximum": _e(_call("np.maximum"), cexpr.extreme(">")),
     "minimum": _e(_call("np.minimum"), cexpr.extreme("<")),

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graphc.backends.numpy import cdivision, cexpr
+from graphc.backends.numpy import cdivision, cexpr, cmath
 from graphc.backends.numpy.literals import c_comment
 from graphc.backends.numpy.lowering import LOWERINGS
 from graphc.ir import Node, Value
@@ -506,4 +506,6 @@ def library_source(kernels: list[NativeKernel], vector_math: frozenset[str]) -> 
                       f"{t} {fn}({', '.join([t] * arity)});"]
         if fn in cdivision.HELPERS:
             lines += [cdivision.helper(fn)]
+    if any(fn in cmath.OWN.values() for fn, _, _ in used):
+        lines += [cmath.source()]
     return "\n".join(lines + [""] + [k.source + "\n" for k in kernels])

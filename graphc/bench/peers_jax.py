@@ -21,6 +21,14 @@ def softmax(x):
     return jax.nn.softmax(x, axis=-1)
 
 
+def log_softmax(x):
+    return jax.nn.log_softmax(x, axis=-1)
+
+
+def logsumexp0(x):
+    return jax.nn.logsumexp(x, axis=0)
+
+
 def layernorm(x, weight, bias):
     mean = jnp.mean(x, axis=-1, keepdims=True)
     var = jnp.var(x, axis=-1, keepdims=True)
@@ -71,7 +79,7 @@ def tiny(x):
     return x + 1.0
 
 
-JAX = {f.__name__: f for f in [gelu, softmax, layernorm, chain, mlp, mlp_train, attention,
+JAX = {f.__name__: f for f in [gelu, softmax, log_softmax, logsumexp0, layernorm, chain, mlp, mlp_train, attention,
                                 adam, polyfit_step, tiny]}
 
 

@@ -22,6 +22,14 @@ def softmax(x):
     return torch.softmax(x, dim=-1)
 
 
+def log_softmax(x):
+    return torch.log_softmax(x, dim=-1)
+
+
+def logsumexp0(x):
+    return torch.logsumexp(x, dim=0)
+
+
 def layernorm(x, weight, bias):
     return F.layer_norm(x, x.shape[-1:], weight, bias, eps=1e-5)
 
@@ -70,7 +78,7 @@ def tiny(x):
     return x + 1.0
 
 
-TORCH = {f.__name__: f for f in [gelu, softmax, layernorm, chain, mlp, mlp_train, attention,
+TORCH = {f.__name__: f for f in [gelu, softmax, log_softmax, logsumexp0, layernorm, chain, mlp, mlp_train, attention,
                                   adam, polyfit_step, tiny]}
 
 

@@ -121,7 +121,7 @@ def _peer_candidates(peer: str, w: Workload, args: tuple) -> dict[str, Any]:
         return {impl: ImplResult("n/a", reason=f"{peer} {why} ({_reason(exc)})")
                 for impl in PEER_IMPLS[peer]}
     if peer == "torch":
-        fn, targs = module.TORCH[w.name], module.to_torch(args)
+        fn, targs = module.TORCH[w.fn.__name__], module.to_torch(args)
         out: dict[str, Any] = {"torch": _Candidate(lambda: fn(*targs))}
         try:
             compiled = module.torch.compile(fn)
@@ -130,7 +130,7 @@ def _peer_candidates(peer: str, w: Workload, args: tuple) -> dict[str, Any]:
         except Exception as exc:  # e.g. dynamo does not support this Python
             out["torch.compile"] = ImplResult("n/a", reason=_reason(exc))
         return out
-    fn, jargs = module.JAX[w.name], module.to_jax(args)
+    fn, jargs = module.JAX[w.fn.__name__], module.to_jax(args)
     jitted = module.jit(fn, args)
     return {"jax.jit": _Candidate(lambda: jitted(*jargs), compiles_on_first_call=True)}
 

@@ -275,7 +275,7 @@ def _torch_peers(w: Workload, args: tuple, device: Device, row: TritonRow, want:
             row.impls[impl] = ImplResult("n/a", reason=f"torch failed to load "
                                                        f"({_reason(exc)})")
         return {}
-    fn = peers_torch.TORCH[w.name]
+    fn = peers_torch.TORCH[w.fn.__name__]
     targs = tuple(_on_device(a, device.kind) for a in args)
     thunks: dict[str, Callable[[], Any]] = {}
     for impl in peers:

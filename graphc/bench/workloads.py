@@ -32,6 +32,18 @@ def softmax(x):
     return e / np.sum(e, axis=-1, keepdims=True)
 
 
+def log_softmax(x):
+    """log-softmax over the last axis: x - max - log(sum(exp(x - max)))."""
+    shifted = x - np.max(x, axis=-1, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+
+
+def logsumexp0(x):
+    """logsumexp over axis 0 (a reduction across rows, not along them)."""
+    m = np.max(x, axis=0)
+    return m + np.log(np.sum(np.exp(x - m), axis=0))
+
+
 def layernorm(x, weight, bias):
     """layer norm over the last axis, then scale and shift."""
     mean = np.mean(x, axis=-1, keepdims=True)
@@ -139,8 +151,13 @@ def _args_vector(n_full: int, n_quick: int):
     return lambda rng, quick: (_normal(rng, n_quick if quick else n_full),)
 
 
-def _args_rows(full: tuple[int, int], quick_: tuple[int, int]):
-    return lambda rng, quick: (_normal(rng, *(quick_ if quick else full)),)
+def _args_rows(full: tuple[int, int], quick_: tuple[int, int], scale: float = 1.0):
+    return lambda rng, quick: (_normal(rng, *(quick_ if quick else full), scale=scale),)
+
+
+# Logits late in training: std 30, not 1. exp(x - max) then underflows in most lanes,
+# which is where a math library's slow path for special lanes would show.
+PEAKED = 30.0
 
 
 def _args_layernorm(rng, quick):
@@ -210,6 +227,16 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in [
              _args_vector(4_194_304, 4096), memory_bound=True),
     Workload("softmax", "softmax over the last axis", softmax,
              _args_rows((4096, 1024), (64, 128)), memory_bound=True),
+    Workload("softmax_std30", "softmax over logits of std 30 (exp underflows)", softmax,
+             _args_rows((4096, 1024), (64, 128), PEAKED), memory_bound=True),
+    Workload("log_softmax", "log-softmax over the last axis", log_softmax,
+             _args_rows((4096, 1024), (64, 128)), memory_bound=True),
+    Workload("log_softmax_std30", "log-softmax over logits of std 30", log_softmax,
+             _args_rows((4096, 1024), (64, 128), PEAKED), memory_bound=True),
+    Workload("logsumexp0", "logsumexp over axis 0", logsumexp0,
+             _args_rows((4096, 1024), (64, 128)), memory_bound=True),
+    Workload("logsumexp0_std30", "logsumexp over axis 0, logits of std 30", logsumexp0,
+             _args_rows((4096, 1024), (64, 128), PEAKED), memory_bound=True),
     Workload("layernorm", "layer norm over the last axis, weight and bias", layernorm,
              _args_layernorm, memory_bound=True),
     Workload("chain", "8 elementwise ops in a chain", chain,

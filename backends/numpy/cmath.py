@@ -1,0 +1,35 @@
+"""graphc's own float32 math functions for native kernels (`vmath.c`), where glibc's
+would make the speed depend on the values.
+
+glibc's vector functions (libmvec) take a scalar path for every lane that is special
+to them: an `expf` whose result underflows, a `sinf` of a large argument, a `logf` of a
+subnormal. Softmax over logits of std 30 ran 15x slower than over logits of std 1,
+and a user's logits late in training look like the std-30 case. The functions in
+`vmath.c` are branch-free and never compute with a subnormal float, so every input
+costs the same; their accuracy over the whole float32 range is in the README (`python
+-m graphc ulp`), and tests/test_cmath.py checks it at the bound `tolerances.ULP_BOUNDS`
+states. float64 kernels keep glibc's functions.
+
+>>> OWN[("expf", "float")]
+'gc_expf'
+>>> "static inline float gc_expf(float x)" in source()
+True
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+# (libm's C name, C type) -> graphc's function in vmath.c that replaces it
+OWN = {("expf", "float"): "gc_expf"}
+
+# Max error in float32 ulp against float64 that each is documented to keep over the
+# whole float32 range (subnormal results in units of the subnormal spacing), by the
+# name `python -m graphc ulp` gives it; measured figures are in the README.
+BOUNDS = {"exp": 1.0}
+
+
+@functools.lru_cache(maxsize=1)
+def source() -> str:
+    """vmath.c's text: included once in a library that calls any of `OWN`."""
+    return (Path(__file__).parent / "vmath.c").read_text()
