@@ -86,3 +86,16 @@ def test_float32_division_in_double_is_ieee_division(rng, march):
     np.testing.assert_array_equal(got.view(np.uint32)[~np.isnan(want)],
                                   want.view(np.uint32)[~np.isnan(want)])
     assert np.isnan(got[np.isnan(want)]).all()
+
+
+def test_float32_division_in_double_over_a_whole_binade():
+    # every float in [1, 2) over divisors whose quotients come nearest to a midpoint
+    # of the float grid (odd, near 1, near 2**24, irrational)
+    a = np.arange(127 << 23, 128 << 23, dtype=np.uint32).view(np.float32)
+    compiled = graphc.compile(lambda a, b: a / b * 0.5, check=False,
+                              options=mode_options("native"))
+    for b in [3.0, 7.0, 0.9999999, 1.0000001, 16777215.0, 1.9999999, np.pi]:
+        divisor = np.full(1, b, np.float32)
+        want = a / divisor * np.float32(0.5)
+        np.testing.assert_array_equal(compiled(a, divisor).view(np.uint32),
+                                      want.view(np.uint32))

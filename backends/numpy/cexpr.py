@@ -87,18 +87,21 @@ def float_only(template: str) -> Callable:
 
 
 def div(dt, a, math, attrs):
-    """a / b. In float32 it is computed in double and rounded once: the same correctly
-    rounded quotient (double has more than twice float's precision, so the second
-    rounding cannot differ), but no operand or result is ever a float32 subnormal,
-    which x86 divides in microcode, 15x slower per vector: softmax's quotient of an
-    underflowed exp by its row sum would make the speed depend on the logits. The
-    scalings by 2**60 are exact; they keep the compiler from narrowing the division
-    back to float."""
+    """a / b. In float32: a times b's reciprocal, both in double, rounded once to float.
+    No operand or result is then ever a float32 subnormal, which x86 divides in
+    microcode, 15x slower per vector: softmax's quotient of an underflowed exp by its
+    row sum made the speed depend on the logits. The quotient is still numpy's,
+    correctly rounded: the double steps err by under 2**-52 relative, less than a
+    float32 quotient's distance from a rounding midpoint (a quotient of 24-bit numbers
+    is never one, and not nearer than about 2**-49), so the last rounding goes the same
+    way (tests/test_cmath.py checks it bit for bit, subnormals, zeros and infinities
+    included). A row's divisor is loop-invariant: its reciprocal is hoisted, and the
+    loop multiplies."""
     if dt == "float64":
         return f"({a[0]} / {a[1]})"
     if dt != "float32":
         return None
-    return f"(float)((double)({a[0]}) * 0x1p60 / (double)({a[1]}) * 0x1p-60)"
+    return f"(float)((double)({a[0]}) * (1.0 / (double)({a[1]})))"
 
 
 def sigmoid(dt, a, math, attrs):

@@ -30,11 +30,15 @@ static inline int32_t gc_float_bits(float f) {  /* a float's bits */
    n = round(x / ln 2) by the 1.5 * 2**23 trick (rintf does not vectorize on plain
    x86-64); r = x - n ln 2 with ln 2 split in two (Cody and Waite), n * C1 exact;
    exp(r) on [-ln 2 / 2, ln 2 / 2] as 1 + r + r**2 P(r), P of degree 5 (the Cephes
-   library's published coefficients); 2**n added to the exponent field. x above
-   88.7228 gives inf, below -103.9721 gives 0, NaN gives NaN, as numpy. */
+   library's published coefficients); 2**n added to the exponent field. Above
+   88.7228 the result is inf, at -104 and below 0 (exp(-104) is under half the
+   smallest subnormal), NaN gives NaN, as numpy. */
 static inline float gc_expf(float x) {
-  const float hi = 88.72283935546875f, lo = -103.97207708f;
-  const float xc = x > hi ? hi : (x < lo ? lo : x);  /* NaN: lo, selected back below */
+  const float hi = 88.72283935546875f;
+  /* |x| clamped to 104 (two bit operations and one select; NaN gives +-104, sent back
+     at the end): k stays in [-150, 150], and past hi the result is replaced anyway */
+  const float ax = __builtin_fabsf(x);
+  const float xc = __builtin_copysignf(ax < 104.0f ? ax : 104.0f, x);
   const float shift = 12582912.0f;  /* 1.5 * 2**23: adding it rounds to an integer */
   const float n = GC_FMAF(xc, 1.44269504088896341f, shift) - shift;
   float r = GC_FMAF(n, -0.693359375f, xc);  /* ln 2 = C1 + C2, n * C1 exact */
@@ -46,16 +50,16 @@ static inline float gc_expf(float x) {
   p = GC_FMAF(p, r, 1.6666665459e-1f);
   p = GC_FMAF(p, r, 5.0000001201e-1f);
   p = GC_FMAF(p, r * r, r) + 1.0f;  /* exp(r), in [0.707, 1.415] */
-  const int32_t k = (int32_t)n, pb = gc_float_bits(p);  /* k in [-150, 128] */
+  const int32_t k = (int32_t)n;  /* (unsigned bit arithmetic below: it wraps) */
+  const uint32_t pb = (uint32_t)gc_float_bits(p);
   /* a normal result: k added to p's exponent field (k = 128 only with p < 1) */
-  const float normal = gc_bits_float(pb + k * (1 << 23));
+  const float normal = gc_bits_float((int32_t)(pb + ((uint32_t)k << 23)));
   /* k <= -126: the result is v * 2**-149, v = p * 2**(k + 149) in [0.35, 2**23.5), and
-     its bits are the integer round(v), rounding half up (an integer of 2**23 or more is
-     the bit pattern of a smallest normal, v * 2**-149 again; v is whole there) */
-  const float v = gc_bits_float(pb + (k + 149) * (1 << 23));
-  const float sub = gc_bits_float((int32_t)(v + (v < 8388608.0f ? 0.5f : 0.0f)));
-  float y = k < -125 ? sub : normal;
-  y = x > hi ? INFINITY : y;
-  y = x < lo ? 0.0f : y;
-  return x != x ? x : y;
+     its bits are the integer round(v), to nearest even as every IEEE rounding (an
+     integer of 2**23 or more is the bit pattern of a smallest normal, v * 2**-149
+     again; v is whole there) */
+  const float v = gc_bits_float((int32_t)(pb + ((uint32_t)(k + 149) << 23)));
+  const float sub = gc_bits_float(__builtin_irintf(v));  /* cvtps2dq, an SSE2 instruction */
+  const float y = k < -125 ? sub : normal;
+  return x <= hi ? y : x + INFINITY;  /* overflow: inf; NaN: NaN */
 }
