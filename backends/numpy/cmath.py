@@ -26,7 +26,7 @@ OWN = {("expf", "float"): "gc_expf"}
 # Max error in float32 ulp against float64 that each is documented to keep over the
 # whole float32 range (subnormal results in units of the subnormal spacing), by the
 # name `python -m graphc ulp` gives it; measured figures are in the README.
-BOUNDS = {"exp": 1.0}
+BOUNDS = {"exp": 1.5}  # measured: 0.99 (65,536 significands per binade)
 
 
 @functools.lru_cache(maxsize=1)
