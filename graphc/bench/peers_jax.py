@@ -79,8 +79,8 @@ def tiny(x):
     return x + 1.0
 
 
-JAX = {f.__name__: f for f in [gelu, softmax, log_softmax, logsumexp0, layernorm, chain, mlp, mlp_train, attention,
-                                adam, polyfit_step, tiny]}
+JAX = {f.__name__: f for f in [gelu, softmax, log_softmax, logsumexp0, layernorm, chain,
+                               mlp, mlp_train, attention, adam, polyfit_step, tiny]}
 
 
 def to_jax(args: tuple) -> tuple:

@@ -78,8 +78,8 @@ def tiny(x):
     return x + 1.0
 
 
-TORCH = {f.__name__: f for f in [gelu, softmax, log_softmax, logsumexp0, layernorm, chain, mlp, mlp_train, attention,
-                                  adam, polyfit_step, tiny]}
+TORCH = {f.__name__: f for f in [gelu, softmax, log_softmax, logsumexp0, layernorm, chain,
+                                 mlp, mlp_train, attention, adam, polyfit_step, tiny]}
 
 
 def to_torch(args: tuple) -> tuple:

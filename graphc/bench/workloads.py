@@ -222,21 +222,19 @@ class Workload:
         return self.make_args(np.random.default_rng(seed), quick)
 
 
+def _with_peaked(name: str, what: str, fn: Callable) -> tuple[Workload, Workload]:
+    """A (4096, 1024) row workload on logits of std 1, and as NAME_std30 on std 30."""
+    return (Workload(name, what, fn, _args_rows((4096, 1024), (64, 128)), memory_bound=True),
+            Workload(f"{name}_std30", f"{what}, logits of std 30 (exp underflows)", fn,
+                     _args_rows((4096, 1024), (64, 128), PEAKED), memory_bound=True))
+
+
 WORKLOADS: dict[str, Workload] = {w.name: w for w in [
     Workload("gelu", "tanh-approximation GELU", gelu,
              _args_vector(4_194_304, 4096), memory_bound=True),
-    Workload("softmax", "softmax over the last axis", softmax,
-             _args_rows((4096, 1024), (64, 128)), memory_bound=True),
-    Workload("softmax_std30", "softmax over logits of std 30 (exp underflows)", softmax,
-             _args_rows((4096, 1024), (64, 128), PEAKED), memory_bound=True),
-    Workload("log_softmax", "log-softmax over the last axis", log_softmax,
-             _args_rows((4096, 1024), (64, 128)), memory_bound=True),
-    Workload("log_softmax_std30", "log-softmax over logits of std 30", log_softmax,
-             _args_rows((4096, 1024), (64, 128), PEAKED), memory_bound=True),
-    Workload("logsumexp0", "logsumexp over axis 0", logsumexp0,
-             _args_rows((4096, 1024), (64, 128)), memory_bound=True),
-    Workload("logsumexp0_std30", "logsumexp over axis 0, logits of std 30", logsumexp0,
-             _args_rows((4096, 1024), (64, 128), PEAKED), memory_bound=True),
+    *_with_peaked("softmax", "softmax over the last axis", softmax),
+    *_with_peaked("log_softmax", "log-softmax over the last axis", log_softmax),
+    *_with_peaked("logsumexp0", "logsumexp over axis 0", logsumexp0),
     Workload("layernorm", "layer norm over the last axis, weight and bias", layernorm,
              _args_layernorm, memory_bound=True),
     Workload("chain", "8 elementwise ops in a chain", chain,
