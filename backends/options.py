@@ -18,7 +18,7 @@ cache miss.
 ... except OptionError as exc:
 ...     print(exc.message)  # doctest: +NORMALIZE_WHITESPACE
 unknown option 'natve'; the options are native, small_group, block_elements, threads,
-march, cuda_graphs, profile
+march, cuda_graphs, profile, donate
 """
 from __future__ import annotations
 
@@ -54,6 +54,11 @@ class Options:
         input signature and replays it (backends/triton/cudagraph.py); off by default.
     profile: the numpy backend times each kernel of every call (`graphc.profile` turns
         it on; the times are in the Executable's `kernel_seconds`); off by default.
+    donate: the graph inputs (by position among the array inputs) whose buffers the
+        numpy backend may write its outputs into, as jax.jit's donated buffers
+        (`graphc.compile`'s `donate_argnums` sets it per signature); a donated array
+        that is not a writeable, aligned, C-contiguous array of its own at call time
+        is left alone. Other backends ignore it.
 
     >>> Options(native=False, small_group=0).small_group
     0
@@ -66,6 +71,7 @@ class Options:
     march: str = _setting("GRAPHC_MARCH")
     cuda_graphs: bool = False
     profile: bool = False
+    donate: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if type(self.native) is not bool:
@@ -79,6 +85,8 @@ class Options:
         if self.threads is not None:
             _check_int("threads", self.threads, 1, _THREADS_MAX, "or None (the runtime's "
                        "count, see set_num_threads)")
+        _check_donate(self.donate)
+        object.__setattr__(self, "donate", tuple(sorted(self.donate)))
         marches = settings.SETTINGS["GRAPHC_MARCH"].choices
         if self.march not in marches:
             _bad("march", self.march, "one of " + ", ".join(marches))
@@ -115,6 +123,13 @@ def resolve(options: Options | Mapping[str, Any] | None = None) -> Options:
             raise OptionError(f"unknown option {key!r}; the options are "
                               + ", ".join(FIELDS))
     return Options(**options)
+
+
+def _check_donate(donate: Any) -> None:
+    ok = isinstance(donate, (tuple, list)) and \
+        all(type(i) is int and i >= 0 for i in donate) and len(set(donate)) == len(donate)
+    if not ok:
+        _bad("donate", donate, "a tuple of distinct input positions (ints >= 0)")
 
 
 def _check_int(name: str, value: Any, low: int, high: int | None = None,

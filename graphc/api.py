@@ -50,6 +50,7 @@ class Lowered:
     retraces: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # graphc.benchmark's runs
     dump_stem: str | None = None  # GRAPHC_DUMP's DIR/NAME.N for this signature
+    dump_where: str = ""  # and the user's definition it names (file:line)
     kernel_profile: list = field(default_factory=list)  # graphc.profile's KernelTimes
 
     def report(self, path) -> Any:
@@ -144,7 +145,8 @@ class CompiledFunction(SignatureCache):
 
     def __init__(self, fn: Callable, backend: str = "numpy", passes=None,
                  check: bool | None = None, cache_size: int | None = None,
-                 options: Options | dict | None = None):
+                 options: Options | dict | None = None,
+                 donate_argnums: tuple[int, ...] = ()):
         from graphc.backends import get
         from graphc.passes.pipeline import resolve
         resolve(passes)  # an unknown pass name is an error here, at the compile call
@@ -153,6 +155,7 @@ class CompiledFunction(SignatureCache):
         self.options = resolve_options(options)
         self.fn = fn
         self.check = check
+        self.donate_argnums = _argnums(donate_argnums)
         if cache_size is not None and (type(cache_size) is not int or cache_size < 0):
             raise ArgumentError(f"cache_size={cache_size!r} is not a number of entries",
                                 hint="pass an int >= 0 (0: no limit), or leave it out "
@@ -268,9 +271,13 @@ class CompiledFunction(SignatureCache):
                 self._stats.warned = report_retrace(
                     self.__name__, seen, flat.paths, flat.key, self._stats.misses,
                     self._stats.warned, stacklevel=4, text=history[0])
+            options = self.options
+            if self.donate_argnums:  # this signature's graph inputs
+                options = options.replace(
+                    donate=donated_inputs(args, flat.key, self.donate_argnums))
             lowered = lower_function(self.fn, args, kwargs, self.backend, self.passes,
                                      name=getattr(self.fn, "__name__", "fn"), flat=flat,
-                                     options=self.options)
+                                     options=options)
             lowered.retraces = history
             check = self.check if self.check is not None else \
                 settings.get("GRAPHC_CHECK")
@@ -289,9 +296,13 @@ def checked(name: str, lowered: Lowered) -> Callable[..., tuple]:
     fn = lowered.executable.fn
     tolerances = output_tolerances(lowered.graph)  # at the precision computed
 
+    donated = set(lowered.options.donate)
+
     def run(*flat):
+        # the compiled call may write a donated input: the reference reads a copy
+        before = [np.array(a, copy=True) if i in donated else a for i, a in enumerate(flat)]
         outputs = fn(*flat)
-        want = interpret(lowered.graph, *flat)
+        want = interpret(lowered.graph, *before)
         want = [want] if len(lowered.graph.outputs) == 1 else list(want)
         compare(name, list(outputs), want, tolerances)
         return outputs
@@ -395,7 +406,8 @@ def _dump(fn: Callable, lowered: Lowered) -> None:
 
 def compile(fn: Callable | None = None, *, backend: str = "numpy",
             passes=None, check: bool | None = None, cache_size: int | None = None,
-            options: Options | dict | None = None) -> Any:
+            options: Options | dict | None = None,
+            donate_argnums: int | tuple[int, ...] = ()) -> Any:
     """Compile a numpy function: traced once per input signature, then cached.
 
     Use as `@graphc.compile` or `@graphc.compile(backend="numpy")`. A torch
@@ -407,7 +419,13 @@ def compile(fn: Callable | None = None, *, backend: str = "numpy",
     0: no cap): past it the least recently used is dropped, with its buffers.
     `options` (a `graphc.Options` or a dict of its fields, such as `{"native": False}`)
     sets how the backend builds and runs the code; the fields left out come from their
-    GRAPHC_* variables, read once, at this call.
+    GRAPHC_* variables, read once, at this call. `donate_argnums` (as in `jax.jit`)
+    names positional arguments whose arrays the caller hands over: an output of the
+    same shape and dtype that an elementwise kernel computes after the argument's last
+    read is written into it, so a step such as `p, m, v = adam(p, g, m, v)` updates
+    its state in place instead of writing fresh arrays (the numpy backend; an argument
+    that is not a writeable, aligned, C-contiguous array sharing no memory with another
+    argument is left alone, and the output is fresh).
 
     >>> import graphc, numpy as np
     >>> @graphc.compile
@@ -420,18 +438,54 @@ def compile(fn: Callable | None = None, *, backend: str = "numpy",
     >>> blocked = graphc.compile(gelu.fn, options={"native": False, "block_elements": 4096})
     >>> blocked.options.native
     False
+    >>> scale = graphc.compile(lambda p, g: p - 0.5 * g, donate_argnums=0)
+    >>> p = np.ones(1 << 16, np.float32)
+    >>> scale(p, np.ones(1 << 16, np.float32)) is p  # p's buffer took the result
+    True
     """
     options = resolve_options(options)  # a bad option fails here, even as a decorator
+    donate = _argnums(donate_argnums)
 
     def build(f):
         torch = sys.modules.get("torch")  # an nn.Module means torch is imported already
         if torch is not None and isinstance(f, torch.nn.Module):
+            if donate:
+                raise ArgumentError("donate_argnums is for numpy functions, not an "
+                                    "nn.Module", hint="leave donate_argnums out")
             from graphc.torch_compile import compile_module
             return compile_module(f, backend=backend, passes=passes, check=check,
                                   cache_size=cache_size, options=options)
         return _compiled_class()(f, backend=backend, passes=passes, check=check,
-                                 cache_size=cache_size, options=options)
+                                 cache_size=cache_size, options=options,
+                                 donate_argnums=donate)
     return build if fn is None else build(fn)
+
+
+def _argnums(argnums: Any) -> tuple[int, ...]:
+    """donate_argnums as a sorted tuple of distinct positions (an int is one)."""
+    if type(argnums) is int:
+        argnums = (argnums,)
+    if not isinstance(argnums, (tuple, list)) or \
+            not all(type(i) is int and i >= 0 for i in argnums) or \
+            len(set(argnums)) != len(argnums):
+        raise ArgumentError(f"donate_argnums={argnums!r} is not a set of argument "
+                            "positions", hint="pass an int or a tuple of distinct ints "
+                                              ">= 0, such as donate_argnums=(0, 2)")
+    return tuple(sorted(argnums))
+
+
+def donated_inputs(args: tuple, key: tuple, argnums: tuple[int, ...]) -> tuple[int, ...]:
+    """The positions among a call's array leaves (the graph's inputs) of the leaves of
+    the positional arguments `argnums` (their pytrees' arrays, all of them)."""
+    from graphc.frontend.pytree import leaves
+    if argnums and argnums[-1] >= len(args):
+        raise ArgumentError(f"donate_argnums names argument {argnums[-1]}, but the call "
+                            f"passes {len(args)} positional argument(s)",
+                            hint="donate positional arguments only, counted from 0")
+    owner = [i for i, a in enumerate(args) for _ in leaves(a)]
+    wanted = set(argnums)
+    arrays = [j for j, k in enumerate(key[1]) if k[0] == "array"]
+    return tuple(g for g, j in enumerate(arrays) if j < len(owner) and owner[j] in wanted)
 
 
 @functools.lru_cache(maxsize=1)

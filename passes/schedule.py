@@ -145,7 +145,7 @@ def _plan(index: int, group: Group, boundary) -> KernelPlan:
     plan.form = _form(plan)
     if plan.form == "rows":
         plan.kept = _kept(plan)
-    plan.reuse = _reuse(plan)
+    plan.reuse = reuse_pairs(plan)
     return plan
 
 
@@ -296,12 +296,14 @@ def _kept(plan: KernelPlan) -> tuple[Value, ...]:
     return tuple(kept)
 
 
-def _reuse(plan: KernelPlan) -> dict[int, Value]:
+def reuse_pairs(plan: KernelPlan, eligible: set[int] | None = None) -> dict[int, Value]:
     """Outputs that may be written over an input's buffer: an elementwise kernel whose
     output has the input's shape and dtype, made after every read of that input in
     the kernel (so each element is read before it is overwritten, in any order of
-    blocks or lanes). Whether the input is dead by then, and whether both live in
-    buffers the backend owns, is the memory plan's question."""
+    blocks or lanes); `eligible` (ids of graph values; None: every input) limits the
+    inputs. Whether the input is dead by then, and whether both live in buffers the
+    backend owns (or the caller donated), is the memory plan's and the backend's
+    question."""
     if plan.form not in ("flat", "nd") or plan.matmul is not None:
         return {}
     position = {id(n): i for i, n in enumerate(plan.nodes)}
@@ -317,6 +319,8 @@ def _reuse(plan: KernelPlan) -> dict[int, Value]:
         if not plan.escapes(out) or out.type.ndim == 0:
             continue
         for v in plan.inputs:
+            if eligible is not None and id(v) not in eligible:
+                continue
             kv = next((u for m in plan.nodes for u in m.inputs
                        if plan.origin(u) is v), None)
             if kv is None or id(kv) in internal or id(v) in taken:

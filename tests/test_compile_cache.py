@@ -151,14 +151,14 @@ def _misses_after(change, *, fn=model, args=(X, W), **kwargs) -> None:
 
 @pytest.mark.parametrize("field,value", [
     ("native", False), ("small_group", 7), ("block_elements", 64), ("threads", 1),
-    ("march", "x86-64"), ("cuda_graphs", True), ("profile", True)])
+    ("march", "x86-64"), ("cuda_graphs", True), ("profile", True), ("donate", (0,))])
 def test_each_option_is_in_the_key(field, value):
     assert set(graphc.Options.__dataclass_fields__) == \
         {"native", "small_group", "block_elements", "threads", "march", "cuda_graphs",
-         "profile"}
+         "profile", "donate"}
     # every field given, so that the variation differs whatever GRAPHC_* says
     base = {"native": True, "small_group": 0, "block_elements": 131072, "threads": None,
-            "march": "native", "cuda_graphs": False, "profile": False}
+            "march": "native", "cuda_graphs": False, "profile": False, "donate": ()}
     hot = _lowered(options=base)
     assert _lowered(options=base).cache == "hit" and hot.cache == "miss"
     low = _lowered(options={**base, field: value})

@@ -37,7 +37,7 @@ from graphc.backends.numpy import native, scan
 from graphc.backends.numpy.loading import Executable, Rendered  # noqa: F401  (Executable: public)
 from graphc.passes.fusion import reduces_axis0
 from graphc.passes.memory import last_reads, plan_memory
-from graphc.passes.schedule import KernelPlan, plan_kernels
+from graphc.passes.schedule import KernelPlan, plan_kernels, reuse_pairs
 
 _RESHAPED = re.compile(r"^np\.reshape\((\w+), .*\)$")  # a kernel argument's array
 _FIRST = r"\1"
@@ -105,6 +105,10 @@ class _Program:
         self.last_read = last_reads(graph, VIEW_OPS)  # value id -> group, views to base
         self.buffered: list[Value] = []  # values written into planned buffers
         self.in_place: dict[int, Value] = {}  # id(value) -> the buffer's donor (memory)
+        # Options.donate: graph inputs whose buffers outputs may take (id -> position)
+        self.donors = {id(graph.inputs[i]): i for i in options.donate
+                       if i < len(graph.inputs)}
+        self.donated: dict[int, Value] = {}  # id(graph output) -> the input it takes
         self.locs: list = []  # source locations of the ops in _USER_FAILURES
 
     def buffer(self, v: Value) -> str:
@@ -113,7 +117,12 @@ class _Program:
         np_dtype = f"np.{dtypes.to_numpy(v.type.dtype).name}"
         if id(v) in self.outputs:
             alloc = "_out.empty" if v.type.nbytes >= runtime.Recycler.MIN_BYTES else "np.empty"
-            self.body.append(f"{name} = {alloc}({v.type.shape!r}, {np_dtype})")
+            alloc = f"{alloc}({v.type.shape!r}, {np_dtype})"
+            donor = self.donated.get(id(v))
+            if donor is not None:  # the caller's array, where it turned out donatable
+                donor_name = self.names[id(donor)]
+                alloc = f"{donor_name} if _d_{donor_name} else {alloc}"
+            self.body.append(f"{name} = {alloc}")
         else:
             self.buffered.append(v)
             self.body.append(f"{name} = _view(_A[@{id(v)}@], {v.type.shape!r}, {np_dtype})")
@@ -173,6 +182,7 @@ class _Program:
         nodes one by one)."""
         nodes = plan.nodes
         in_place = self.in_place_pairs(plan)
+        donated = self.donation_pairs(plan)
 
         def arg(v: Value) -> str:
             graph_v = plan.origin(v)
@@ -183,7 +193,7 @@ class _Program:
         def described(n: Node) -> str:
             return describe(plan.source_node(n))
 
-        nk = native.native_kernel(f"_n{len(self.natives)}", plan, in_place) \
+        nk = native.native_kernel(f"_n{len(self.natives)}", plan, {**in_place, **donated}) \
             if self.use_native else None
         if nk is not None:
             # an unrolled loop makes the same kernel many times over: one C function
@@ -196,6 +206,7 @@ class _Program:
                 self.native_by_body[key] = nk.name
                 self.natives.append(nk)
             self.in_place.update(in_place)
+            self.donated.update(donated)
             outs = {id(v) for v in nk.outputs}
             args = [arg(v) for v in nk.inputs + nk.outputs]
             elements = max(v.type.size for n in nodes for v in (*n.inputs, *n.outputs))
@@ -213,6 +224,7 @@ class _Program:
                        self.options.block_elements, lambda v: self.constant(v, plan))
         self.kernels.append(k)
         self.in_place.update(in_place)
+        self.donated.update(donated)
         outs = {id(v) for v in k.outputs}
         args = [arg(v) for v in k.inputs + k.outputs]
         scratch = f"_s{len(self.kernels) - 1}"
@@ -252,6 +264,36 @@ class _Program:
                 continue
             pairs[id(out)] = donor
         return pairs
+
+    def donation_pairs(self, plan: KernelPlan) -> dict[int, Value]:
+        """The outputs of this kernel that may be written over a donated graph input
+        (id(graph output) -> input): the input dies in this kernel, is not itself
+        returned, and gives its buffer to one output only."""
+        if not self.donors:
+            return {}
+        eligible = {k for k in self.donors
+                    if self.last_read.get(k) == plan.index and k not in self.outputs
+                    and all(id(d) != k for d in self.donated.values())}
+        pairs = {}
+        for vid, donor in reuse_pairs(plan, eligible).items():
+            out = plan.origin(plan.nodes_output(vid))
+            if id(out) in self.outputs and id(out) not in self.donated:
+                pairs[id(out)] = donor
+        return pairs
+
+
+def _donation_checks(p: _Program, params: list[str]) -> list[str]:
+    """The lines that decide, per call, whether each donated input that an output
+    takes is fit to be written (runtime.donatable), before any kernel runs."""
+    taken = {id(d) for d in p.donated.values()}
+    lines = []
+    for v in p.graph.inputs:
+        if id(v) in taken:
+            name = p.names[id(v)]
+            others = "".join(f"{q}, " for q in params if q != name)
+            lines.append(f"_d_{name} = _donatable({name}, ({others}))  "
+                         "# donated: the outputs may take its buffer")
+    return lines
 
 
 def native_enabled(options: Options | None = None) -> bool:
@@ -293,6 +335,7 @@ def render(graph: Graph, options: Options | None = None) -> Rendered:
                        and not p.names[k].startswith("_c")})
         if dead and gi < len(p.plans) - 1:
             p.body.append(f"del {', '.join(dead)}")
+    p.body[:0] = _donation_checks(p, params)
     memory = plan_memory([(v, p.group_of[id(v.node)]) for v in p.buffered], p.last_read,
                          p.in_place)
     slot_of, slot_bytes = memory.slot_of, memory.slot_bytes

@@ -16,7 +16,7 @@ import sys
 import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -227,6 +227,19 @@ def view(buf: np.ndarray, shape: tuple[int, ...], dtype) -> np.ndarray:
     """`buf`'s first bytes as an array of `shape` and `dtype`."""
     n = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
     return buf[:n].view(dtype).reshape(shape)
+
+
+def donatable(a: Any, others: tuple) -> bool:
+    """Whether a donated argument's buffer may take an output: an ndarray the kernels
+    read in place (writeable, aligned, C-contiguous, the machine's byte order) that
+    shares no memory with any other argument (`others`; the same array passed twice
+    shares), so that writing it changes nothing the call still reads."""
+    if type(a) is not np.ndarray:
+        return False
+    flags = a.flags
+    if not (flags.writeable and flags.aligned and flags.c_contiguous and a.dtype.isnative):
+        return False
+    return not any(np.may_share_memory(a, o) for o in others if type(o) is np.ndarray)
 
 
 def run_blocks(kernel: Callable, rows: int, block: int, scratch: BufferPool, *args,
