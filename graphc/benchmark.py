@@ -140,9 +140,8 @@ def benchmark(f: CompiledFunction | Callable[..., Any], *args: Any, repeats: int
         [eager, lambda: compiled(*args)], repeats, warmup)
     lowered.timings.update({f"eager ({EAGER_GRAPH if by_graph else EAGER_PYTHON})":
                             eager_seconds, "compiled": compiled_seconds})
-    if lowered.dump_stem is not None:  # GRAPHC_DUMP's page, with these timings now
-        from graphc.dump import write_page
-        write_page(lowered, lowered.dump_stem, "")
+    from graphc.dump import rewrite_page
+    rewrite_page(lowered)  # GRAPHC_DUMP's page, with these timings now
     before, after = lowered.kernels
     notes = []
     if by_graph:

@@ -102,16 +102,22 @@ def write_lowered(fn: Callable, lowered: Any, directory: str | None = None) -> s
                    compile_seconds=lowered.compile_seconds, kernels=lowered.kernels[1],
                    report=os.path.basename(base) + ".html")
     write_page(lowered, base, entry["source"] or "")
-    lowered.dump_stem = base
+    lowered.dump_stem, lowered.dump_where = base, entry["source"] or ""
     _record(base, entry)
     return base
 
 
 def write_page(lowered: Any, base: str, where: str) -> None:
-    """The stem's HTML page (graphc/report); graphc.benchmark writes it again with its
-    timings."""
+    """The stem's HTML page (graphc/report)."""
     from graphc.report import write_report
     write_report(lowered, base + ".html", where)
+
+
+def rewrite_page(lowered: Any) -> None:
+    """A dumped signature's page again, with what was learned since (graphc.benchmark's
+    timings, graphc.profile's kernel times); nothing where it was not dumped."""
+    if lowered.dump_stem is not None:
+        write_page(lowered, lowered.dump_stem, lowered.dump_where)
 
 
 def _entry(fn: Callable | None, graph: Graph, base: str, suffixes: list[str],

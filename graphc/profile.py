@@ -101,9 +101,8 @@ def profile(f: Callable, *args: Any, repeats: int = 20, warmup: int = 2) -> Prof
         r.share = r.seconds / total
     result = ProfileResult(getattr(compiled.fn, "__name__", "fn"), repeats, call, rows)
     lowered.kernel_profile = rows
-    if lowered.dump_stem is not None:  # GRAPHC_DUMP's page, with the kernels' times now
-        from graphc.dump import write_page
-        write_page(lowered, lowered.dump_stem, "")
+    from graphc.dump import rewrite_page
+    rewrite_page(lowered)  # GRAPHC_DUMP's page, with the kernels' times now
     return result
 
 

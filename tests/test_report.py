@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import graphc
+from graphc.ops import OPS, Kind
 from graphc.report import layout as layout_module
 from graphc.report import sections
 from tests.report_programs import mlp_args as _mlp_args, mlp_step, softmax
@@ -55,6 +56,21 @@ def test_every_kernel_shows_its_generated_lines_linked_to_its_nodes():
     text = _page(low)
     linked = re.findall(r'<div class="code-line linked" data-node="(n\d+)">', text)
     assert len(linked) > len(kernels)
+
+
+def test_hovering_shows_each_values_type_and_why_kernels_did_not_fuse():
+    low = graphc.compile(mlp_step, options={"small_group": 0}).lower(*_mlp_args())
+    text = _page(low)
+    overview = text[text.index('<svg id="graph"'):text.index("</svg>")]
+    titles = re.findall(r"<title>(.*?)</title>", overview, re.S)
+    drawn = [n for n in low.optimized.nodes if OPS[n.op].kind is not Kind.SOURCE]
+    for node in drawn:  # every node's title: its value, type and op (constants aside)
+        value = node.outputs[0]
+        assert any(t.startswith(f"%{value.name}: {value.type} = {node.op}")
+                   for t in titles), value.name
+    edges = re.findall(r'<path class="edge"[^>]*><title>(.*?)</title>', overview, re.S)
+    assert edges and all("&#10;not fused: " in t and t.split("not fused: ")[1].strip()
+                         for t in edges)
 
 
 def test_native_and_block_kernels_are_split_into_their_groups():
@@ -178,6 +194,19 @@ def test_benchmark_timings_join_the_dumped_page(tmp_path, monkeypatch):
     (page,) = tmp_path.glob("softmax.*.html")
     text = page.read_text()
     assert "graphc.benchmark" in text and "compiled" in text.split("graphc.benchmark")[1]
+    # rewritten, the page still names the function's definition, not its first op
+    line = softmax.__code__.co_firstlineno
+    assert f"report_programs.py:{line}</td>" in text
+
+
+def test_the_index_lists_function_source_signature_time_and_kernels(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAPHC_DUMP", str(tmp_path))
+    graphc.compile(softmax)(np.ones((8, 10), np.float32))
+    index = (tmp_path / "index.html").read_text()
+    line = softmax.__code__.co_firstlineno
+    for cell in ("softmax", f"report_programs.py:{line}", "%x: f32[8,10]", "1</td>"):
+        assert cell in index, cell
+    assert re.search(r"<td>\d+(\.\d+)? ms</td>|<td>[\d.]+ s</td>", index)
 
 
 def test_report_writes_the_page_where_asked(tmp_path):

@@ -2,8 +2,10 @@
 
 The residual chain `h = tanh(h @ w) * 0.5 + h` of N layers (four traced ops a layer),
 compiled on its first call, forward and `value_and_grad`, by graphc (each stage's
-seconds, from `Lowered.stage_seconds`, and seconds per traced forward node) and by
-`jax.jit` where jax is installed. Compile time should grow linearly with N: the
+seconds, from `Lowered.stage_seconds`, and seconds per traced forward node), by
+`jax.jit` where jax is installed, and by `torch.compile` (forward, and forward plus
+backward, each with an empty Inductor cache) on the chains of at most
+TORCH_MAX_LAYERS layers where torch is installed. Compile time should grow linearly with N: the
 growth column is each row's time per node over the first row's. The chains compile
 with the persistent compile cache off (GRAPHC_CACHE=0, for this process while they
 run); the "from the cache" column is a `value_and_grad` compiled once more after one
@@ -28,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 from typing import Any
 
 import numpy as np
@@ -102,6 +105,39 @@ def _jax(n: int) -> dict[str, float] | None:
     return out
 
 
+# torch.compile takes tens of seconds a chain: it is timed on the chains up to this long
+TORCH_MAX_LAYERS = 200
+
+
+def _torch(n: int) -> dict[str, float] | None:
+    """torch.compile's first call of the chain (Dynamo and Inductor, a fresh cache of
+    its own): forward, and forward plus backward."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    import torch._dynamo
+
+    def f(h, w):
+        for _ in range(n):
+            h = torch.tanh(h @ w) * 0.5 + h
+        return torch.sum(h)
+    h0, w0 = (torch.from_numpy(a) for a in _inputs())
+    out = {}
+    with tempfile.TemporaryDirectory() as folder, \
+            mock.patch.dict(os.environ, {"TORCHINDUCTOR_CACHE_DIR": folder}):
+        for name, grad in (("forward", False), ("forward_backward", True)):
+            torch._dynamo.reset()
+            h, w = h0.clone().requires_grad_(grad), w0.clone().requires_grad_(grad)
+            start = time.perf_counter()
+            loss = torch.compile(f)(h, w)
+            if grad:
+                loss.backward()
+            out[name] = time.perf_counter() - start
+    torch._dynamo.reset()
+    return out
+
+
 def run(layers=LAYERS, peers: bool = True, out=sys.stdout, lstm: bool = True
         ) -> list[dict[str, Any]]:
     """Measure every chain length, and the LSTM example's processes where `lstm` asks
@@ -112,6 +148,7 @@ def run(layers=LAYERS, peers: bool = True, out=sys.stdout, lstm: bool = True
             row = {"layers": n, **_graphc(n)}
         row["from_cache"] = _from_cache(n)
         row["jax"] = _jax(n) if peers else None
+        row["torch"] = _torch(n) if peers and n <= TORCH_MAX_LAYERS else None
         rows.append(row)
     if out is not None:
         print(table(rows), file=out)
@@ -182,13 +219,15 @@ def table(rows: list[dict[str, Any]]) -> str:
     head = ("| layers (forward nodes) | graphc forward (trace / passes / codegen) | "
             "graphc value_and_grad | ms per node (vg: trace / passes / codegen) | "
             "growth per node (vg) | "
-            "vg from the cache | jax.jit forward | jax.jit value_and_grad |")
-    lines = [head, "| " + " | ".join(["---"] * 8) + " |"]
+            "vg from the cache | jax.jit forward | jax.jit value_and_grad | "
+            "torch.compile forward | torch.compile forward+backward |")
+    lines = [head, "| " + " | ".join(["---"] * 10) + " |"]
     base = rows[0]["value_and_grad"] / rows[0]["forward_nodes"] if rows else 1.0
     for r in rows:
         st = r["forward_stages"]
         per = r["value_and_grad"] / r["forward_nodes"]
         jax = r.get("jax") or {}
+        torch = r.get("torch") or {}
         lines.append(
             f"| {r['layers']} ({r['forward_nodes']}) | {r['forward']:.2f} s "
             f"({st.get('trace', 0):.2f} / {st.get('passes', 0):.2f} / "
@@ -196,5 +235,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"{1e3 * per:.2f} ({_per_node(r, 'trace')} / {_per_node(r, 'passes')} / "
             f"{_per_node(r, 'codegen')}) | {per / base:.2f}x | {r.get('from_cache', float('nan')):.2f} s | "
             + (f"{jax['forward']:.2f} s | {jax['value_and_grad']:.2f} s |" if jax
-               else "- | - |"))
+               else "- | - |")
+            + (f" {torch['forward']:.2f} s | {torch['forward_backward']:.2f} s |" if torch
+               else " - | - |"))
     return "\n".join(lines)

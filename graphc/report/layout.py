@@ -5,8 +5,9 @@ topological generations, each layer ordered by its predecessors' places), which 
 the group's box its size; then the groups, the graph's inputs and its outputs are laid
 out as one graph of boxes of those sizes: by graphviz's `dot` where it is installed
 (`dot -Tplain`: places and edge splines), else by the same layered layout. Both levels
-are linear in the nodes, apart from dot's own time on the group graph (the LSTM's 447
-groups: a fraction of a second).
+are linear in the nodes, apart from dot's own time on the group graph, which grows
+faster: dot lays out at most DOT_MAX_BOXES boxes (the LSTM step's 1,461 groups took it
+over 100 s), and larger graphs take the layered layout.
 
 >>> import graphc, numpy as np
 >>> low = graphc.compile(lambda x: np.tanh(x) * 2.0).lower(np.ones(4, np.float32))
@@ -166,8 +167,8 @@ def _edges(graph: Graph, boxes: dict[str, Box], owner: dict[int, str]) -> list[E
     wide = {k for k, n in readers.items() if n > FAN_OUT and boxes[k].kind == "input"}
     for key in wide:
         box = boxes[key]
-        box.label += f" (read by {readers[key]} boxes)"
-        box.width = max(box.width, min(7.0 * len(box.label) + 16, 3 * IO_W))
+        box.label += f" ({readers[key]} readers)"
+        box.width = max(box.width, min(7.0 * len(box.label) + 16, 4 * IO_W))
     return [e for (tail, _), e in by_pair.items() if tail not in wide]
 
 
@@ -233,7 +234,10 @@ def _dot(boxes: list[Box], edges: list[Edge]) -> tuple[float, float]:
     """Lay the boxes out with `dot -Tplain` (sizes fixed, in inches); graphviz's y axis
     points up, the page's down."""
     lines = ["digraph G {", "  rankdir=TB; nodesep=0.25; ranksep=0.35;",
-             "  node [shape=box, fixedsize=true, label=\"\"];"]
+             "  node [shape=box, fixedsize=true, label=\"\"];",
+             # no arrowhead of dot's own: its splines then reach the boxes, where the
+             # page's marker puts its tip
+             "  edge [arrowhead=none];"]
     for i, b in enumerate(boxes):
         lines.append(f"  n{i} [width={b.width / 72:.4f}, height={b.height / 72:.4f}];")
     index = {b.key: i for i, b in enumerate(boxes)}

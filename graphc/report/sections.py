@@ -44,6 +44,8 @@ def summary(low: Any, title: str, where: str, drawing: Drawing) -> str:
             ("signature", ", ".join(f"%{v.name}: {v.type}" for v in low.graph.inputs)),
             ("outputs", ", ".join(str(v.type) for v in low.graph.outputs)),
             ("ops as traced / kernels", f"{before} / {after}"),
+            # views and constants are groups too, drawn as boxes, but run no kernel
+            ("fusion groups drawn", str(sum(b.group is not None for b in drawing.boxes))),
             ("compile", ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in
                                   low.stage_seconds.items())),
             ("compile cache", low.cache or "(not used)"),
@@ -283,7 +285,8 @@ def _blocks(lines: list[str]) -> tuple[dict[str, list[str]], list[str]]:
             current = blocks.setdefault(m.group(1), [])
             current += pending + [line]
             pending, last = [], m.group(1)
-        elif line and not line[0].isspace():
+        elif line and not line[0].isspace() and not line.startswith(")"):
+            # (a signature over several lines closes with its `):` in column 0)
             current, pending = None, []
         elif current is not None:
             current.append(line)

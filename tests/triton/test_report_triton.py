@@ -1,6 +1,7 @@
 """The compile report of a Triton compile (graphc/report): each kernel's section holds
 its `@triton.jit` kernel, its launch wrapper and the program's line that calls it."""
 import os
+import re
 
 import numpy as np
 import pytest
@@ -32,7 +33,13 @@ def test_each_triton_kernel_is_in_its_groups_section(monkeypatch):
         assert "@triton.jit" in lines and any(ln.startswith(f"def k{gi}_") for ln in lines)
         assert any(ln.startswith(f"def launch_k{gi}_") for ln in lines)
         assert any(f"= launch_k{gi}_" in ln for ln in lines)  # the program's call
+    # every line of every kernel's body is in some section (a signature over several
+    # lines closes with `):` in column 0, which once ended the kernel there)
+    stores = [ln for ln in low.source.splitlines() if "tl.store(" in ln]
+    shown = [ln for lines in code.values() for ln in lines if "tl.store(" in ln]
+    assert stores and sorted(stores) == sorted(shown)
     text = render(low)
+    assert re.search(r'class="code-line linked" data-node="[^"]+">\s*tl\.store\(', text)
     assert text.count('<details class="kernel"') == sum(
         g.kind != "source" for g in low.optimized.groups)
     assert "backend</th><td>triton" in text
