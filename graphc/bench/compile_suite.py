@@ -126,6 +126,8 @@ def _torch(n: int) -> dict[str, float] | None:
     out = {}
     with tempfile.TemporaryDirectory() as folder, \
             mock.patch.dict(os.environ, {"TORCHINDUCTOR_CACHE_DIR": folder}):
+        # torch.compile's first use in a process loads Inductor (seconds): not the chain's
+        torch.compile(lambda a: torch.tanh(a) * 0.5)(h0)
         for name, grad in (("forward", False), ("forward_backward", True)):
             torch._dynamo.reset()
             h, w = h0.clone().requires_grad_(grad), w0.clone().requires_grad_(grad)
