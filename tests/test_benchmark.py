@@ -176,6 +176,18 @@ def test_suite_reports_a_failing_torch_compile_as_na(monkeypatch):
     assert row.impls["torch"].status == "ok" and row.check == "pass"
 
 
+def test_adam_runs_donated_and_against_torchs_fused_adam():
+    pytest.importorskip("torch")
+    row = run_suite(["adam"], quick=True, repeats=2, peers=("torch",), bandwidth=1e10)[0]
+    # both were checked against eager numpy on their first call, then timed
+    for impl in ("graphc", "graphc donated", "torch", "torch best"):
+        assert row.impls[impl].status == "ok" and row.impls[impl].seconds > 0, impl
+    assert row.check == "pass"
+    assert row.best_graphc in ("graphc", "graphc donated")
+    assert row.speedup("torch best") == pytest.approx(
+        row.seconds("torch best") / row.seconds(row.best_graphc))
+
+
 def test_quick_suite_runs_every_workload(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "GRAPHC_CHECK"}
     out = tmp_path / "bench.json"

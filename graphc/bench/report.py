@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from graphc.bench.runner import PEER_IMPLS, Row
+from graphc.bench.runner import GRAPHC_IMPLS, PEER_IMPLS, Row
 
 
 def _ms(seconds: float | None) -> str:
@@ -38,7 +38,8 @@ def impl_columns(rows: Sequence[Row]) -> list[str]:
     """numpy, graphc, then the peers that appear in any row, in a fixed order."""
     peers = [p for impls in PEER_IMPLS.values() for p in impls
              if any(p in row.impls for row in rows)]
-    return ["numpy", "graphc"] + peers
+    ours = [g for g in GRAPHC_IMPLS if any(g in row.impls for row in rows)]
+    return ["numpy"] + ours + peers
 
 
 def _cell(row: Row, impl: str) -> str:
@@ -64,7 +65,9 @@ def format_table(rows: Sequence[Row]) -> str:
 
 def format_compile_table(rows: Sequence[Row]) -> str:
     """Compile milliseconds of graphc (a fresh lowering) and of the compiling peers."""
-    impls = [i for i in impl_columns(rows) if i not in ("numpy", "torch")]
+    # (the variants compile nothing of their own, or as graphc does)
+    impls = [i for i in impl_columns(rows)
+             if i not in ("numpy", "torch", "torch best", "graphc donated")]
     body = []
     for row in rows:
         cells = []
@@ -102,8 +105,11 @@ def format_notes(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-LEGEND = ("vs numpy, vs best peer: graphc's speedup (above 1: graphc is faster); kernels: "
-          "before -> after fusion;\nfloor: bytes moved (inputs read, outputs written) over "
+LEGEND = ("vs numpy, vs best peer: graphc's speedup, its faster form (above 1: graphc is "
+          "faster); graphc donated:\n       compiled with the workload's state donated "
+          "(adam: p, m, v updated in place); torch best: torch's\n       own fastest form "
+          "(adam: torch.optim.Adam(fused=True), in place); kernels: before -> after "
+          "fusion;\nfloor: bytes moved (inputs read, outputs written) over "
           "the copy bandwidth, for memory-bound workloads;\n       the workload's matmuls "
           "alone in numpy's BLAS, timed with the others, for mlp and mlp_train")
 

@@ -20,7 +20,10 @@ from graphc.api import compile as graphc_compile
 from graphc.bench.measure import interleaved_medians, mismatch, nbytes
 from graphc.bench.workloads import WORKLOADS, Workload, describe_args
 
-PEER_IMPLS = {"torch": ("torch", "torch.compile"), "jax": ("jax.jit",)}
+PEER_IMPLS = {"torch": ("torch", "torch best", "torch.compile"), "jax": ("jax.jit",)}
+# graphc's implementations: as compiled, and with the workload's donated arguments
+# (each has its own copies of them, which every timed call updates in place)
+GRAPHC_IMPLS = ("graphc", "graphc donated")
 
 
 @dataclass
@@ -56,13 +59,23 @@ class Row:
 
     @property
     def best_peer(self) -> str | None:
-        peers = [name for name in self.impls if name not in ("numpy", "graphc")]
-        timed = [(self.seconds(name), name) for name in peers if self.seconds(name)]
+        return self._fastest([n for n in self.impls
+                              if n != "numpy" and n not in GRAPHC_IMPLS])
+
+    @property
+    def best_graphc(self) -> str | None:
+        """graphc's fastest implementation (donated where the workload donates)."""
+        return self._fastest([n for n in self.impls if n in GRAPHC_IMPLS])
+
+    def _fastest(self, names: list[str]) -> str | None:
+        timed = [(self.seconds(name), name) for name in names if self.seconds(name)]
         return min(timed)[1] if timed else None
 
     def speedup(self, over: str | None) -> float | None:
-        """graphc's speedup over the implementation `over` (None if either is missing)."""
-        ours, theirs = self.seconds("graphc"), self.seconds(over) if over else None
+        """graphc's (best) speedup over the implementation `over` (None if either is
+        missing)."""
+        best = self.best_graphc
+        ours, theirs = self.seconds(best) if best else None, self.seconds(over) if over else None
         return theirs / ours if ours and theirs else None
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,6 +136,9 @@ def _peer_candidates(peer: str, w: Workload, args: tuple) -> dict[str, Any]:
     if peer == "torch":
         fn, targs = module.TORCH[w.fn.__name__], module.to_torch(args)
         out: dict[str, Any] = {"torch": _Candidate(lambda: fn(*targs))}
+        best = module.BEST.get(w.fn.__name__)
+        if best is not None:  # torch's own fastest form of the workload (fused Adam)
+            out["torch best"] = _Candidate(best(*targs))
         try:
             compiled = module.torch.compile(fn)
             out["torch.compile"] = _Candidate(lambda: compiled(*targs),
@@ -144,7 +160,13 @@ def _graphc_candidate(w: Workload, args: tuple, row: Row) -> dict[str, Any]:
         row.kernels = tuple(lowered.kernels)
     except Exception as exc:  # a graphc failure is a FAIL, never a crash of the suite
         return {"graphc": ImplResult("FAIL", reason=_reason(exc))}
-    return {"graphc": _Candidate(lambda: compiled(*args), compile_seconds=seconds)}
+    out = {"graphc": _Candidate(lambda: compiled(*args), compile_seconds=seconds)}
+    if w.donate:
+        donated = graphc_compile(w.graphc_fn or w.fn, check=False, donate_argnums=w.donate)
+        own = tuple(np.array(a, copy=True) if i in w.donate else a
+                    for i, a in enumerate(args))
+        out["graphc donated"] = _Candidate(lambda: donated(*own), compile_seconds=seconds)
+    return out
 
 
 def _check(impl: str, cand: _Candidate, want: Any) -> ImplResult:

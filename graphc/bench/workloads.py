@@ -216,6 +216,9 @@ class Workload:
     # for matmul workloads: the same matmuls alone, timed with the others as the
     # floor that fusion cannot go below (BLAS does that work however it is called)
     matmuls: Callable[..., Any] | None = None
+    # positional arguments a caller may hand over (graphc.compile's donate_argnums):
+    # the suite also times graphc with them donated, a state updated in place
+    donate: tuple[int, ...] = ()
 
     def args(self, quick: bool = False, seed: int = 0) -> tuple:
         """Fresh arguments (float32 arrays and static Python values)."""
@@ -246,7 +249,7 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in [
     Workload("attention", "softmax(q k^T / sqrt(d)) v, single head", attention,
              _args_attention),
     Workload("adam", "one Adam update of parameters and moments", adam, _args_adam,
-             memory_bound=True),
+             memory_bound=True, donate=(0, 2, 3)),
     Workload("polyfit_step", "polyfit loss and its four gradients", polyfit_step,
              _args_polyfit, graphc_fn=value_and_grad(polyfit_loss, argnums=(2, 3, 4, 5))),
     Workload("tiny", "one elementwise op on 16 elements (per-call overhead)", tiny,
