@@ -36,15 +36,12 @@ static inline float gc_fmaf(float a, float b, float c) {
    library's published coefficients); 2**n added to the exponent field. Above
    88.7228 the result is inf, at -104 and below 0 (exp(-104) is under half the
    smallest subnormal), NaN gives NaN, as numpy. */
-static inline float gc_expf(float x) {
-  const float hi = 88.72283935546875f;
-  /* |x| clamped to 104 (two bit operations and one select; NaN gives +-104, sent back
-     at the end): k stays in [-150, 150], and past hi the result is replaced anyway */
-  const float ax = __builtin_fabsf(x);
-  const float xc = __builtin_copysignf(ax < 104.0f ? ax : 104.0f, x);
+/* exp(x) = exp(r) * 2**n for finite |x| <= 104: returns exp(r), in [0.707, 1.415], and
+   sets *n */
+static inline float gc_exp_reduced(float x, float *n_out) {
   const float shift = 12582912.0f;  /* 1.5 * 2**23: adding it rounds to an integer */
-  const float n = gc_fmaf(xc, 1.44269504088896341f, shift) - shift;
-  float r = gc_fmaf(n, -0.693359375f, xc);  /* ln 2 = C1 + C2, n * C1 exact */
+  const float n = gc_fmaf(x, 1.44269504088896341f, shift) - shift;
+  float r = gc_fmaf(n, -0.693359375f, x);  /* ln 2 = C1 + C2, n * C1 exact */
   r = gc_fmaf(n, 2.12194440e-4f, r);
   float p = 1.9875691500e-4f;
   p = gc_fmaf(p, r, 1.3981999507e-3f);
@@ -52,7 +49,18 @@ static inline float gc_expf(float x) {
   p = gc_fmaf(p, r, 4.1665795894e-2f);
   p = gc_fmaf(p, r, 1.6666665459e-1f);
   p = gc_fmaf(p, r, 5.0000001201e-1f);
-  p = gc_fmaf(p, r * r, r) + 1.0f;  /* exp(r), in [0.707, 1.415] */
+  *n_out = n;
+  return gc_fmaf(p, r * r, r) + 1.0f;
+}
+
+static inline float gc_expf(float x) {
+  const float hi = 88.72283935546875f;
+  /* |x| clamped to 104 (two bit operations and one select; NaN gives +-104, sent back
+     at the end): k stays in [-150, 150], and past hi the result is replaced anyway */
+  const float ax = __builtin_fabsf(x);
+  const float xc = __builtin_copysignf(ax < 104.0f ? ax : 104.0f, x);
+  float n;
+  const float p = gc_exp_reduced(xc, &n);
   const int32_t k = (int32_t)n;  /* (unsigned bit arithmetic below: it wraps) */
   const uint32_t pb = (uint32_t)gc_float_bits(p);
   /* a normal result: k added to p's exponent field (k = 128 only with p < 1) */
@@ -190,4 +198,48 @@ static inline float gc_expm1f(float x) {
   const float sh = gc_bits_float((int32_t)(((uint32_t)gc_float_bits(t) - 0x4b400000u + 126u) << 23));
   const float y = 2.0f * gc_fmaf(sh, e, gc_fmaf(sh, r, sh - 0.5f));
   return gc_bits_float(gc_float_bits(y) | (ix & mt) | (x != x ? -1 : 0));
+}
+
+/* ---- tanh ---------------------------------------------------------------------------
+   min(max(a, lo), hi) for a >= 0 (NaN, whose bits order above +inf, gives hi), on the
+   bits as integers (nonnegative floats order like their bits). A float select would
+   not do: gcc moves a multiply by a constant through a select, (c ? a : k) * b ->
+   c ? a * b : k * b, and so multiplies the unclamped, maybe subnormal, value. */
+static inline float gc_clamp_pos(float a, float lo, float hi) {
+  int32_t i = gc_float_bits(a);
+  const int32_t l = gc_float_bits(lo), h = gc_float_bits(hi);
+  i = i < l ? l : i;
+  i = i > h ? h : i;
+  return gc_bits_float(i);
+}
+
+/* tanh(x), odd: computed on a = |x|, x's sign bit put back (-0 gives -0).
+   a < 2^-12: tanh(x) = x (the x^3/3 term is under half an ulp): x itself, no multiply,
+   so a subnormal x costs nothing. a < 0.625: a + a u Q(u), u = a^2 >= 2^-24, Q of
+   degree 4 fitted to (tanh(a)/a - 1)/u (relative error 2^-27.8, Lawson-weighted least
+   squares on Chebyshev nodes in float64). 0.625 <= a: 1 - 2e/(1 + e), e = exp(-2a) with
+   a clamped to 9.1 (tanh rounds to 1 from 9.01 on), so e >= 1.2e-8 stays normal and
+   inf gives 1. NaN is selected back at the end (the clamps send it to finite values).
+   Max 1.39 ulp measured. */
+static inline float gc_tanhf(float x) {
+  const int32_t ix = gc_float_bits(x);
+  const int32_t sign = ix & (int32_t)0x80000000u;
+  const float a = gc_bits_float(ix & 0x7fffffff);
+  const float as = gc_clamp_pos(a, 0x1p-12f, 0.625f);
+  const float u = as * as;
+  float q = -0.005704987198160687f;
+  q = gc_fmaf(q, u, 0.020639087426741278f);
+  q = gc_fmaf(q, u, -0.05373971514144993f);
+  q = gc_fmaf(q, u, 0.1333144219885089f);
+  q = gc_fmaf(q, u, -0.3333328194203847f);
+  const float small = gc_fmaf(as, u * q, as);
+  /* e = exp(-2a) with -2a in [-18.2, -1.25]: every value normal, so 2**n as a factor */
+  float n;
+  const float p = gc_exp_reduced(-2.0f * gc_clamp_pos(a, 0.625f, 9.1f), &n);
+  const float e = p * gc_bits_float(((int32_t)n + 127) << 23);
+  const float large = 1.0f - (2.0f * e) / (1.0f + e);
+  float y = a < 0.625f ? small : large;
+  y = a < 0x1p-12f ? a : y;
+  y = x != x ? x : y;
+  return gc_bits_float(gc_float_bits(y) | sign);
 }
