@@ -17,7 +17,7 @@ MARCHES = [m for m in ("native", "x86-64-v3", "x86-64") if toolchain.runnable(m)
 # the ulp-table name of each of graphc's own functions
 NAMES = {c_name: name for name, c_name in
          [("exp", "gc_expf"), ("log", "gc_logf"), ("log1p", "gc_log1pf"),
-          ("expm1", "gc_expm1f"), ("tanh", "gc_tanhf")]}
+          ("expm1", "gc_expm1f"), ("tanh", "gc_tanhf"), ("sigmoid", "gc_sigmoidf")]}
 SPECIALS = np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 1.0, -1.0,
                      np.finfo(np.float32).max, -np.finfo(np.float32).max,
                      np.finfo(np.float32).tiny, -np.finfo(np.float32).tiny,

@@ -105,6 +105,8 @@ def div(dt, a, math, attrs):
 
 
 def sigmoid(dt, a, math, attrs):
+    if dt == "float32":  # the same expression, as one function of vmath.c
+        return f"{fn('sigmoid', dt, math)}({a[0]})"
     if dt not in FLOATS:
         return None
     t, x = CTYPE[dt], a[0]

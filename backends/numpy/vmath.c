@@ -243,3 +243,14 @@ static inline float gc_tanhf(float x) {
   y = x != x ? x : y;
   return gc_bits_float(gc_float_bits(y) | sign);
 }
+
+/* ---- sigmoid ------------------------------------------------------------------------
+   1 / (1 + e) for x >= 0 and e / (1 + e) below, e = exp(-|x|) (never overflows), each
+   quotient a double reciprocal and product rounded once, as graphc's float32 division
+   (cexpr.div): numpy's reference bit for bit given the same exp. One function, so that
+   exp is written once per call site (three inlined copies slowed the C build). */
+static inline float gc_sigmoidf(float x) {
+  const float e = gc_expf(-__builtin_fabsf(x));
+  const double r = 1.0 / (double)(1.0f + e);
+  return x >= 0 ? (float)r : (float)((double)e * r);
+}
