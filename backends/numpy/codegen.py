@@ -109,6 +109,7 @@ class _Program:
         self.donors = {id(graph.inputs[i]): i for i in options.donate
                        if i < len(graph.inputs)}
         self.donated: dict[int, Value] = {}  # id(graph output) -> the input it takes
+        self.donor_flags: dict[int, str] = {}  # id(donated input) -> its flag's name
         self.locs: list = []  # source locations of the ops in _USER_FAILURES
 
     def buffer(self, v: Value) -> str:
@@ -120,13 +121,18 @@ class _Program:
             alloc = f"{alloc}({v.type.shape!r}, {np_dtype})"
             donor = self.donated.get(id(v))
             if donor is not None:  # the caller's array, where it turned out donatable
-                donor_name = self.names[id(donor)]
-                alloc = f"{donor_name} if _d_{donor_name} else {alloc}"
+                alloc = f"{self.names[id(donor)]} if {self.donor_flag(donor)} else {alloc}"
             self.body.append(f"{name} = {alloc}")
         else:
             self.buffered.append(v)
             self.body.append(f"{name} = _view(_A[@{id(v)}@], {v.type.shape!r}, {np_dtype})")
         return name
+
+    def donor_flag(self, donor: Value) -> str:
+        """The name of the flag saying whether donated input `donor` may be written."""
+        if id(donor) not in self.donor_flags:
+            self.donor_flags[id(donor)] = _ident("_d_" + self.names[id(donor)], self.taken)
+        return self.donor_flags[id(donor)]
 
     def name_of(self, v: Value) -> str:
         if id(v) not in self.names:
@@ -291,7 +297,7 @@ def _donation_checks(p: _Program, params: list[str]) -> list[str]:
         if id(v) in taken:
             name = p.names[id(v)]
             others = "".join(f"{q}, " for q in params if q != name)
-            lines.append(f"_d_{name} = _donatable({name}, ({others}))  "
+            lines.append(f"{p.donor_flag(v)} = _donatable({name}, ({others}))  "
                          "# donated: the outputs may take its buffer")
     return lines
 
