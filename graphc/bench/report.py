@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from graphc.bench.runner import GRAPHC_IMPLS, PEER_IMPLS, Row
+from graphc.bench.runner import OUR_IMPLS, PEER_IMPLS, Row
 
 
 def _ms(seconds: float | None) -> str:
@@ -38,7 +38,7 @@ def impl_columns(rows: Sequence[Row]) -> list[str]:
     """numpy, graphc, then the peers that appear in any row, in a fixed order."""
     peers = [p for impls in PEER_IMPLS.values() for p in impls
              if any(p in row.impls for row in rows)]
-    ours = [g for g in GRAPHC_IMPLS if any(g in row.impls for row in rows)]
+    ours = [g for g in OUR_IMPLS if any(g in row.impls for row in rows)]
     return ["numpy"] + ours + peers
 
 

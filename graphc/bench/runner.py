@@ -23,7 +23,7 @@ from graphc.bench.workloads import WORKLOADS, Workload, describe_args
 PEER_IMPLS = {"torch": ("torch", "torch best", "torch.compile"), "jax": ("jax.jit",)}
 # graphc's implementations: as compiled, and with the workload's donated arguments
 # (each has its own copies of them, which every timed call updates in place)
-GRAPHC_IMPLS = ("graphc", "graphc donated")
+OUR_IMPLS = ("graphc", "graphc donated")
 
 
 @dataclass
@@ -60,12 +60,12 @@ class Row:
     @property
     def best_peer(self) -> str | None:
         return self._fastest([n for n in self.impls
-                              if n != "numpy" and n not in GRAPHC_IMPLS])
+                              if n != "numpy" and n not in OUR_IMPLS])
 
     @property
     def best_graphc(self) -> str | None:
         """graphc's fastest implementation (donated where the workload donates)."""
-        return self._fastest([n for n in self.impls if n in GRAPHC_IMPLS])
+        return self._fastest([n for n in self.impls if n in OUR_IMPLS])
 
     def _fastest(self, names: list[str]) -> str | None:
         timed = [(self.seconds(name), name) for name in names if self.seconds(name)]
