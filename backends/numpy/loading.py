@@ -21,7 +21,7 @@ import numpy as np
 from graphc import ops
 from graphc.backends import toolchain
 from graphc.backends.records import ints, loc_from, loc_record, need, strings
-from graphc.backends.numpy import lowering, runtime, windows
+from graphc.backends.numpy import blas, lowering, runtime, windows
 from graphc.errors import IndexingError, SourceLoc
 
 _counter = itertools.count()
@@ -128,6 +128,8 @@ def namespace(r: Rendered) -> dict[str, Any]:
         ns["_clock"], ns["_prof"] = time.perf_counter, [0.0] * r.profiled
     for i, spec in enumerate(r.scratch):
         ns[f"_s{i}"] = runtime.scratch_pool(spec)
+    if r.use_native:  # OpenBLAS's jobs on graphc's pool (blas.py), once per process
+        blas.install(runtime.get_num_threads())
     if r.natives:
         ns["_runc"] = functools.partial(runtime.run_native, **bound) if bound \
             else runtime.run_native
@@ -136,7 +138,8 @@ def namespace(r: Rendered) -> dict[str, Any]:
             ns[name] = ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
     for name in lowering.reference_ops():  # the entries whose Python form calls it
         ns[f"_ref_{name}"] = ops.OPS[name].impl
-    for name in ("max_pool2d", "max_pool2d_grad", "max_pool2d_gather"):  # C loops
+    for name in ("max_pool2d", "max_pool2d_grad", "max_pool2d_gather", "conv2d",
+                 "conv2d_grad_input", "conv2d_grad_weight"):  # C loops
         ns[f"_win_{name}"] = functools.partial(
             getattr(windows, name), native=r.use_native, march=r.march, **bound)
     return ns

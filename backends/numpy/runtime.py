@@ -21,6 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from graphc.backends import settings
+from graphc.backends.numpy import blas
 
 _threads = settings.get("GRAPHC_NUM_THREADS") or (os.cpu_count() or 1)
 _executor: ThreadPoolExecutor | None = None
@@ -38,6 +39,7 @@ def set_num_threads(n: int) -> None:
         if _executor is not None:
             _executor.shutdown(wait=False)
             _executor = None
+    blas.set_threads(_threads)  # one budget: OpenBLAS splits its calls into as many jobs
 
 
 def get_num_threads() -> int:

@@ -1,4 +1,5 @@
-/* Max pooling and its two gradient ops for the numpy backend, over NCHW planes.
+/* Max pooling and its two gradient ops, and the convolutions' column copies, for the
+ * numpy backend, over NCHW planes.
  *
  * numpy has no loop for a window op: the reference implementations (graphc/ops/linalg.py)
  * build (N, C, Ho, Wo, kh, kw) views and reduce over them, which is slow for what is a
@@ -10,6 +11,13 @@
  *   max_pool2d:        y[i, j] = x[pick(i, j)]              (-inf for a window of padding)
  *   max_pool2d_grad:   dx = 0; dx[pick(i, j)] += g[i, j]
  *   max_pool2d_gather: y[i, j] = h[pick(i, j)]              (0 for a window of padding)
+ *
+ * A convolution is one GEMM over columns (im2col): row (c, a, b) of the columns holds,
+ * for every image n and output position (i, j), x[n, c, i*sh - ph + a*dh, j*sw - pw +
+ * b*dw] (0 in the padding), at column n*ho*wo + i*wo + j. numpy builds them as a
+ * six-axis strided copy after padding the input, at a third of the bandwidth of the
+ * runs of wo elements written here; the input gradient adds columns back (col2im),
+ * offsets (a, b) in row-major order as the reference does, so the sums are the same.
  */
 #include <math.h>
 #include <stdint.h>
@@ -18,7 +26,18 @@
 
 typedef struct {
     int64_t h, w, ho, wo, kh, kw, sh, sw, ph, pw;
+    int64_t n, c, dh, dw;  /* the convolutions' (pooling: dilation 1; n, c unused) */
 } Geometry;
+
+/* the output columns [*j0, *j1) whose input column j*sw + off lies in [0, w) */
+static void valid_columns(const Geometry *g, int64_t off, int64_t *j0, int64_t *j1) {
+    *j0 = off >= 0 ? 0 : (-off + g->sw - 1) / g->sw;
+    *j1 = g->w - 1 - off < 0 ? 0 : (g->w - 1 - off) / g->sw + 1;
+    if (*j1 > g->wo)
+        *j1 = g->wo;
+    if (*j0 > *j1)
+        *j0 = *j1;
+}
 
 /* pick_row: for output row i of one plane, the index in the plane of each window's
  * chosen element (-1 for a window of padding only) into idx[0..wo). The scan goes
@@ -36,11 +55,8 @@ static void pick_row_##SUFFIX(const T *restrict x, const Geometry *g, int64_t i,
         const T *restrict row = x + r * g->w;                                                  \
         for (int64_t b = 0; b < g->kw; b++) {                                           \
             /* the columns j whose window column c = j*sw - pw + b lies in [0, w) */     \
-            int64_t off = b - g->pw;                                                    \
-            int64_t j0 = off >= 0 ? 0 : (-off + g->sw - 1) / g->sw;                     \
-            int64_t j1 = g->w - 1 - off < 0 ? 0 : (g->w - 1 - off) / g->sw + 1;         \
-            if (j1 > g->wo)                                                             \
-                j1 = g->wo;                                                             \
+            int64_t off = b - g->pw, j0, j1;                                            \
+            valid_columns(g, off, &j0, &j1);                                            \
             _Pragma("omp simd")                                                         \
             for (int64_t j = j0; j < j1; j++) {                                         \
                 int64_t c = j * g->sw + off;                                            \
@@ -95,5 +111,62 @@ void max_pool2d_gather_##SUFFIX(int64_t p0, int64_t p1, const T *x, const T *h, 
     window_op_##SUFFIX(2, p0, p1, x, h, y, g);                                          \
 }
 
+/* im2col: the planes p = n*C + c in [p0, p1) of x copied into their columns; col2im:
+ * the same planes of dx, zeroed and then each column element added back to its place */
+#define COLUMN_OPS(T, SUFFIX)                                                            \
+static T *column_row_##SUFFIX(T *cols, const Geometry *g, int64_t p, int64_t a, int64_t b) { \
+    int64_t per_image = g->ho * g->wo, n = p / g->c, c = p % g->c;                     \
+    return cols + ((c * g->kh + a) * g->kw + b) * (g->n * per_image) + n * per_image;   \
+}                                                                                       \
+void im2col_##SUFFIX(int64_t p0, int64_t p1, const T *x, T *cols, const Geometry *g) {  \
+    for (int64_t p = p0; p < p1; p++) {                                                 \
+        const T *xp = x + p * g->h * g->w;                                              \
+        for (int64_t a = 0; a < g->kh; a++)                                             \
+            for (int64_t b = 0; b < g->kw; b++) {                                       \
+                T *restrict dst = column_row_##SUFFIX(cols, g, p, a, b);                \
+                int64_t off = b * g->dw - g->pw, j0, j1;                                \
+                valid_columns(g, off, &j0, &j1);                                        \
+                for (int64_t i = 0; i < g->ho; i++, dst += g->wo) {                     \
+                    int64_t r = i * g->sh - g->ph + a * g->dh;                          \
+                    if (r < 0 || r >= g->h) {                                           \
+                        memset(dst, 0, sizeof(T) * g->wo);                              \
+                        continue;                                                       \
+                    }                                                                   \
+                    const T *restrict row = xp + r * g->w;                              \
+                    for (int64_t j = 0; j < j0; j++)                                    \
+                        dst[j] = 0;                                                     \
+                    _Pragma("omp simd")                                                 \
+                    for (int64_t j = j0; j < j1; j++)                                   \
+                        dst[j] = row[j * g->sw + off];                                  \
+                    for (int64_t j = j1; j < g->wo; j++)                                \
+                        dst[j] = 0;                                                     \
+                }                                                                       \
+            }                                                                           \
+    }                                                                                   \
+}                                                                                       \
+void col2im_##SUFFIX(int64_t p0, int64_t p1, const T *cols, T *dx, const Geometry *g) { \
+    for (int64_t p = p0; p < p1; p++) {                                                 \
+        T *dxp = dx + p * g->h * g->w;                                                  \
+        memset(dxp, 0, sizeof(T) * g->h * g->w);                                        \
+        for (int64_t a = 0; a < g->kh; a++)                                             \
+            for (int64_t b = 0; b < g->kw; b++) {                                       \
+                const T *restrict src = column_row_##SUFFIX((T *)cols, g, p, a, b);     \
+                int64_t off = b * g->dw - g->pw, j0, j1;                                \
+                valid_columns(g, off, &j0, &j1);                                        \
+                for (int64_t i = 0; i < g->ho; i++, src += g->wo) {                     \
+                    int64_t r = i * g->sh - g->ph + a * g->dh;                          \
+                    if (r < 0 || r >= g->h)                                             \
+                        continue;                                                       \
+                    T *restrict row = dxp + r * g->w;                                   \
+                    _Pragma("omp simd")                                                 \
+                    for (int64_t j = j0; j < j1; j++)                                   \
+                        row[j * g->sw + off] += src[j];                                 \
+                }                                                                       \
+            }                                                                           \
+    }                                                                                   \
+}
+
 WINDOW_OPS(float, f32)
 WINDOW_OPS(double, f64)
+COLUMN_OPS(float, f32)
+COLUMN_OPS(double, f64)

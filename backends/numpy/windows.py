@@ -1,9 +1,12 @@
-"""Max pooling and its two gradient ops as C loops (windows.c), for the numpy backend.
+"""Max pooling and its two gradient ops as C loops (windows.c), and the convolutions
+with their column copies in C, for the numpy backend.
 
-The lowering table sends max_pool2d, max_pool2d_grad and max_pool2d_gather here.
-Each function takes the op's arguments and attributes, as its reference
-implementation in graphc/ops/linalg.py does, and gives the same result: the same
-window maxima, picked by the same rule. Where C cannot run (native off, no compiler,
+The lowering table sends max_pool2d, max_pool2d_grad, max_pool2d_gather, conv2d,
+conv2d_grad_input and conv2d_grad_weight here. Each function takes the op's arguments
+and attributes, as its reference implementation in graphc/ops/linalg.py does, and
+gives the same result: the same window maxima, picked by the same rule; the
+convolutions run the reference's GEMMs on the same columns, built (im2col) and added
+back (col2im) by C loops instead of numpy's strided copies, so the same sums. Where C cannot run (native off, no compiler,
 an integer or float16 array) it calls the reference implementation. Generated code
 binds `native`, `threads` and `march` from the compiled function's options
 (backends/options.py); called directly, they default to GRAPHC_NATIVE, the runtime's
@@ -19,11 +22,14 @@ import numpy as np
 
 from graphc.backends import settings
 from graphc import ops
+from graphc.ops.linalg import window_out
 from graphc.backends import toolchain
 from graphc.backends.numpy import runtime
 
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
-_NAMES = ("h", "w", "ho", "wo", "kh", "kw", "sh", "sw", "ph", "pw")
+_NAMES = ("h", "w", "ho", "wo", "kh", "kw", "sh", "sw", "ph", "pw", "n", "c", "dh", "dw")
+_ARRAYS = {"max_pool2d": 2, "max_pool2d_grad": 3, "max_pool2d_gather": 3, "im2col": 2,
+           "col2im": 2}  # each C function's array arguments, the geometry after them
 
 
 class _Geometry(ctypes.Structure):
@@ -39,8 +45,7 @@ def _library(march: str | None = None) -> ctypes.CDLL | None:
     except toolchain.BuildError:
         return None
     for suffix in _SUFFIX.values():
-        for op, arrays in (("max_pool2d", 2), ("max_pool2d_grad", 3),
-                           ("max_pool2d_gather", 3)):
+        for op, arrays in _ARRAYS.items():
             fn = getattr(lib, f"{op}_{suffix}")
             fn.argtypes = [ctypes.c_int64] * 2 + [ctypes.c_void_p] * (arrays + 1)
             fn.restype = None
@@ -105,3 +110,78 @@ def _pooled(shape, kernel, stride, padding) -> tuple[int, ...]:
     n, c, h, w = shape
     return (n, c) + tuple((size + 2 * p - k) // s + 1
                           for size, k, s, p in zip((h, w), kernel, stride, padding))
+
+
+def conv2d(x: np.ndarray, w: np.ndarray, stride, padding, dilation, groups, *,
+           native: bool | None = None, threads: int | None = None,
+           march: str | None = None) -> np.ndarray:
+    return ops.OPS["conv2d"].impl(x, w, stride, padding, dilation, groups,
+                                  im2col=_im2col(x, (native, threads, march)))
+
+
+def conv2d_grad_weight(x: np.ndarray, g: np.ndarray, stride, padding, dilation, groups,
+                       weight_shape, *, native: bool | None = None,
+                       threads: int | None = None, march: str | None = None) -> np.ndarray:
+    return ops.OPS["conv2d_grad_weight"].impl(
+        x, g, stride, padding, dilation, groups, weight_shape,
+        im2col=_im2col(x, (native, threads, march)))
+
+
+def conv2d_grad_input(g: np.ndarray, w: np.ndarray, stride, padding, dilation, groups,
+                      input_shape, *, native: bool | None = None,
+                      threads: int | None = None, march: str | None = None) -> np.ndarray:
+    return ops.OPS["conv2d_grad_input"].impl(
+        g, w, stride, padding, dilation, groups, input_shape,
+        fold=_fold(g, (native, threads, march)))
+
+
+def _im2col(x: np.ndarray, how: tuple):
+    """A C function with the signature and result of linalg's `_im2col` for x, or None
+    (then the reference's numpy copy)."""
+    native, threads, march = how
+    fn = _c_function("im2col", x, native=native, march=march)
+    if fn is None:
+        return None
+
+    def im2col(x, kernel, stride, padding, dilation, groups):
+        n, c, h, w = x.shape
+        geometry = _conv_geometry(x.shape, kernel, stride, padding, dilation)
+        ho_wo = (geometry.ho, geometry.wo)
+        x = np.ascontiguousarray(x)
+        cols = np.empty((groups, c // groups * kernel[0] * kernel[1], n * ho_wo[0] * ho_wo[1]),
+                        x.dtype)
+        _split(fn, n * c, cols.size, threads, x, cols, geometry)
+        return cols, ho_wo
+    return im2col
+
+
+def _fold(g: np.ndarray, how: tuple):
+    """A C function with the signature and result of linalg's `_fold` for columns of
+    g's dtype, or None."""
+    native, threads, march = how
+    fn = _c_function("col2im", g, native=native, march=march)
+    if fn is None:
+        return None
+
+    def fold(cols, input_shape, kernel, out_hw, stride, padding, dilation):
+        geometry = _conv_geometry(input_shape, kernel, stride, padding, dilation)
+        dx = np.empty(input_shape, cols.dtype)
+        _split(fn, input_shape[0] * input_shape[1], cols.size, threads,
+               np.ascontiguousarray(cols), dx, geometry)
+        return dx
+    return fold
+
+
+def _conv_geometry(shape, kernel, stride, padding, dilation) -> _Geometry:
+    n, c, h, w = shape
+    out = [window_out(*a) for a in zip((h, w), kernel, stride, padding, dilation)]
+    return _Geometry(h, w, *out, *kernel, *stride, *padding, n, c, *dilation)
+
+
+def _split(fn, planes: int, elements: int, threads: int | None, *args) -> None:
+    """fn over the planes, split across threads when there is enough work for them."""
+    *arrays, geometry = args
+    runs = min(threads or runtime.get_num_threads(),
+               max(1, elements // runtime.NATIVE_SPLIT_ELEMENTS))
+    runtime.run_split(fn, planes, 1, runs, *[a.ctypes.data for a in arrays],
+                      ctypes.addressof(geometry))

@@ -123,10 +123,12 @@ def _by_group(t, groups):
         groups, o // groups, n * ho * wo)
 
 
-def _conv2d(x, w, stride, padding, dilation, groups):
+def _conv2d(x, w, stride, padding, dilation, groups, *, im2col=None):
+    """`im2col`: a function like `_im2col` that builds the same columns (the numpy
+    backend passes its C loop; the GEMMs around it stay these)."""
     n = x.shape[0]
     o, cg, kh, kw = w.shape
-    cols, (ho, wo) = _im2col(x, (kh, kw), stride, padding, dilation, groups)
+    cols, (ho, wo) = (im2col or _im2col)(x, (kh, kw), stride, padding, dilation, groups)
     out = np.matmul(w.reshape(groups, o // groups, cg * kh * kw), cols)  # one GEMM a group
     out = out.reshape(o, n, ho, wo).transpose(1, 0, 2, 3)
     return np.ascontiguousarray(out).astype(x.dtype, copy=False)
@@ -289,23 +291,34 @@ def col2im(cols, input_shape, stride, padding, dilation):
     return out[:, :, ph:ph + h, pw:pw + w]
 
 
-def _conv2d_grad_input(g, w, stride, padding, dilation, groups, input_shape):
+def _fold(cols, input_shape, kernel, out_hw, stride, padding, dilation):
+    """(groups, cg*kh*kw, n*ho*wo) columns, as `_im2col` lays them out, added back
+    into an (n, c, h, w) array: `col2im` channels first, the order the columns are in
+    memory, then transposed."""
     n, c = input_shape[:2]
+    cols = cols.reshape((c,) + tuple(kernel) + (n,) + tuple(out_hw))
+    dx = col2im(cols.transpose(0, 3, 4, 5, 1, 2), (c, n) + tuple(input_shape[2:]),
+                stride, padding, dilation)
+    return np.ascontiguousarray(dx.transpose(1, 0, 2, 3))
+
+
+def _conv2d_grad_input(g, w, stride, padding, dilation, groups, input_shape, *,
+                       fold=None):
+    """`fold`: a function like `_fold` (the numpy backend passes its C loop)."""
     o, cg, kh, kw = w.shape
-    ho, wo = g.shape[2:]
     # every window element gets the sum over its group's output channels of g * w
     wg = w.reshape(groups, o // groups, cg * kh * kw)
     cols = np.matmul(wg.transpose(0, 2, 1), _by_group(g, groups))  # (groups, cg*kh*kw, nP)
-    # added back channels first, the order the columns are in memory, then transposed
-    cols = cols.reshape(c, kh, kw, n, ho, wo).transpose(0, 3, 4, 5, 1, 2)
-    dx = col2im(cols, (c, n) + tuple(input_shape[2:]), stride, padding, dilation)
-    return np.ascontiguousarray(dx.transpose(1, 0, 2, 3)).astype(g.dtype, copy=False)
+    dx = (fold or _fold)(cols, tuple(input_shape), (kh, kw), g.shape[2:], stride,
+                          padding, dilation)
+    return dx.astype(g.dtype, copy=False)
 
 
-def _conv2d_grad_weight(x, g, stride, padding, dilation, groups, weight_shape):
+def _conv2d_grad_weight(x, g, stride, padding, dilation, groups, weight_shape, *,
+                        im2col=None):
     o, cg, kh, kw = weight_shape
     # dw[o, c, i, j] = sum over n and positions of g[n, o, pos] * window[n, c, pos, i, j]
-    cols, _ = _im2col(x, (kh, kw), stride, padding, dilation, groups)
+    cols, _ = (im2col or _im2col)(x, (kh, kw), stride, padding, dilation, groups)
     dw = np.matmul(_by_group(g, groups), cols.transpose(0, 2, 1))  # (groups, o/g, cg*kh*kw)
     return dw.reshape(weight_shape).astype(g.dtype, copy=False)
 
