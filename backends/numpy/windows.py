@@ -6,8 +6,9 @@ conv2d_grad_input and conv2d_grad_weight here. Each function takes the op's argu
 and attributes, as its reference implementation in graphc/ops/linalg.py does, and
 gives the same result: the same window maxima, picked by the same rule; the
 convolutions run the reference's GEMMs on the same columns, built (im2col) and added
-back (col2im) by C loops instead of numpy's strided copies, so the same sums. Where C cannot run (native off, no compiler,
-an integer or float16 array) it calls the reference implementation. Generated code
+back (col2im) by C loops instead of numpy's strided copies, so the same sums. Where C
+cannot run (native off, no compiler, an integer or float16 array) it calls the
+reference implementation. Generated code
 binds `native`, `threads` and `march` from the compiled function's options
 (backends/options.py); called directly, they default to GRAPHC_NATIVE, the runtime's
 thread count and GRAPHC_MARCH.
@@ -98,11 +99,7 @@ def _window_op(op: str, inputs: tuple, out_shape, kernel, stride, padding,
     arrays = [np.ascontiguousarray(a) for a in inputs] + [np.empty(out_shape, x.dtype)]
     pooled = _pooled(x.shape, kernel, stride, padding)
     geometry = _Geometry(*x.shape[2:], *pooled[2:], *kernel, *stride, *padding)
-    planes = x.shape[0] * x.shape[1]
-    runs = min(threads or runtime.get_num_threads(),
-               max(1, x.size // runtime.NATIVE_SPLIT_ELEMENTS))
-    runtime.run_split(fn, planes, 1, runs, *[a.ctypes.data for a in arrays],
-                      ctypes.addressof(geometry))
+    _split(fn, x.shape[0] * x.shape[1], x.size, threads, *arrays, geometry)
     return arrays[-1]
 
 
@@ -136,40 +133,34 @@ def conv2d_grad_input(g: np.ndarray, w: np.ndarray, stride, padding, dilation, g
 
 
 def _im2col(x: np.ndarray, how: tuple):
-    """A C function with the signature and result of linalg's `_im2col` for x, or None
-    (then the reference's numpy copy)."""
-    native, threads, march = how
-    fn = _c_function("im2col", x, native=native, march=march)
-    if fn is None:
-        return None
-
-    def im2col(x, kernel, stride, padding, dilation, groups):
-        n, c, h, w = x.shape
-        geometry = _conv_geometry(x.shape, kernel, stride, padding, dilation)
-        ho_wo = (geometry.ho, geometry.wo)
-        x = np.ascontiguousarray(x)
-        cols = np.empty((groups, c // groups * kernel[0] * kernel[1], n * ho_wo[0] * ho_wo[1]),
-                        x.dtype)
-        _split(fn, n * c, cols.size, threads, x, cols, geometry)
-        return cols, ho_wo
-    return im2col
+    """A C function with the signature and result of linalg's `_im2col` for x's dtype,
+    or None (then the reference's numpy copy)."""
+    fn = _c_function("im2col", x, native=how[0], march=how[2])
+    return None if fn is None else functools.partial(_c_im2col, fn, how[1])
 
 
 def _fold(g: np.ndarray, how: tuple):
     """A C function with the signature and result of linalg's `_fold` for columns of
     g's dtype, or None."""
-    native, threads, march = how
-    fn = _c_function("col2im", g, native=native, march=march)
-    if fn is None:
-        return None
+    fn = _c_function("col2im", g, native=how[0], march=how[2])
+    return None if fn is None else functools.partial(_c_fold, fn, how[1])
 
-    def fold(cols, input_shape, kernel, out_hw, stride, padding, dilation):
-        geometry = _conv_geometry(input_shape, kernel, stride, padding, dilation)
-        dx = np.empty(input_shape, cols.dtype)
-        _split(fn, input_shape[0] * input_shape[1], cols.size, threads,
-               np.ascontiguousarray(cols), dx, geometry)
-        return dx
-    return fold
+
+def _c_im2col(fn, threads, x, kernel, stride, padding, dilation, groups):
+    n, c, h, w = x.shape
+    geometry = _conv_geometry(x.shape, kernel, stride, padding, dilation)
+    per_image = geometry.ho * geometry.wo
+    cols = np.empty((groups, c // groups * kernel[0] * kernel[1], n * per_image), x.dtype)
+    _split(fn, n * c, cols.size, threads, np.ascontiguousarray(x), cols, geometry)
+    return cols, (geometry.ho, geometry.wo)
+
+
+def _c_fold(fn, threads, cols, input_shape, kernel, out_hw, stride, padding, dilation):
+    geometry = _conv_geometry(input_shape, kernel, stride, padding, dilation)
+    dx = np.empty(input_shape, cols.dtype)
+    _split(fn, input_shape[0] * input_shape[1], cols.size, threads,
+           np.ascontiguousarray(cols), dx, geometry)
+    return dx
 
 
 def _conv_geometry(shape, kernel, stride, padding, dilation) -> _Geometry:
