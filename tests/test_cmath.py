@@ -1,6 +1,8 @@
 """graphc's own float32 math functions (backends/numpy/vmath.c): their accuracy over
 the whole float32 range at the bound cmath documents, numpy's NaN/inf/signed-zero
 results, and the float32 division computed in double, against numpy's IEEE one."""
+import re
+
 import numpy as np
 import pytest
 
@@ -17,7 +19,8 @@ MARCHES = [m for m in ("native", "x86-64-v3", "x86-64") if toolchain.runnable(m)
 # the ulp-table name of each of graphc's own functions
 NAMES = {c_name: name for name, c_name in
          [("exp", "gc_expf"), ("log", "gc_logf"), ("log1p", "gc_log1pf"),
-          ("expm1", "gc_expm1f"), ("tanh", "gc_tanhf"), ("sigmoid", "gc_sigmoidf")]}
+          ("expm1", "gc_expm1f"), ("tanh", "gc_tanhf"), ("sigmoid", "gc_sigmoidf"),
+          ("erf", "gc_erff"), ("pow", "gc_powf"), ("sin", "gc_sinf"), ("cos", "gc_cosf")]}
 SPECIALS = np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 1.0, -1.0,
                      np.finfo(np.float32).max, -np.finfo(np.float32).max,
                      np.finfo(np.float32).tiny, -np.finfo(np.float32).tiny,
@@ -54,6 +57,91 @@ def test_own_functions_give_numpys_special_values(c_name):
     exact = ~np.isfinite(want) | (want == 0)  # inf, nan and zeros: exactly, sign too
     np.testing.assert_array_equal(got[exact], want[exact])
     assert (np.signbit(got) == np.signbit(want))[exact & ~np.isnan(want)].all()
+
+
+# pow's special cases (C99's, numpy's): every base against every exponent
+POW_BASES = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, 0.5, -0.5, 2.0, -2.0,
+                      3.0, -3.0, 10.0, -10.0, 0.999999, 1.000001, -0.999999,
+                      np.finfo(np.float32).max, -np.finfo(np.float32).max,
+                      np.finfo(np.float32).tiny, -np.finfo(np.float32).tiny,
+                      np.finfo(np.float32).smallest_subnormal,
+                      -np.finfo(np.float32).smallest_subnormal, 1e-40, -1e-40], np.float32)
+POW_EXPONENTS = np.array([0.0, -0.0, 1.0, -1.0, 2.0, -2.0, 3.0, -3.0, 0.5, -0.5, 1.5, -1.5,
+                          np.inf, -np.inf, np.nan, 1e-45, -1e-45, 1e-40, 0.1, 5.0, -5.0,
+                          127.0, -127.0, 149.0, -149.0, 150.0, -150.0, 2.0**24,
+                          2.0**24 + 2, 2.0**24 - 1, -(2.0**24 - 1), 2.0**31, -(2.0**31),
+                          2.0**31 + 256, 1e30, -1e30, np.finfo(np.float32).max,
+                          -np.finfo(np.float32).max], np.float32)
+
+
+def _power(march):
+    return graphc.compile(lambda x, y: np.power(x, y), check=False,
+                          options=mode_options("native", march=march))
+
+
+@pytest.mark.parametrize("march", MARCHES)
+def test_pow_gives_numpys_special_values(march):
+    x, y = (a.ravel().copy() for a in np.meshgrid(POW_BASES, POW_EXPONENTS))
+    compiled = _power(march)
+    assert "gc_powf" in compiled.lower(x, y).executable.rendered.c_source
+    with np.errstate(all="ignore"):
+        want = np.power(x, y)
+        got = compiled(x, y)
+        err, mismatched = ulp.ulp_errors(got, np.power(x.astype(np.float64),
+                                                       y.astype(np.float64)))
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    special = ~np.isfinite(want) | (want == 0)  # inf, nan and zeros: exactly, sign too
+    np.testing.assert_array_equal(got[special], want[special])
+    assert (np.signbit(got) == np.signbit(want))[~np.isnan(want)].all()
+    assert mismatched == 0 and err[~special].max() <= cmath.BOUNDS["pow"]
+
+
+@pytest.mark.parametrize("march", MARCHES)
+def test_pow_keeps_its_bound_over_exponents(march):
+    # the ulp table's pow is x ** 2.5; here x of every sign and exponent against small,
+    # large, integer (negative x) and fractional y, results subnormal and overflowing too
+    ys = [0.5, -1.5, 3.0, -2.0, 0.1, 7.0, 1e-3, 30.0, -0.75, 1 / 3, 11.0, -23.0, 150.0,
+          -149.5, 1e-7, 31.78, -21.98, 0.0601, 2.0**20 + 1, -(2.0**20 + 1)]
+    x = np.tile(ulp.sweep(256), len(ys))
+    y = np.repeat(np.array(ys, np.float32), x.size // len(ys))
+    with np.errstate(all="ignore"):
+        exact = np.power(x.astype(np.float64), y.astype(np.float64))
+        err, mismatched = ulp.ulp_errors(_power(march)(x, y), exact)
+    assert mismatched == 0
+    assert err.max() <= cmath.BOUNDS["pow"], (x[np.argmax(err)], y[np.argmax(err)])
+
+
+def test_sin_cos_table_holds_one_over_pi():
+    # gc_inv_pi_hi/lo[e - 115]: V rounded to double and V - hi rounded, V = 2^(e-150)/pi
+    # mod 2 (x/pi = m V mod 2 for x = m 2^(e-150))
+    mpmath = pytest.importorskip("mpmath")
+    tables = {name: [float.fromhex(v) for v in re.findall(r"-?0x[0-9a-f.]+p[-+]\d+", body)]
+              for name, body in re.findall(r"gc_inv_pi_(hi|lo)\[140\] = \{(.*?)\};",
+                                           cmath.source(), re.S)}
+    assert len(tables["hi"]) == len(tables["lo"]) == 140
+    with mpmath.workprec(1000):
+        for i, e in enumerate(range(115, 255)):
+            v = mpmath.mpf(2) ** (e - 150) / mpmath.pi
+            v -= 2 * mpmath.floor(v / 2)
+            assert tables["hi"][i] == float(v)
+            assert tables["lo"][i] == float(v - mpmath.mpf(tables["hi"][i]))
+
+
+@pytest.mark.parametrize("march", MARCHES)
+def test_sin_cos_reduce_the_hardest_inputs(march):
+    # the float32 values nearest a multiple of pi/2, sin's or cos's zeros (x/pi within
+    # 2^-30.9 of an integer or a half: the most cancellation), the largest ones, where
+    # the reduction's table ends, and the edges of the tiny inputs (x itself, 1)
+    x = np.array([16367173 * 2.0**72, 10741887 * 2.0**11, 16573937 * 2.0**-16,
+                  10057457 * 2.0**62, 11617958 * 2.0**17, np.finfo(np.float32).max,
+                  2.0**127, 2.0**126 * 1.5, 2.0**24, 2.0**24 - 1, 2.0**-12, 2.0**-12 * 0.999,
+                  np.pi / 2, np.pi, 3 * np.pi / 2, 1e4, 1e6, 1e10], np.float32)
+    x = np.concatenate([x, -x])
+    for fn in (np.sin, np.cos):
+        compiled = graphc.compile(fn, check=False, options=mode_options("native", march=march))
+        err, mismatched = ulp.ulp_errors(compiled(x), fn(x.astype(np.float64)))
+        assert mismatched == 0
+        assert err.max() <= cmath.BOUNDS[fn.__name__], (x[np.argmax(err)], err.max())
 
 
 def test_float64_kernels_keep_glibcs_functions():
