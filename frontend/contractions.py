@@ -2,6 +2,8 @@
 (plus transposes and reshapes), with numpy's rules for 1-d operands."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from graphc.errors import ShapeError, UnsupportedError
@@ -57,11 +59,11 @@ def tensordot(a: Operand, b: Operand, axes=2) -> Tracer:
                          f"{list(b.shape)} differ in size")
     free_a = [i for i in range(a.ndim) if i not in ax_a]
     free_b = [i for i in range(b.ndim) if i not in ax_b]
-    k = int(np.prod([a.shape[i] for i in ax_a]))
+    k = math.prod([a.shape[i] for i in ax_a])
     m_shape = [a.shape[i] for i in free_a]
     n_shape = [b.shape[i] for i in free_b]
-    a2 = prims.reshape(prims.transpose(a, free_a + ax_a), (int(np.prod(m_shape)), k))
-    b2 = prims.reshape(prims.transpose(b, ax_b + free_b), (k, int(np.prod(n_shape))))
+    a2 = prims.reshape(prims.transpose(a, free_a + ax_a), (math.prod(m_shape), k))
+    b2 = prims.reshape(prims.transpose(b, ax_b + free_b), (k, math.prod(n_shape)))
     return prims.reshape(a.ctx.emit("matmul", a2, b2), m_shape + n_shape)
 
 
@@ -133,7 +135,7 @@ def einsum(spec: str, *operands: Operand) -> Tracer:
     free_b = [c for c in tb if c not in ta]
 
     def prod(cs):
-        return int(np.prod([sizes[c] for c in cs]))
+        return math.prod([sizes[c] for c in cs])
 
     a2 = prims.transpose(a, [ta.index(c) for c in batch + free_a + contract])
     a2 = prims.reshape(a2, [sizes[c] for c in batch] + [prod(free_a), prod(contract)])

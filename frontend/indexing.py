@@ -11,12 +11,16 @@ message; constant boolean masks become their np.nonzero indices, as in numpy.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from graphc import dtypes
 from graphc.errors import IndexingError, UnsupportedError
 from graphc.frontend import prims
 from graphc.frontend.tracer import Tracer
+from graphc.ir import symbols
+from graphc.ops.shape import slice_length
 
 
 # numpy's words for an index it cannot read (it raises IndexError with them)
@@ -156,16 +160,16 @@ def _basic(x: Tracer, key: tuple) -> Tracer:
             if not -n <= k < n:
                 raise IndexingError(
                     f"index {k} is out of bounds for axis {axis} with size {n}")
-            i = int(k) % n
+            i = int(k) % n if type(n) is int else int(k) + (n if k < 0 else 0)
             starts.append(i), stops.append(i + 1), steps.append(1)
         else:  # a slice (_checked let nothing else through)
-            a, b, s = k.indices(n)
-            if not len(range(a, b, s)):
+            a, b, s = symbols.slice_indices(k.start, k.stop, k.step, n)
+            if not slice_length(a, b, s):
                 # an empty slice: slice.indices can give a start of -1 (x[-2::-1] with
                 # n=1) that the slice primitive rightly refuses; any empty range will do
                 a, b, s = 0, 0, 1
             starts.append(a), stops.append(b), steps.append(s)
-            out_shape.append(len(range(a, b, s)))
+            out_shape.append(slice_length(a, b, s))
         axis += 1
     out = x
     if (tuple(starts), tuple(stops), tuple(steps)) != ((0,) * x.ndim, x.shape, (1,) * x.ndim):
@@ -221,10 +225,10 @@ def _advanced(x: Tracer, key: tuple) -> Tracer:
     rest = [i for i in range(x.ndim) if i not in adv]
     moved = prims.transpose(x, adv + rest)
     sizes = [x.shape[i] for i in adv]
-    flat = prims.reshape(moved, (int(np.prod(sizes)),) + tuple(x.shape[i] for i in rest))
+    flat = prims.reshape(moved, (math.prod(sizes),) + tuple(x.shape[i] for i in rest))
     # flat position = sum_k index_k * stride_k over the indexed axes, each index wrapped
     # (and checked) on its own axis first
-    strides = [int(np.prod(sizes[j + 1:])) for j in range(len(sizes))]
+    strides = [math.prod(sizes[j + 1:]) for j in range(len(sizes))]
     pos = None
     for i, stride in zip(adv, strides):
         if isinstance(key[i], Tracer):

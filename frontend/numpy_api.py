@@ -18,6 +18,7 @@ from graphc import dtypes
 from graphc.errors import ShapeError, UnsupportedError
 from graphc.frontend import contractions, indexing, prims, suggestions
 from graphc.frontend.prims import Operand
+from graphc.ir.symbols import SymbolicError
 from graphc.frontend.tracer import Tracer
 
 FUNCTIONS: dict[Callable, Callable] = {}
@@ -180,7 +181,12 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False):
 
 
 def _count(x: Tracer, axes) -> int:
-    return int(np.prod([x.shape[i] for i in axes]))
+    n = math.prod([x.shape[i] for i in axes])
+    if type(n) is not int:  # a mean's divisor is a literal: a symbolic axis specializes
+        raise SymbolicError(f"a mean or variance over {n} elements needs their count as "
+                            "a number, and that size is symbolic here",
+                            hint="keep that size fixed: leave it out of the symbolic shapes")
+    return n
 
 
 def _mean_dtype(x: Tracer) -> str:

@@ -7,6 +7,8 @@ and indexing are written on top of these (`numpy_api`, `indexing`, `contractions
 """
 from __future__ import annotations
 
+import math
+
 from typing import Any, Sequence
 
 import numpy as np
@@ -14,6 +16,8 @@ import numpy as np
 from graphc import dtypes
 from graphc.errors import DtypeError, GraphcError, ShapeError, UnsupportedError
 from graphc.frontend.tracer import TraceContext, Tracer, current
+from graphc.ir import symbols
+from graphc.ops.shape import slice_length
 
 Operand = Any  # Tracer | np.ndarray | np.generic | bool | int | float
 
@@ -156,17 +160,17 @@ def norm_axes(axis, ndim: int) -> tuple[int, ...]:
 def resolve_shape(shape, size: int, old: Sequence[int]) -> tuple[int, ...]:
     if isinstance(shape, (int, np.integer)):
         shape = (shape,)
-    shape = [int(d) for d in shape]
+    shape = [symbols.as_dim(d) for d in shape]
     if shape.count(-1) > 1:
         raise ShapeError("can only specify one unknown dimension (-1) in a reshape")
     if -1 in shape:
-        known = int(np.prod([d for d in shape if d != -1]))
+        known = math.prod([d for d in shape if d != -1])
         if known == 0 or size % known:
             raise ShapeError(f"cannot reshape an array of shape {list(old)} ({size} "
                              f"elements) into shape {shape}",
                              hint="the total number of elements must stay the same")
         shape[shape.index(-1)] = size // known
-    if int(np.prod(shape)) != size:
+    if math.prod(shape) != size:
         raise ShapeError(f"cannot reshape an array of shape {list(old)} ({size} elements) "
                          f"into shape {shape}",
                          hint="the total number of elements must stay the same")
@@ -188,7 +192,7 @@ def transpose(x: Tracer, perm: Sequence[int]) -> Tracer:
 
 
 def broadcast_to(x: Tracer, shape: Sequence[int]) -> Tracer:
-    shape = tuple(int(d) for d in shape)
+    shape = tuple(symbols.as_dim(d) for d in shape)
     if x.shape == shape:
         return x
     return x.ctx.emit("broadcast_to", x, shape=shape)
@@ -198,9 +202,9 @@ def slice_axis(x: Tracer, axis: int, start: int, stop: int, step: int = 1) -> Tr
     starts = [0] * x.ndim
     stops = list(x.shape)
     steps = [1] * x.ndim
-    bounds = slice(start, stop, step).indices(x.shape[axis])
+    bounds = symbols.slice_indices(start, stop, step, x.shape[axis])
     # an empty slice can start at -1, which the slice primitive refuses
-    starts[axis], stops[axis], steps[axis] = bounds if len(range(*bounds)) else (0, 0, 1)
+    starts[axis], stops[axis], steps[axis] = bounds if slice_length(*bounds) else (0, 0, 1)
     return x.ctx.emit("slice", x, starts=tuple(starts), stops=tuple(stops), steps=tuple(steps))
 
 

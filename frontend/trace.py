@@ -20,7 +20,7 @@ import numpy as np
 
 from graphc import dtypes
 from graphc.errors import ArgumentError
-from graphc.ir import Graph, TensorType
+from graphc.ir import Graph, TensorType, sizes, symbols
 from graphc.frontend import impure, patching
 from graphc.frontend import numpy_api  # noqa: F401  (installs the numpy protocols on Tracer)
 from graphc.frontend.pytree import flatten, unflatten
@@ -171,6 +171,7 @@ class Traced:
     out_treedef: tuple
     out_slots: list
     in_paths: list[str]
+    guards: tuple = ()  # graphc.ir.symbols.Guard: where a symbolic trace holds
 
     def rebuild(self, outputs: list) -> Any:
         leaves = [outputs[s] if isinstance(s, int) else s[1] for s in self.out_slots]
@@ -188,9 +189,20 @@ def traces_started() -> int:
 
 
 def trace_function(fn: Callable, args: tuple, kwargs: dict | None = None,
-                   name: str | None = None, flat: FlatCall | None = None) -> Traced:
+                   name: str | None = None, flat: FlatCall | None = None,
+                   shapes: dict[int, tuple] | None = None) -> Traced:
     """Trace `fn` on example arguments; `flat`: those arguments already flattened and
-    keyed (by `flat_call`, as a cache miss has them)."""
+    keyed (by `flat_call`, as a cache miss has them). `shapes` gives some array
+    leaves (by leaf index) a shape with symbolic sizes (graphc.ir.symbols.Sym): the
+    trace then answers comparisons of sizes from the example's shapes and keeps each
+    answer as a guard (`Traced.guards`); one that equates a symbol with a size puts
+    that size in its place (`Traced.graph` names only the symbols that stay)."""
+    if shapes:
+        return _symbolic_trace(fn, args, kwargs, name, flat, shapes)
+    return _trace(fn, args, kwargs, name, flat, None)
+
+
+def _trace(fn, args, kwargs, name, flat, shapes) -> Traced:
     _traces.count = traces_started() + 1
     kwargs = kwargs or {}
     flat = flat or flat_call(fn, args, kwargs)
@@ -201,10 +213,11 @@ def trace_function(fn: Callable, args: tuple, kwargs: dict | None = None,
     with ctx, patching.installed(), impure.refusing(fn, ctx):
         taken: set[str] = set()
         traced_leaves = []
-        for leaf, path, key in zip(leaves, paths, keys):
+        for i, (leaf, path, key) in enumerate(zip(leaves, paths, keys)):
             if key[0] == "array":
+                shape = (shapes or {}).get(i, key[1])
                 traced_leaves.append(
-                    ctx.new_input(_value_name(path, taken), TensorType(key[1], key[2])))
+                    ctx.new_input(_value_name(path, taken), TensorType(shape, key[2])))
             else:
                 traced_leaves.append(leaf)
         t_args, t_kwargs = unflatten(treedef, traced_leaves)
@@ -222,3 +235,22 @@ def trace_function(fn: Callable, args: tuple, kwargs: dict | None = None,
             else:
                 slots.append(("static", leaf))
     return Traced(ctx.graph, out_treedef, slots, paths)
+
+
+def _symbolic_trace(fn, args, kwargs, name, flat, shapes: dict[int, tuple]) -> Traced:
+    flat = flat or flat_call(fn, args, kwargs or {})
+    hints: dict[str, int] = {}
+    for i, dims in shapes.items():
+        for d, n in zip(dims, flat.key[1][i][1]):
+            if isinstance(d, symbols.Sym) and d.name is not None:
+                hints[d.name] = n
+    env = symbols.ShapeEnv(hints)
+    with env.tracing():
+        traced = _trace(fn, args, kwargs, name, flat, shapes)
+    replaced = symbols.replacements(env.guards)
+    graph = sizes.substitute_graph(traced.graph, replaced) if replaced else traced.graph
+    guards = [symbols.Guard(symbols.substitute(g.expr, replaced), g.relation)
+              for g in env.guards if g.relation != "=="]
+    graph.guards = tuple(g for g in guards if type(g.expr) is symbols.Sym)
+    return Traced(graph, traced.out_treedef, traced.out_slots, traced.in_paths,
+                  graph.guards)

@@ -20,7 +20,7 @@ import numpy as np
 from graphc.backends import settings
 from graphc.backends.options import Options, resolve as resolve_options
 from graphc.cache import CacheInfo, Entry, SignatureCache  # noqa: F401  (CacheInfo: public)
-from graphc.errors import ArgumentError, DtypeError, GraphcError
+from graphc.errors import ArgumentError, DtypeError, GraphcError, UnsupportedError
 from graphc.ir import Graph
 from graphc.frontend.trace import FlatCall, Traced, flat_call, signature, trace_function
 from graphc.retrace import (RETRACE_WARNING_AT, RecompileWarning,  # noqa: F401  (public)
@@ -342,6 +342,7 @@ def _lower_graph(traced: Traced, fn: Callable | None, backend, passes,
     options = resolve_options(options)
     from graphc import compile_cache
     from graphc.passes.pipeline import resolve
+    _refuse_symbolic(traced.graph)
     t0 = time.perf_counter()
     pipeline = resolve(passes, backend.FUSION_POLICY)  # fusion follows the backend's rules
     digest, status = compile_cache.key(traced.graph, backend, options, pipeline)
@@ -359,6 +360,19 @@ def _lower_graph(traced: Traced, fn: Callable | None, backend, passes,
     lowered.stage_seconds["cache"] = looked + lowered.stage_seconds.pop("cache")
     compile_cache.report(name, lowered.cache, digest, lowered.stage_seconds["cache"])
     return lowered
+
+
+def _refuse_symbolic(graph: Graph) -> None:
+    """The backends generate code for fixed sizes only, so far: a graph with symbolic
+    sizes (one read from text, or traced with them) runs in `graphc.interpret`."""
+    for v in (*graph.inputs, *(v for n in graph.nodes for v in n.outputs)):
+        if not v.type.static:
+            raise UnsupportedError(
+                f"graph {graph.name}: %{v.name} has the symbolic type {v.type}; the "
+                "backends compile fixed sizes only",
+                hint="run it with graphc.interpret, or give each size a value with "
+                     "graphc.ir.sizes.substitute_graph(graph, {name: size}) first",
+                loc=(v.node.loc if v.node is not None else None) or False)
 
 
 def _compile_graph(traced: Traced, fn: Callable | None, backend, pipeline: list,

@@ -10,6 +10,7 @@ import numpy as np
 from graphc import dtypes, ops
 from graphc.errors import ArgumentError, IndexingError
 from graphc.ir import Graph
+from graphc.ir.sizes import bind, specialize
 
 
 def interpret(graph: Graph, *args: Any):
@@ -30,15 +31,25 @@ def interpret(graph: Graph, *args: Any):
         raise ArgumentError(f"graph {graph.name} takes {len(graph.inputs)} inputs, "
                             f"got {len(args)}")
     env: dict[int, np.ndarray] = {}
-    for v, a in zip(graph.inputs, args):
-        arr = np.asarray(a)
-        if arr.shape != v.type.shape or dtypes.canonical(arr.dtype) != v.type.dtype:
+    arrays = [np.asarray(a) for a in args]
+    # a symbolic size takes its value from the inputs' shapes
+    sizes, problem = bind([v.type.shape for v in graph.inputs],
+                                  [a.shape for a in arrays])
+    for i, (v, arr) in enumerate(zip(graph.inputs, arrays)):
+        if (problem is not None and problem.startswith(f"input {i} ")) or \
+                dtypes.canonical(arr.dtype) != v.type.dtype:
             raise ArgumentError(f"input %{v.name} of {graph.name} is {v.type}, got "
                                 f"{dtypes.canonical(arr.dtype)}{list(arr.shape)}")
         env[id(v)] = arr
+    failed = [str(g) for g in graph.guards if not g.holds(sizes)]
+    if failed:
+        raise ArgumentError(f"graph {graph.name} assumes {', '.join(failed)}, which the "
+                            f"inputs' sizes {sizes} do not meet")
     for node in graph.nodes:
+        attrs = {k: specialize(a, sizes) for k, a in node.attrs.items()} \
+            if sizes else node.attrs
         try:
-            results = ops.OPS[node.op].impl(*(env[id(v)] for v in node.inputs), **node.attrs)
+            results = ops.OPS[node.op].impl(*(env[id(v)] for v in node.inputs), **attrs)
         except IndexError as exc:
             if node.op != "gather":
                 raise

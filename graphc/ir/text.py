@@ -44,6 +44,7 @@ from typing import Any
 from graphc import dtypes
 from graphc.errors import GraphcError, IRParseError, SourceLoc, VerifyError
 from graphc.ir.regions import Boundary, group_boundaries
+from graphc.ir.symbols import Guard, Sym, parse_dim
 from graphc.ir.types import (ArrayLiteral, Attrs, Graph, Group, Node, TensorType, Value,
                              format_scalar)
 
@@ -60,6 +61,8 @@ class GraphTextError(IRParseError, VerifyError):
 
 
 def format_attr(v: Any) -> str:
+    if isinstance(v, Sym):
+        return str(v)
     if isinstance(v, ArrayLiteral):
         return v.to_text()
     if v is None:
@@ -124,6 +127,7 @@ def print_graph(graph: Graph) -> str:
     results = ", ".join(str(v.type) for v in graph.outputs)
     fused = "" if graph.groups is None else " fused"
     lines = [f"graph {graph.name}({params}) -> ({results}){fused} {{"]
+    lines += [f"  assume {g}" for g in graph.guards]
     if graph.groups is None:
         lines += ["  " + format_node(n) for n in graph.nodes]
     else:
@@ -145,7 +149,7 @@ _TOKEN = re.compile(r"""
   | (?P<str>"[^"]*")
   | (?P<num>-?(?:inf\b|nan\b|\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?))
   | (?P<name>[A-Za-z_][A-Za-z0-9_.]*)
-  | (?P<punct>->|[\[\](){}:,=])
+  | (?P<punct>->|>=|<=|==|!=|[<>]|[\[\](){}:,=*+])
 """, re.VERBOSE)
 
 
@@ -198,21 +202,77 @@ def _parse_type(ln: _Line) -> TensorType:
     ln.take("punct", "[")
     dims = []
     while not ln.accept("]"):
-        text = ln.take("num")
-        if not _DIM.match(text) or int(text) > _INT64_MAX:
-            ln.fail(f"a dimension is a non-negative int64, not {text}")
-        dims.append(int(text))
+        if ln.peek() and ln.peek()[0] == "num" and ln.toks[ln.i + 1:ln.i + 2] in (
+                [("punct", ",")], [("punct", "]")]):
+            text = ln.take("num")
+            if not _DIM.match(text) or int(text) > _INT64_MAX:
+                ln.fail(f"a dimension is a non-negative int64, not {text}")
+            dims.append(int(text))
+        else:
+            dims.append(_symbolic(ln, ",]"))
         ln.accept(",")
     size = 1
     for d in dims:
         size *= d
-    if size > _INT64_MAX:
+    if isinstance(size, int) and size > _INT64_MAX:
         ln.fail(f"a type of {size} elements: its size must fit in int64")
     return TensorType(tuple(dims), dtypes.SHORT_TO_DTYPE[short])
 
 
+def _symbolic(ln: _Line, ends: str) -> int | Sym:
+    """A dimension written as names, ints, + - and * (`2*B+S-1`), up to a token of
+    `ends`; read by symbols.parse_dim's grammar, never evaluated as code."""
+    parts = []
+    while ln.peek() and ln.peek()[0] in ("num", "name", "punct") and \
+            ln.peek()[1] not in tuple(ends):
+        if ln.peek()[0] == "punct" and ln.peek()[1] not in "*+":
+            break
+        parts.append(ln.take())
+    if not parts:
+        found = ln.peek()[1] if ln.peek() else "end of line"
+        ln.fail(f"expected a size (names and ints with + - *), found {found}")
+    try:
+        return parse_dim(" ".join(parts))  # spaced: `4 4` is not 44
+    except GraphcError as exc:
+        ln.fail(exc.message)
+
+
+_RELATIONS = ("==", "!=", "<", "<=", ">", ">=")
+_SIZED_KINDS = ("shape", "ints", "pairs")  # the attribute kinds a symbolic size may fill
+
+
+def _symbolic_names(ln: _Line, op: str, attrs: dict[str, Any]) -> None:
+    """A lone name where an op's schema wants a size (`shape=(B, 64)`) is a symbol: the
+    value grammar alone reads it as a string."""
+    from graphc import ops
+
+    record = ops.OPS.get(op)
+    schema = dict(record.schema) if record is not None else {}
+
+    def sized(v):
+        if type(v) is tuple:
+            return tuple(sized(x) for x in v)
+        if type(v) is str and _IDENT.match(v) and "." not in v:
+            try:
+                return parse_dim(v)
+            except GraphcError as exc:
+                ln.fail(exc.message)
+        return v
+
+    for key, value in attrs.items():
+        if key in schema and schema[key].kind in _SIZED_KINDS:
+            attrs[key] = sized(value)
+
+
+def _operator_follows(ln: _Line) -> bool:
+    nxt = ln.toks[ln.i + 1] if ln.i + 1 < len(ln.toks) else ("", "")
+    return nxt[1] in ("*", "+") or (nxt[0] == "num" and nxt[1].startswith("-"))
+
+
 def _parse_attr_value(ln: _Line, depth: int = 0) -> Any:
     kind, text = ln.peek() or ("", "")
+    if kind in ("num", "name") and _operator_follows(ln):  # a symbolic size: B*S, S-1
+        return _symbolic(ln, ",)]}")
     if text in ("(", "["):
         if depth == MAX_NESTING:
             ln.fail(f"an attribute value nested deeper than {MAX_NESTING} brackets")
@@ -298,6 +358,24 @@ class _Parser:
             ln.fail(f"%{v.name} is defined twice")
         self.env[v.name] = v
 
+    def assume(self, ln: _Line) -> None:
+        """`assume D >= 4`: a guard of a symbolic graph, before its first node."""
+        if self.graph.nodes or self.open is not None:
+            ln.fail("an `assume` line comes before the graph's first node")
+        ln.take("name", "assume")
+        lhs = _symbolic(ln, _RELATIONS)
+        relation = ln.take("punct")
+        if relation not in _RELATIONS:
+            ln.fail(f"expected one of {' '.join(_RELATIONS)}, found {relation}")
+        rhs = _symbolic(ln, "")
+        if not ln.done():
+            ln.fail(f"unexpected {ln.peek()[1]} after the guard")
+        expr = lhs - rhs if relation in ("==", "!=", "<", "<=") else rhs - lhs
+        if type(expr) is not Sym:
+            ln.fail("a guard compares sizes that involve a symbol")
+        guard = Guard(expr, {">": "<", ">=": "<="}.get(relation, relation))
+        self.graph.guards = (*self.graph.guards, guard)
+
     def lookup(self, ln: _Line, name: str) -> Value:
         if name[1:] not in self.env:
             ln.fail(f"{name} is used before it is defined")
@@ -314,6 +392,8 @@ class _Parser:
             if self.open is None:
                 return False
             self.close_region(ln)
+        elif first == ("name", "assume"):
+            self.assume(ln)
         elif first == ("name", "return"):
             self.return_line(ln)
         elif self.returned:
@@ -399,6 +479,7 @@ class _Parser:
                 ln.accept(",")
         if op == "const":  # the literal's dtype and shape are the output's type
             attrs["value"] = _literal(ln, attrs.get("value"), outs[0].type)
+        _symbolic_names(ln, op, attrs)
         node = Node(op, tuple(inputs), Attrs(attrs), tuple(outs), _parse_loc(ln.comment))
         self.lineno_of[id(node)] = ln.lineno
         for v in outs:

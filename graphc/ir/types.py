@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -10,28 +11,36 @@ import numpy as np
 
 from graphc import dtypes
 from graphc.errors import SourceLoc
+from graphc.ir.symbols import Sym
 
 
 @dataclass(frozen=True)
 class TensorType:
-    """The static type of a value: a shape (tuple of ints) and a dtype name."""
+    """The static type of a value: a shape and a dtype name. A dimension is an int or
+    a symbolic size (`graphc.ir.symbols.Sym`: `f32[B,1024]`)."""
 
-    shape: tuple[int, ...]
+    shape: tuple[int | Sym, ...]
     dtype: str
 
     def __post_init__(self):
-        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+        object.__setattr__(self, "shape", tuple(d if type(d) is Sym else int(d)
+                                                for d in self.shape))
 
     @property
     def ndim(self) -> int:
         return len(self.shape)
 
     @property
-    def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+    def size(self) -> int | Sym:
+        return math.prod(self.shape)
 
     @property
-    def nbytes(self) -> int:
+    def static(self) -> bool:
+        """Whether every dimension is an int."""
+        return all(type(d) is int for d in self.shape)
+
+    @property
+    def nbytes(self) -> int | Sym:
         itemsize = 2 if self.dtype == "bfloat16" else np.dtype(self.dtype).itemsize
         return self.size * itemsize
 
@@ -221,6 +230,9 @@ class Graph:
     outputs: list[Value] = field(default_factory=list)
     groups: list[Group] | None = None  # set by the fusion pass; their nodes, in order,
     #                                    are exactly `nodes`
+    # what a symbolic trace assumed of its sizes (graphc.ir.symbols.Guard: `D >= 4`):
+    # the graph is valid, and runs, only for sizes where every one holds
+    guards: tuple = ()
 
     def verify(self) -> None:
         """Raise VerifyError unless the graph is well formed and well typed."""

@@ -6,6 +6,7 @@ import math
 
 from graphc import dtypes
 from graphc.errors import GraphcError, VerifyError
+from graphc.ir.symbols import ShapeEnv, Sym, shape_symbols
 from graphc.ir.types import Graph, Group, Node, TensorType, Value
 
 _INT64_MAX = 2**63 - 1
@@ -27,6 +28,16 @@ def verify(graph: Graph) -> None:
     ...     print(e.message)
     graph lambda: node 0 (sum): attribute keepdims='yes': expected a bool
     """
+    with ShapeEnv.assuming(graph.guards).tracing():
+        _verify(graph)
+    bound = input_symbols(graph)
+    for g in graph.guards:
+        if not g.expr.symbols <= bound or type(g.expr) is not Sym:
+            raise VerifyError(f"graph {graph.name}: the guard {g} names sizes that no "
+                              "input's dimension gives")
+
+
+def _verify(graph: Graph) -> None:
     from graphc import ops
 
     defined: set[int] = set()
@@ -43,6 +54,7 @@ def verify(graph: Graph) -> None:
         if v.node is not None:
             raise VerifyError(f"graph {graph.name}: input %{v.name} has a producer node")
         define(v, "input")
+    bound = input_symbols(graph)
     for i, node in enumerate(graph.nodes):
         where = f"node {i} ({node.op})"
         if node.op not in ops.OPS:
@@ -65,6 +77,7 @@ def verify(graph: Graph) -> None:
                          f"{exc.message}", node) from None
         for v in node.outputs:
             _check_type(graph, v, where, node)
+        _check_bound(graph, node, where, bound)
         got = tuple(v.type for v in node.outputs)
         if got != expected:
             raise _error(f"graph {graph.name}: {where}: outputs typed "
@@ -98,12 +111,32 @@ def _error(message: str, node: Node | Group | None, hint: str | None = None) -> 
     return err
 
 
+def input_symbols(graph: Graph) -> frozenset[str]:
+    """The symbols a call can bind: those that are a whole dimension of an input."""
+    return frozenset(d.name for v in graph.inputs for d in v.type.shape
+                     if type(d) is Sym and d.name is not None)
+
+
+def _check_bound(graph: Graph, node: Node, where: str, bound: frozenset[str]) -> None:
+    """Every symbol a node's types and attributes name is one an input's shape binds."""
+    used = shape_symbols(tuple(d for v in node.outputs for d in v.type.shape))
+    for value in node.attrs.values():
+        for d in (value if type(value) is tuple else (value,)):
+            for x in (d if type(d) is tuple else (d,)):
+                if type(x) is Sym:
+                    used |= x.symbols
+    if used - bound:
+        raise _error(f"graph {graph.name}: {where}: the sizes {sorted(used - bound)} are "
+                     "no input's dimension, so no call could give them a value", node)
+
+
 def _check_type(graph: Graph, v: Value, where: str, node: Node | None) -> None:
-    """A value's type: a known dtype and non-negative int dims whose product fits int64."""
+    """A value's type: a known dtype and dims (non-negative ints or symbolic sizes)
+    whose product fits int64."""
     t = v.type
     ok = type(t) is TensorType and t.dtype in dtypes.DTYPES and all(
-        type(d) is int and 0 <= d <= _INT64_MAX for d in t.shape) and \
-        math.prod(t.shape) <= _INT64_MAX
-    if not ok:
+        (type(d) is int and 0 <= d <= _INT64_MAX) or type(d) is Sym for d in t.shape)
+    size = math.prod(t.shape) if ok else 0
+    if not ok or (type(size) is int and size > _INT64_MAX):
         raise _error(f"graph {graph.name}: {where}: %{v.name} has type {t!r}: a type is a "
                      "known dtype and non-negative dims whose product fits in int64", node)

@@ -9,6 +9,7 @@ import numpy as np
 
 from graphc import dtypes
 from graphc.errors import DtypeError, ShapeError
+from graphc.ir.symbols import is_static
 from graphc.ir.types import TensorType
 from graphc.ops import Domain, Kind, OpDef, Rounding, register
 from graphc.ops.schema import DTYPE, Attr
@@ -20,15 +21,31 @@ ACCEPTS = {"float": frozenset(dtypes.FLOATS), "numeric": frozenset(dtypes.FLOATS
            "bool": frozenset({"bool"}), "any": frozenset(dtypes.DTYPES)}
 
 
-def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
-    try:
-        return tuple(np.broadcast_shapes(*shapes))
-    except ValueError:
-        shown = " and ".join(str(list(s)) for s in shapes)
-        raise ShapeError(f"shapes {shown} do not broadcast",
-                         hint="numpy broadcasting aligns shapes from the right; each "
-                              "pair of dims must be equal or 1 (reshape or add an "
-                              "axis with x[:, None])") from None
+def broadcast_shapes(*shapes: tuple) -> tuple:
+    """numpy's broadcast of the shapes; a symbolic size is never 1 (symbols.MIN_SIZE),
+    so it broadcasts a 1 and must equal any other size (a guard, while tracing)."""
+    if all(is_static(s) for s in shapes):
+        try:
+            return tuple(np.broadcast_shapes(*shapes))
+        except ValueError:
+            raise _not_broadcast(shapes) from None
+    rank = max(map(len, shapes))
+    out = []
+    for k in range(rank):
+        dims = [s[len(s) - rank + k] for s in shapes if len(s) - rank + k >= 0]
+        big = [d for d in dims if not (type(d) is int and d == 1)]
+        if any(d != big[0] for d in big[1:]):
+            raise _not_broadcast(shapes)
+        out.append(big[0] if big else 1)
+    return tuple(out)
+
+
+def _not_broadcast(shapes) -> ShapeError:
+    shown = " and ".join("[" + ", ".join(map(str, s)) + "]" for s in shapes)
+    return ShapeError(f"shapes {shown} do not broadcast",
+                      hint="numpy broadcasting aligns shapes from the right; each "
+                           "pair of dims must be equal or 1 (reshape or add an "
+                           "axis with x[:, None])")
 
 
 def _same_dtype(name: str, types) -> str:

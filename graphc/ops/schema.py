@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 from graphc import dtypes
 from graphc.errors import DtypeError, GraphcError, ShapeError
+from graphc.ir.symbols import Sym
 from graphc.ir.types import ArrayLiteral
 
 INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
@@ -85,6 +86,10 @@ def _is_int(v: Any) -> bool:
 
 
 def _int_ok(attr: Attr, v: Any) -> bool:
+    if type(v) is Sym:  # a symbolic size fits unless its bounds say it cannot
+        lo, hi = v.bounds()
+        return not attr.nonzero and (hi is None or hi >= attr.lo) and \
+            (lo is None or lo <= attr.hi)
     return _is_int(v) and attr.lo <= v <= attr.hi and not (attr.nonzero and v == 0)
 
 
@@ -141,9 +146,10 @@ def _pairs(attr, v, rank):
 
 
 def _shape(attr, v, rank):
-    if not (_length_ok(attr, v, rank) and all(_is_int(d) and 0 <= d <= INT64_MAX for d in v)):
+    if not (_length_ok(attr, v, rank) and all(_int_ok(Attr("int", lo=0), d) for d in v)):
         return ""
-    return None if math.prod(v) <= INT64_MAX else f"{math.prod(v)} elements do not fit"
+    size = math.prod(v)
+    return None if type(size) is Sym or size <= INT64_MAX else f"{size} elements do not fit"
 
 
 def _axis_detail(a: Any, rank: int | None) -> str | None:

@@ -3,6 +3,8 @@ and the sources of data (const, iota). Attributes are fully resolved by the fron
 no -1 in a reshape, no negative axes, slices normalized as `slice.indices` does."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from graphc import dtypes
@@ -18,7 +20,7 @@ BOUNDS = Attr("ints", length=RANK)  # slice starts and stops: normalized by the 
 def _reshape_infer(ins, attrs):
     (x,) = ins
     shape = tuple(attrs["shape"])
-    if any(d < 0 for d in shape) or int(np.prod(shape)) != x.size:
+    if any(d < 0 for d in shape) or math.prod(shape) != x.size:
         raise ShapeError(f"cannot reshape an array of shape {list(x.shape)} "
                          f"({x.size} elements) into shape {list(shape)}",
                          hint="the total number of elements must stay the same")
@@ -78,8 +80,19 @@ def _slice_infer(ins, attrs):
         if not ok:
             raise ShapeError(f"slice bounds {a}:{b}:{s} are not normalized for axis {d} "
                              f"of size {n}")
-        shape.append(len(range(a, b, s)))
+        shape.append(slice_length(a, b, s))
     return (TensorType(tuple(shape), x.dtype),)
+
+
+def slice_length(a, b, s):
+    """len(range(a, b, s)); with symbolic bounds, a whole quotient (step 1 or -1, or
+    a span the step divides) or SymbolicError."""
+    if type(a) is int and type(b) is int:
+        return len(range(a, b, s))
+    span = b - a if s > 0 else a - b
+    if span <= 0:
+        return 0
+    return span if abs(s) == 1 else span // abs(s)  # (// raises unless whole)
 
 
 def _slice(x, starts, stops, steps):
