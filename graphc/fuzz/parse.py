@@ -21,13 +21,14 @@ from graphc.errors import GraphcError
 from graphc.ir import Attrs, Graph, Node, TensorType, Value, parse
 
 # characters an edit inserts: the IR's own, and a few it never uses
-_ALPHABET = "0123456789.-+eE[](){}:,=%#\"' \n\tabfiknrstuxz_\\/$\u00b2\u2028\x00"
+_ALPHABET = "0123456789.-+*<>!eE[](){}:,=%#\"' \n\tabfiknrstuxzBS_\\/$\u00b2\u2028\x00"
 # tokens a random stream is made of
 _TOKENS = (["graph", "kernel", "return", "fused", "true", "false", "none", "inf", "nan",
             "->", "(", ")", "[", "]", "{", "}", ":", ",", "=", "%x", "%0", "%1", "\n",
             "f32[2,3]", "i64[]", "bool[4]", "f64[0]", "bf16[2]", "0", "1", "-1", "2.5",
             "1e400", "99999999999999999999", 'b64"AAAAAA=="', '"s"', "# a.py:3", "k0",
-            "elementwise", "single", "source"]
+            "elementwise", "single", "source", "assume", "B", "S", "*", "+", ">=", "<", "!=",
+            "f32[B,3]", "f32[2*B-1]"]
            + sorted(ops.OPS) + sorted({a for op in ops.OPS.values() for a in op.attrs}))
 
 
@@ -56,7 +57,24 @@ def seed_texts(count: int = 24, seed: int = 0) -> list[str]:
         if i % 3 == 0:  # a fused graph: its kernel regions have a grammar of their own
             policy = backends.get("numpy").FUSION_POLICY
             texts.append(str(pipeline.run(graph, policy=policy)[-1].graph))
-    return texts + [str(g) for g in _window_graphs()]
+    return texts + [str(g) for g in _window_graphs()] + _symbolic_texts()
+
+
+def _symbolic_texts() -> list[str]:
+    """Graphs with symbolic sizes in their types, attributes and guards."""
+    import numpy as np
+
+    from graphc.frontend.trace import trace_function
+    from graphc.ir.symbols import Sym
+
+    B, S = Sym.var("B"), Sym.var("S")
+
+    def model(x, w):
+        h = (x @ w)[:, :4]
+        return np.concatenate([h, h[1:]]).reshape(-1), np.tanh(x).sum(axis=0)
+
+    x, w = np.ones((3, 6), np.float32), np.ones((6, 5), np.float32)
+    return [str(trace_function(model, (x, w), {}, shapes={0: (B, 6), 1: (6, S)}).graph)]
 
 
 def _window_graphs() -> list[Graph]:
