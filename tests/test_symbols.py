@@ -325,3 +325,44 @@ def test_bad_guards_are_refused(line, words):
                               shapes={0: (B, S)}).graph)
     with pytest.raises(GraphcError, match=words):
         parse(text.replace("  assume S != 4", line))
+
+
+# ---- every primitive's rule, with a symbolic leading size -----------------------------
+
+def _symbolic_cases():
+    from op_samples import SAMPLES
+    for op in sorted(SAMPLES):
+        for i, (inputs, attrs, _) in enumerate(SAMPLES[op]):
+            if inputs and inputs[0].ndim and inputs[0].shape[0] >= MIN_SIZE:
+                yield pytest.param(op, inputs, attrs, id=f"{op}-{i}")
+
+
+def _types(inputs, n, symbol):
+    """The inputs' types with every leading size n made `symbol` (an int or B)."""
+    return tuple(TensorType(((symbol,) + a.shape[1:]) if a.ndim and a.shape[0] == n
+                            else a.shape, str(a.dtype)) for a in inputs)
+
+
+@pytest.mark.parametrize("op, inputs, attrs", list(_symbolic_cases()))
+def test_every_rule_takes_a_symbolic_leading_size(op, inputs, attrs):
+    # traced with B at the sample's size n: the rule specialized there is the rule at
+    # n; at another size it is the rule there too, unless its guards exclude that size
+    n = inputs[0].shape[0]
+    frozen = Attrs(attrs)
+    env = ShapeEnv({"B": n})
+    with env.tracing():
+        try:
+            symbolic = ops.infer_types(op, _types(inputs, n, B), frozen)
+        except SymbolicError:
+            return  # the rule needs the size's value: a trace specializes it
+    assert tuple(TensorType(specialize(t.shape, {"B": n}), t.dtype) for t in symbolic) == \
+        ops.infer_types(op, _types(inputs, n, n), frozen)
+    for m in (n + 3, 2 * n + 1):
+        try:
+            want = ops.infer_types(op, _types(inputs, n, m), frozen)
+        except GraphcError:
+            assert not env.holds({"B": m})
+            continue
+        if env.holds({"B": m}):
+            assert tuple(TensorType(specialize(t.shape, {"B": m}), t.dtype)
+                         for t in symbolic) == want
