@@ -146,7 +146,7 @@ class CompiledFunction(SignatureCache):
     def __init__(self, fn: Callable, backend: str = "numpy", passes=None,
                  check: bool | None = None, cache_size: int | None = None,
                  options: Options | dict | None = None,
-                 donate_argnums: tuple[int, ...] = ()):
+                 donate_argnums: tuple[int, ...] = (), dynamic: bool | None = None):
         from graphc.backends import get
         from graphc.passes.pipeline import resolve
         resolve(passes)  # an unknown pass name is an error here, at the compile call
@@ -156,6 +156,12 @@ class CompiledFunction(SignatureCache):
         self.fn = fn
         self.check = check
         self.donate_argnums = _argnums(donate_argnums)
+        if dynamic not in (None, True, False):
+            raise ArgumentError(f"dynamic={dynamic!r}: expected None, True or False")
+        self.dynamic = dynamic
+        # the symbolic entries: (entry, symbolic shapes by leaf, guards, traced key)
+        self._symbolic: list[tuple[Entry, dict[int, tuple], tuple, tuple]] = []
+        self._static_only = dynamic is False  # set once a symbolic trace could not be
         if cache_size is not None and (type(cache_size) is not int or cache_size < 0):
             raise ArgumentError(f"cache_size={cache_size!r} is not a number of entries",
                                 hint="pass an int >= 0 (0: no limit), or leave it out "
@@ -205,6 +211,9 @@ class CompiledFunction(SignatureCache):
                 raise
             return torch_fn._call(args, kwargs)
         entry = self._cache.get(key)
+        symbolic = None
+        if entry is None and self._symbolic:
+            symbolic = entry = self._symbolic_entry(key)
         if entry is None:
             entry = self._compile(args, kwargs, flat_call(self.fn, args, kwargs, key, leaves))
         else:
@@ -223,8 +232,30 @@ class CompiledFunction(SignatureCache):
             if err is None:
                 raise
             raise err from exc
-        self._enter_fast(fast_key, key, entry, args)
+        if symbolic is not None:
+            self._enter_fast_symbolic(fast_key, entry, args)
+        else:
+            self._enter_fast(fast_key, key, entry, args)
         return outputs[0] if entry.rebuild is None else entry.rebuild(outputs)
+
+    def _symbolic_entry(self, key: tuple) -> Entry | None:
+        """The symbolic entry that serves this key (its sizes fit and its guards
+        hold), or None."""
+        from graphc.dynamic import same_elsewhere, sizes_for
+        for entry, shapes, guards, traced_key in self._symbolic:
+            if same_elsewhere(shapes, traced_key, key) and \
+                    sizes_for(shapes, guards, key) is not None:
+                return entry
+        return None
+
+    def _enter_fast_symbolic(self, fast_key: tuple | None, entry: Entry, args: tuple):
+        """The fast paths serve this exact set of shapes with the symbolic entry from
+        now on (its sizes were checked once, here)."""
+        if fast_key is not None and any(e is entry for e, *_ in self._symbolic):
+            self._fast[fast_key] = entry
+            register = getattr(self, "_register", None)
+            if register is not None:
+                register(args, entry.run, entry.rebuild, self._stats.hit_counter)
 
     def _torch_function(self, args: tuple, kwargs: dict):
         """The torch compilation of fn (graphc/torch_compile.py), made on the first call
@@ -247,7 +278,7 @@ class CompiledFunction(SignatureCache):
     def lower(self, *args, **kwargs) -> Lowered:
         """The traced, optimized and generated forms for these arguments."""
         key, leaves = signature(args, kwargs, self.fn)
-        entry = self._cache.get(key) or \
+        entry = self._cache.get(key) or (self._symbolic and self._symbolic_entry(key)) or \
             self._compile(args, kwargs, flat_call(self.fn, args, kwargs, key, leaves))
         return entry.lowered
 
@@ -275,9 +306,7 @@ class CompiledFunction(SignatureCache):
             if self.donate_argnums:  # this signature's graph inputs
                 options = options.replace(
                     donate=donated_inputs(args, flat.key, self.donate_argnums))
-            lowered = lower_function(self.fn, args, kwargs, self.backend, self.passes,
-                                     name=getattr(self.fn, "__name__", "fn"), flat=flat,
-                                     options=options)
+            lowered, shapes = self._lower(args, kwargs, flat, options, history)
             lowered.retraces = history
             check = self.check if self.check is not None else \
                 settings.get("GRAPHC_CHECK")
@@ -286,7 +315,47 @@ class CompiledFunction(SignatureCache):
             entry = Entry(lowered, flat.paths, flat.key, run)
             _dump(self.fn, lowered)
             self._insert(flat.key, entry)
+            if shapes:
+                self._symbolic.append((entry, shapes, lowered.traced.guards, flat.key))
             return entry
+
+    def _lower(self, args: tuple, kwargs: dict, flat: FlatCall, options: Options,
+               history: list[str]) -> tuple[Lowered, dict[int, tuple]]:
+        """Lowered for this call: symbolic in the dimensions the dynamic policy picks
+        (graphc/dynamic.py), else, or where a symbolic trace cannot be made,
+        specialized; and the symbolic input shapes by leaf ({}: none)."""
+        from graphc.dynamic import every_dimension, generalize
+        name = getattr(self.fn, "__name__", "fn")
+        shapes: dict[int, tuple] = {}
+        if not self._static_only:
+            if self.dynamic:
+                shapes, why = every_dimension(flat.key), ["dynamic=True: every size"]
+            else:
+                for old in self._cache.values():
+                    if all(old is not e for e, *_ in self._symbolic):
+                        shapes, why = generalize(old.keys, flat.key, flat.paths)
+                        if shapes:
+                            break
+        if shapes:
+            try:
+                lowered = lower_function(self.fn, args, kwargs, self.backend, self.passes,
+                                         name=name, flat=flat, options=options,
+                                         shapes=shapes)
+                history.extend(why)
+                return lowered, _input_shapes(lowered, flat.key)
+            except GraphcError as exc:  # symbolic sizes it cannot take yet: specialized
+                self._static_only = True  # traced symbolically once: not again
+                history.append(f"the sizes stay specialized: {exc.message}")
+        return lower_function(self.fn, args, kwargs, self.backend, self.passes, name=name,
+                              flat=flat, options=options), {}
+
+
+def _input_shapes(lowered: Lowered, key: tuple) -> dict[int, tuple]:
+    """The traced graph's input shapes by leaf index, where symbolic (a guard may have
+    given a symbol a size, or made two one)."""
+    arrays = [i for i, leaf in enumerate(key[1]) if leaf[0] == "array"]
+    return {i: v.type.shape for i, v in zip(arrays, lowered.traced.graph.inputs)
+            if not v.type.static}
 
 
 def checked(name: str, lowered: Lowered) -> Callable[..., tuple]:
@@ -311,7 +380,8 @@ def checked(name: str, lowered: Lowered) -> Callable[..., tuple]:
 
 def lower_function(fn: Callable, args: tuple, kwargs: dict, backend, passes=None,
                    name: str | None = None, flat: FlatCall | None = None,
-                   options: Options | None = None) -> Lowered:
+                   options: Options | None = None,
+                   shapes: dict[int, tuple] | None = None) -> Lowered:
     """Trace, optimize and generate code; a library exception in any of these stages is
     a GraphcInternalError naming the stage and the IR file that reproduces it. `flat`:
     the arguments already flattened and keyed (a cache miss), else done here;
@@ -321,7 +391,7 @@ def lower_function(fn: Callable, args: tuple, kwargs: dict, backend, passes=None
     t0 = time.perf_counter()
     with compiling(name or getattr(fn, "__name__", "fn")):
         with stage("trace", fn):
-            traced = trace_function(fn, args, kwargs, name=name, flat=flat)
+            traced = trace_function(fn, args, kwargs, name=name, flat=flat, shapes=shapes)
         lowered = lower_graph(traced, fn, backend, passes, options)
     lowered.stage_seconds = {"trace": time.perf_counter() - t0 - lowered.compile_seconds,
                              **lowered.stage_seconds}
@@ -342,10 +412,11 @@ def _lower_graph(traced: Traced, fn: Callable | None, backend, passes,
     options = resolve_options(options)
     from graphc import compile_cache
     from graphc.passes.pipeline import resolve
-    _refuse_symbolic(traced.graph)
+    symbolic = _symbolic(traced.graph, backend)
     t0 = time.perf_counter()
     pipeline = resolve(passes, backend.FUSION_POLICY)  # fusion follows the backend's rules
-    digest, status = compile_cache.key(traced.graph, backend, options, pipeline)
+    digest, status = (None, "bypass: symbolic sizes") if symbolic else \
+        compile_cache.key(traced.graph, backend, options, pipeline)
     hit = compile_cache.load(digest, traced, backend, options, pipeline) if digest else None
     name = traced.graph.name
     if hit is not None:
@@ -362,17 +433,21 @@ def _lower_graph(traced: Traced, fn: Callable | None, backend, passes,
     return lowered
 
 
-def _refuse_symbolic(graph: Graph) -> None:
-    """The backends generate code for fixed sizes only, so far: a graph with symbolic
-    sizes (one read from text, or traced with them) runs in `graphc.interpret`."""
+def _symbolic(graph: Graph, backend) -> bool:
+    """Whether the graph has symbolic sizes; only the numpy backend generates code
+    for them so far (the compile cache keeps fixed-size entries only)."""
     for v in (*graph.inputs, *(v for n in graph.nodes for v in n.outputs)):
         if not v.type.static:
+            if getattr(backend, "__name__", "").endswith(".numpy"):
+                return True
             raise UnsupportedError(
-                f"graph {graph.name}: %{v.name} has the symbolic type {v.type}; the "
-                "backends compile fixed sizes only",
-                hint="run it with graphc.interpret, or give each size a value with "
-                     "graphc.ir.sizes.substitute_graph(graph, {name: size}) first",
+                f"graph {graph.name}: %{v.name} has the symbolic type {v.type}; this "
+                "backend compiles fixed sizes only",
+                hint="use the numpy backend, run it with graphc.interpret, or give each "
+                     "size a value with graphc.ir.sizes.substitute_graph(graph, "
+                     "{name: size}) first",
                 loc=(v.node.loc if v.node is not None else None) or False)
+    return False
 
 
 def _compile_graph(traced: Traced, fn: Callable | None, backend, pipeline: list,
@@ -421,7 +496,8 @@ def _dump(fn: Callable, lowered: Lowered) -> None:
 def compile(fn: Callable | None = None, *, backend: str = "numpy",
             passes=None, check: bool | None = None, cache_size: int | None = None,
             options: Options | dict | None = None,
-            donate_argnums: int | tuple[int, ...] = ()) -> Any:
+            donate_argnums: int | tuple[int, ...] = (),
+            dynamic: bool | None = None) -> Any:
     """Compile a numpy function: traced once per input signature, then cached.
 
     Use as `@graphc.compile` or `@graphc.compile(backend="numpy")`. A torch
@@ -440,6 +516,11 @@ def compile(fn: Callable | None = None, *, backend: str = "numpy",
     its state in place instead of writing fresh arrays (the numpy backend; an argument
     that is not a writeable, aligned, C-contiguous array sharing no memory with another
     argument is left alone, and the output is fresh).
+    `dynamic` (as in torch.compile): None, the default, specializes the first call's
+    sizes and makes a dimension symbolic once a call changes only sizes, so that one
+    trace serves every size of it (graphc/dynamic.py; sizes 0 and 1 stay specialized);
+    True makes every dimension of size 2 or more symbolic from the first call; False
+    specializes every size.
 
     >>> import graphc, numpy as np
     >>> @graphc.compile
@@ -471,7 +552,7 @@ def compile(fn: Callable | None = None, *, backend: str = "numpy",
                                   cache_size=cache_size, options=options)
         return _compiled_class()(f, backend=backend, passes=passes, check=check,
                                  cache_size=cache_size, options=options,
-                                 donate_argnums=donate)
+                                 donate_argnums=donate, dynamic=dynamic)
     return build if fn is None else build(fn)
 
 

@@ -27,6 +27,8 @@ import numpy as np
 from graphc import dtypes
 from graphc.errors import MismatchError
 from graphc.ir import Graph
+from graphc.ir.sizes import substitute_graph
+from graphc.ir.symbols import shape_symbols
 import graphc.passes.precision as analysis  # a module: `import passes.precision` alone must work
 
 # (rtol, atol) per precision: the base allowance, for any output computed at that
@@ -94,8 +96,16 @@ def tolerance(precision: analysis.Precision, dtype: str) -> Tolerance:
     return Tolerance(rtol, atol, precision)
 
 
+# a symbolic graph's tolerances are those of its sizes at this (error bounds grow with
+# the terms a sum adds: they hold for every size up to it)
+SYMBOLIC_SIZE = 1 << 16
+
+
 def output_tolerances(graph: Graph) -> list[Tolerance]:
     """The tolerance of each output of `graph`, from the precision it is computed in."""
+    names = {d_name for v in graph.inputs for d_name in shape_symbols(v.type.shape)}
+    if names:
+        graph = substitute_graph(graph, dict.fromkeys(names, SYMBOLIC_SIZE))
     return [tolerance(p, v.type.dtype)
             for p, v in zip(analysis.output_precisions(graph), graph.outputs)]
 

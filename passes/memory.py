@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from graphc.ir import Graph, Value
+from graphc.ir.symbols import covers, larger, typical
 
 
 @dataclass(frozen=True)
@@ -87,22 +88,23 @@ def assign_slots(ranges: list[LiveRange], donors: dict[int, int] | None = None
     busy_until: list[int] = []
     holder: list[int] = []  # the value each slot holds now
     for r in sorted(ranges, key=lambda r: (r.start, id(r.value) in donors,
-                                           -r.value.type.nbytes)):
+                                           -typical(r.value.type.nbytes))):
         need = r.value.type.nbytes
         donor = donors.get(id(r.value))
         own = slot_of.get(donor) if donor is not None else None
         if own is not None and holder[own] == donor and busy_until[own] == r.start:
             slot = own
-            sizes[slot] = max(sizes[slot], need)
+            sizes[slot] = larger(sizes[slot], need)
         else:
             free = [s for s in range(len(sizes)) if busy_until[s] < r.start]
             # prefer a slot already big enough (the smallest such), else grow the biggest
-            fitting = [s for s in free if sizes[s] >= need]
+            # (symbolic sizes: a slot fits where it is proved to, for every size)
+            fitting = [s for s in free if covers(sizes[s], need)]
             if fitting:
-                slot = min(fitting, key=lambda s: sizes[s])
+                slot = min(fitting, key=lambda s: typical(sizes[s]))
             elif free:
-                slot = max(free, key=lambda s: sizes[s])
-                sizes[slot] = need
+                slot = max(free, key=lambda s: typical(sizes[s]))
+                sizes[slot] = larger(sizes[slot], need)
             else:
                 slot = len(sizes)
                 sizes.append(need)

@@ -51,7 +51,7 @@ def _check(f, x):
 
 
 def test_pools_of_many_shapes_stay_within_the_budget(budget, rng):
-    f = graphc.compile(softmax, cache_size=0)  # no entry limit: only the budget bounds
+    f = graphc.compile(softmax, cache_size=0, dynamic=False)  # no entry limit: only the budget bounds
     peak_own = 0
     for n in range(64, 64 + 4 * 20, 4):  # outputs of 1 to 2.3 MB each
         x = rng.random((n, COLS), dtype=np.float32)
@@ -65,7 +65,7 @@ def test_pools_of_many_shapes_stay_within_the_budget(budget, rng):
 
 
 def test_a_larger_budget_keeps_more(rng):
-    f = graphc.compile(softmax, cache_size=0)
+    f = graphc.compile(softmax, cache_size=0, dynamic=False)
     runtime.set_pool_bytes(1 << 40)
     try:
         xs = [rng.random((n, COLS), dtype=np.float32) for n in (64, 96, 128)]
@@ -80,7 +80,7 @@ def test_a_larger_budget_keeps_more(rng):
 
 
 def test_the_cache_evicts_the_least_recently_used_signature(rng):
-    f = graphc.compile(softmax, cache_size=3)
+    f = graphc.compile(softmax, cache_size=3, dynamic=False)
     xs = {n: rng.random((n, COLS), dtype=np.float32) for n in (64, 65, 66, 67)}
     for n in (64, 65, 66):
         f(xs[n])
@@ -103,7 +103,7 @@ def test_the_cache_evicts_the_least_recently_used_signature(rng):
 
 
 def test_hits_off_the_fast_path_count_as_use(rng):
-    f = graphc.compile(lambda x, scale: softmax(x) * scale["s"], cache_size=2)
+    f = graphc.compile(lambda x, scale: softmax(x) * scale["s"], cache_size=2, dynamic=False)
     a, b, c = (rng.random((n, 8), dtype=np.float32) for n in (2, 3, 4))
     s = {"s": np.float32(2.0)}
     f(a, s)
@@ -119,7 +119,7 @@ def test_hits_off_the_fast_path_count_as_use(rng):
 
 def test_the_entry_limit_comes_from_the_setting(monkeypatch, rng):
     monkeypatch.setenv("GRAPHC_CACHE_ENTRIES", "2")
-    f = graphc.compile(lambda x: x * 2.0 + 1.0)
+    f = graphc.compile(lambda x: x * 2.0 + 1.0, dynamic=False)
     for n in range(1, 6):
         x = rng.random(n, dtype=np.float32)
         np.testing.assert_array_equal(f(x), x * np.float32(2.0) + np.float32(1.0))
@@ -127,7 +127,7 @@ def test_the_entry_limit_comes_from_the_setting(monkeypatch, rng):
 
 
 def test_cache_clear_lets_the_buffers_go(rng):
-    f = graphc.compile(softmax)
+    f = graphc.compile(softmax, dynamic=False)
     x = rng.random((80, COLS), dtype=np.float32)
     f(x)
     lowered = f.lower(x)
@@ -147,7 +147,7 @@ _RSS_SCRIPT = textwrap.dedent("""
         with open("/proc/self/statm") as fh:
             return int(fh.read().split()[1]) * 4096
 
-    @graphc.compile
+    @graphc.compile(dynamic=False)
     def softmax(x):
         e = np.exp(x - x.max(axis=-1, keepdims=True))
         return e / e.sum(axis=-1, keepdims=True)

@@ -89,7 +89,7 @@ def test_graphc_check_true_turns_check_mode_on(monkeypatch):
 
 
 def test_graphc_log_is_a_checked_list(monkeypatch, capsys):
-    f = graphc.compile(lambda x: x * 2.0)
+    f = graphc.compile(lambda x: x * 2.0, dynamic=False)  # every size a retrace
     f(np.ones(2, F32))
     monkeypatch.setenv("GRAPHC_LOG", "recompile")  # the typo of the issue: warns, no log
     with pytest.warns(SettingWarning, match="recompiles"):

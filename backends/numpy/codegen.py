@@ -16,22 +16,23 @@ from __future__ import annotations
 
 import dataclasses
 import keyword
+import math
 import re
 import warnings
 from typing import Any, Callable
 
-import numpy as np
 
 from graphc.backends import settings
 from graphc.backends.options import Options, resolve
 from graphc import dtypes, ops
 from graphc.errors import GraphcError
 from graphc.ir import Graph, Group, Node, Value
+from graphc.ir.symbols import Sym, typical
 from graphc.ir.text import format_node
 from graphc.backends.numpy import loading, lowering, runtime
 from graphc.backends.numpy.kernels import Kernel, row_kernel
 from graphc.backends.numpy.lowering import LOWERINGS, Emitter, matmul_operands, lower_into
-from graphc.backends.numpy.literals import py_comment
+from graphc.backends.numpy.literals import py, py_comment, size_names
 from graphc.backends import toolchain
 from graphc.backends.numpy import native, scan
 from graphc.backends.numpy.loading import Executable, Rendered  # noqa: F401  (Executable: public)
@@ -117,15 +118,16 @@ class _Program:
         name = self.name_of(v)
         np_dtype = f"np.{dtypes.to_numpy(v.type.dtype).name}"
         if id(v) in self.outputs:
-            alloc = "_out.empty" if v.type.nbytes >= runtime.Recycler.MIN_BYTES else "np.empty"
-            alloc = f"{alloc}({v.type.shape!r}, {np_dtype})"
+            alloc = "_out.empty" if typical(v.type.nbytes) >= runtime.Recycler.MIN_BYTES \
+                else "np.empty"
+            alloc = f"{alloc}({py(v.type.shape)}, {np_dtype})"
             donor = self.donated.get(id(v))
             if donor is not None:  # the caller's array, where it turned out donatable
                 alloc = f"{self.names[id(donor)]} if {self.donor_flag(donor)} else {alloc}"
             self.body.append(f"{name} = {alloc}")
         else:
             self.buffered.append(v)
-            self.body.append(f"{name} = _view(_A[@{id(v)}@], {v.type.shape!r}, {np_dtype})")
+            self.body.append(f"{name} = _view(_A[@{id(v)}@], {py(v.type.shape)}, {np_dtype})")
         return name
 
     def donor_flag(self, donor: Value) -> str:
@@ -164,9 +166,9 @@ class _Program:
             # a batch of rows times one matrix is one GEMM over all the rows: BLAS runs
             # it ~1.3x faster than numpy's loop of one GEMM per batch entry
             k, n = tb.shape[::-1] if node.attrs.get("transpose_b") else tb.shape
-            rows = int(np.prod(ta.shape[:-1]))  # not -1: K may be 0
-            self.body.append(_line(f"np.matmul(np.reshape({a}, ({rows}, {k})), {b}, "
-                                   f"out=np.reshape({out}, ({rows}, {n})))", node))
+            rows = math.prod(ta.shape[:-1])  # not -1: K may be 0
+            self.body.append(_line(f"np.matmul(np.reshape({a}, {py((rows, k))}), {b}, "
+                                   f"out=np.reshape({out}, {py((rows, n))}))", node))
             return
         self.body.append(_line(f"np.matmul({a}, {b}, out={out})", node))
 
@@ -178,15 +180,14 @@ class _Program:
             return False
         self.natives.append(nk)
         args = [self.names[id(node.inputs[0])], self.buffer(node.output)]
-        self.body.append(_line(f"_runc({nk.name}, {nk.rows}, {nk.align}, "
-                               f"{node.output.type.size}, 1, {', '.join(args)})", node))
+        self.body.append(_line(f"_runc({nk.name}, {py(nk.rows)}, {nk.align}, "
+                               f"{py(node.output.type.size)}, 1, {', '.join(args)})", node))
         return True
 
     def kernel(self, plan: KernelPlan, native_only: bool = False) -> bool:
         """Emit the plan as one kernel: native where C can express it, else a numpy
         block kernel (or, with native_only, nothing: False, and the caller emits the
         nodes one by one)."""
-        nodes = plan.nodes
         in_place = self.in_place_pairs(plan)
         donated = self.donation_pairs(plan)
 
@@ -194,7 +195,7 @@ class _Program:
             graph_v = plan.origin(v)
             name = self.buffer(graph_v) if id(v) in outs else self.names[id(graph_v)]
             same = graph_v.type.shape == v.type.shape
-            return name if same else f"np.reshape({name}, {v.type.shape!r})"
+            return name if same else f"np.reshape({name}, {py(v.type.shape)})"
 
         def described(n: Node) -> str:
             return describe(plan.source_node(n))
@@ -215,11 +216,11 @@ class _Program:
             self.donated.update(donated)
             outs = {id(v) for v in nk.outputs}
             args = [arg(v) for v in nk.inputs + nk.outputs]
-            elements = max(v.type.size for n in nodes for v in (*n.inputs, *n.outputs))
+            elements = _elements(plan.group)
             self.call(plan, nk.name, nk.params, args,
                       f"rows={nk.rows}, align={nk.align}, elements={elements}, "
                       f"inputs={len(nk.inputs)}", native=True)
-            self.body.append(f"_runc({nk.name}, {nk.rows}, {nk.align}, {elements}, "
+            self.body.append(f"_runc({nk.name}, {py(nk.rows)}, {nk.align}, {py(elements)}, "
                              f"{len(nk.inputs)}, {', '.join(args)})")
             return True
         if native_only:
@@ -236,7 +237,7 @@ class _Program:
         scratch = f"_s{len(self.kernels) - 1}"
         self.call(plan, k.name, k.params, args, f"rows={k.rows}, block={k.block}, "
                   f"scratch={scratch}")
-        self.body.append(f"_run({k.name}, {k.rows}, {k.block}, {scratch}, {', '.join(args)})")
+        self.body.append(f"_run({k.name}, {py(k.rows)}, {k.block}, {scratch}, {', '.join(args)})")
         return True
 
     def call(self, plan: KernelPlan, name: str, params, args: list[str], fields: str,
@@ -311,7 +312,19 @@ def native_enabled(options: Options | None = None) -> bool:
 def render(graph: Graph, options: Options | None = None) -> Rendered:
     """The Python source of `graph` and what binding it needs (loading.Rendered: plain
     data, nothing built or loaded yet), as `options` (None: the environment's defaults)
-    ask."""
+    ask. A symbolic size is a variable of the generated function (`_dim0`), read from
+    the first input dimension that is that symbol."""
+    sizes: dict[str, tuple[int, int]] = {}  # symbol -> (input, axis) that gives it
+    for i, v in enumerate(graph.inputs):
+        for k, d in enumerate(v.type.shape):
+            if type(d) is Sym and d.name is not None:
+                sizes.setdefault(d.name, (i, k))
+    with size_names({name: f"_dim{j}" for j, name in enumerate(sizes)}):
+        return _render(graph, options, sizes)
+
+
+def _render(graph: Graph, options: Options | None, sizes: dict[str, tuple[int, int]]
+            ) -> Rendered:
     p = _Program(graph, resolve(options))
     params = []
     for v in graph.inputs:
@@ -325,7 +338,7 @@ def render(graph: Graph, options: Options | None = None) -> Rendered:
         dies_in.setdefault(last, []).append(k)
     for plan in p.plans:
         gi = plan.index
-        small = _elements(plan.group) <= small_group
+        small = typical(_elements(plan.group)) <= small_group
         if not small:  # op by op, any group runs; as one kernel, only this backend's
             _check_policy(plan.group, gi)
         start = len(p.body)
@@ -341,7 +354,9 @@ def render(graph: Graph, options: Options | None = None) -> Rendered:
                        and not p.names[k].startswith("_c")})
         if dead and gi < len(p.plans) - 1:
             p.body.append(f"del {', '.join(dead)}")
-    p.body[:0] = _donation_checks(p, params)
+    p.body[:0] = [f"_dim{j} = {params[i]}.shape[{k}]  # {py_comment(name)}"
+                  for j, (name, (i, k)) in enumerate(sizes.items())] + \
+        _donation_checks(p, params)
     memory = plan_memory([(v, p.group_of[id(v.node)]) for v in p.buffered], p.last_read,
                          p.in_place)
     slot_of, slot_bytes = memory.slot_of, memory.slot_bytes
@@ -360,11 +375,19 @@ def render(graph: Graph, options: Options | None = None) -> Rendered:
     for k in p.kernels:
         lines += ["", k.source]
     lines += ["", f"def {fn_name}({', '.join(params)}):"]
-    if slot_bytes:
+    if slot_bytes and all(type(n) is int for n in slot_bytes):
         lines += ["    _A = _arena.get()  # this call's buffers: " +
                   ", ".join(f"{n} B" for n in slot_bytes), "    try:"]
         lines += ["        " + b for b in body]
         lines += ["    finally:", "        _arena.put(_A)"]
+    elif slot_bytes:  # sized by this call's sizes: an arena per set of sizes
+        lines += [f"    {b}" for b in body[:len(sizes)]]
+        lines += [f"    _B = {py(tuple(slot_bytes))}  # this call's buffers: " +
+                  ", ".join(f"{n} B" for n in slot_bytes),
+                  "    _A = _arenas.get(_B)", "    try:"]
+        lines += ["        " + b for b in body[len(sizes):]]
+        lines += ["    finally:", "        _arenas.put(_B, _A)"]
+        slot_bytes = []
     else:
         lines += ["    " + b for b in body]
     return Rendered(graph.name, fn_name, "\n".join(lines) + "\n", c_source,
@@ -401,7 +424,7 @@ def _render_fused(p: _Program, plan: KernelPlan, small: bool) -> None:
     if not small:
         p.kernel(plan)
     # one C call costs less than two numpy calls even this small
-    elif not (p.use_native and len(plan.nodes) >= 2 and _elements(plan.group) >= NATIVE_MIN
+    elif not (p.use_native and len(plan.nodes) >= 2 and typical(_elements(plan.group)) >= NATIVE_MIN
               and p.kernel(plan, native_only=True)):
         _render_ops(p, plan, small)
 
@@ -458,7 +481,9 @@ RENDERERS: dict[str, Renderer] = {
 
 
 def _elements(group: Group) -> int:
-    return max(v.type.size for n in group.nodes for v in (*n.inputs, *n.outputs))
+    """The group's largest value's size (symbolic sizes ordered by their typical one)."""
+    return max((v.type.size for n in group.nodes for v in (*n.inputs, *n.outputs)),
+               key=typical)
 
 
 def _returned(p: _Program) -> list[str]:

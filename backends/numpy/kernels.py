@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from graphc.backends import settings
+from graphc.errors import UnsupportedError
 from graphc.ir import Node, Value
 from graphc.ops import OPS, Kind
 from graphc.backends.numpy.names import ParamNames
@@ -61,9 +62,18 @@ def row_kernel(name: str, plan: KernelPlan,
     """
     nodes = list(plan.nodes)
     rows = plan.rows
+    for n in nodes:  # scratch is (block, *the rest): a fixed size past the first axis
+        for v in (*n.inputs, *n.outputs):
+            if not all(type(d) is int for d in v.type.shape[1:]):
+                raise UnsupportedError(
+                    f"{n.op}: the numpy backend's block kernels take a symbolic size in "
+                    f"the first axis only, not {v.type}", loc=n.loc or False,
+                    hint="keep that size fixed (dynamic sizes past the first axis are "
+                         "issue 14's next step)")
     widest = max([_row_elements(v) for n in nodes for v in (*n.inputs, *n.outputs)] + [1])
     target = block_elements  # the compiled function's options (backends/options.py)
-    block = max(1, min(rows, target // widest))
+    # (symbolic rows: the runtime ends the last block at the rows a call has)
+    block = max(1, min(rows, target // widest) if type(rows) is int else target // widest)
     last_use = {id(v): i for i, n in enumerate(nodes) for v in n.inputs}
 
     kernel = Kernel(name, "", [], [], [], rows, block)

@@ -19,11 +19,42 @@ graphc.errors.VerifyError: the numpy backend renders only validated attribute va
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
-from typing import Any
+from typing import Any, Iterator
 
 from graphc import dtypes
 from graphc.errors import VerifyError
+from graphc.ir.symbols import Sym
+
+# symbol -> the generated variable that holds its size in this call (set per render)
+_SIZE_NAMES: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar(
+    "graphc_size_names", default={})
+
+
+@contextlib.contextmanager
+def size_names(names: dict[str, str]) -> Iterator[None]:
+    """Render symbolic sizes with these variables (`B` -> `_dim0`) inside the block."""
+    token = _SIZE_NAMES.set(dict(names))
+    try:
+        yield
+    finally:
+        _SIZE_NAMES.reset(token)
+
+
+def _size(d: Sym) -> str:
+    """A symbolic size as Python arithmetic on the generated size variables: the
+    symbol's own name never reaches the source."""
+    names = _SIZE_NAMES.get()
+    terms = []
+    for m, c in d.terms:
+        if any(n not in names for n in m):
+            raise VerifyError(f"the size {d} names a symbol no input gives", loc=False)
+        factors = ([str(abs(c))] if abs(c) != 1 or not m else []) + [names[n] for n in m]
+        terms.append(("-" if c < 0 else "+") + "*".join(factors))
+    text = "".join(terms)
+    return "(" + (text[1:] if text.startswith("+") else text) + ")"
 
 
 def py(value: Any) -> str:
@@ -31,6 +62,8 @@ def py(value: Any) -> str:
     kind = type(value)
     if kind is bool or kind is int:  # exact types: a subclass could override __repr__
         return repr(value)
+    if kind is Sym:
+        return _size(value)
     if kind is float:
         return repr(value) if math.isfinite(value) else f"float('{value}')"
     if kind is tuple:

@@ -122,7 +122,7 @@ def namespace(r: Rendered) -> dict[str, Any]:
           "_run": functools.partial(runtime.run_blocks, **bound) if bound
           else runtime.run_blocks,
           "_view": runtime.view, "_donatable": runtime.donatable,
-          "_arena": runtime.arena_pool(r.slot_bytes),
+          "_arena": runtime.arena_pool(r.slot_bytes), "_arenas": runtime.SizedArenas(),
           "_out": runtime.Recycler(), "_locs": r.locs, "_IndexingError": IndexingError}
     if r.profiled:
         ns["_clock"], ns["_prof"] = time.perf_counter, [0.0] * r.profiled

@@ -255,7 +255,8 @@ def lower_into(node: Node, args: list[str], out: str, em: Emitter | None = None)
     lower = LOWERINGS[node.op]
     x = node.inputs[0].type if node.inputs else None
     if node.op == "sum" and em is not None and x.dtype in ("float32", "float64") and \
-            x.ndim >= 2 and tuple(node.attrs["axes"]) == (x.ndim - 1,) and x.shape[-1] > 1:
+            x.ndim >= 2 and tuple(node.attrs["axes"]) == (x.ndim - 1,) and \
+            type(x.shape[-1]) is int and x.shape[-1] > 1:
         # a row sum as a matrix-vector product: BLAS runs it ~3x faster than numpy's
         # pairwise add.reduce (float32 accumulation either way, different rounding)
         ones = np.ones((x.shape[-1],) + ((1,) if node.attrs["keepdims"] else ()),

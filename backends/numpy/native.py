@@ -176,6 +176,13 @@ class _Kernel:
                     raise _Unsupported(v.type.dtype)
         if plan.form is None:
             raise _Unsupported("no loop nest")
+        # symbolic sizes reach the C only as the rows the caller passes (a flat loop's
+        # elements, a row loop's rows): past the first axis of a loop nest every size
+        # is fixed (issue 14's next step: sizes as arguments)
+        for n in nodes if plan.form != "flat" else ():
+            for v in (*n.inputs, *n.outputs):
+                if not all(type(d) is int for d in v.type.shape[1:]):
+                    raise _Unsupported("a symbolic size past the first axis")
         self.space = plan.space
         self.names = ParamNames(plan.origin, sum(plan.escapes(n.output) for n in nodes),
                                 reserved=lambda name: False)  # "_ptr" sets them apart

@@ -225,6 +225,31 @@ def arena_pool(slot_bytes: list[int]) -> BufferPool:
     return BufferPool(lambda: [np.empty(n, np.uint8) for n in slot_bytes], sum(slot_bytes))
 
 
+class SizedArenas:
+    """Arenas for a graph whose planned buffers have symbolic sizes: one pool per
+    tuple of slot sizes a call needs, the `KEPT` most recently used kept."""
+
+    KEPT = 8
+
+    def __init__(self):
+        self._pools: dict[tuple[int, ...], BufferPool] = {}
+        self._lock = threading.Lock()
+
+    def get(self, slot_bytes: tuple[int, ...]) -> list:
+        with self._lock:
+            pool = self._pools.pop(slot_bytes, None) or arena_pool(list(slot_bytes))
+            self._pools[slot_bytes] = pool  # most recent last
+            while len(self._pools) > self.KEPT:
+                self._pools.pop(next(iter(self._pools))).release()
+        return pool.get()
+
+    def put(self, slot_bytes: tuple[int, ...], buffers: list) -> None:
+        with self._lock:
+            pool = self._pools.get(slot_bytes)
+        if pool is not None:
+            pool.put(buffers)
+
+
 def view(buf: np.ndarray, shape: tuple[int, ...], dtype) -> np.ndarray:
     """`buf`'s first bytes as an array of `shape` and `dtype`."""
     n = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize

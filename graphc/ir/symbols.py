@@ -282,6 +282,26 @@ def slice_indices(start, stop, step, n: Dim) -> tuple[Dim, Dim, int]:
             clamp(stop, upper if step > 0 else lower), step)
 
 
+TYPICAL_SIZE = 1024  # what a symbol is taken to be where only an order is wanted
+
+
+def typical(d: Dim) -> int:
+    """d's value with every symbol at TYPICAL_SIZE: a sort key and a heuristic's size
+    (how large a kernel is likely to be), never a correctness decision."""
+    return d if type(d) is int else d.evaluate(dict.fromkeys(d.symbols, TYPICAL_SIZE))
+
+
+def covers(a: Dim, b: Dim) -> bool:
+    """Whether a >= b for every size (proved, not answered from a trace)."""
+    lo = dim_bounds(a - b)[0]
+    return lo is not None and lo >= 0
+
+
+def larger(a: Dim, b: Dim) -> Dim:
+    """A size at least a and at least b: the larger where that is known, else a + b."""
+    return a if covers(a, b) else b if covers(b, a) else a + b
+
+
 def dim_bounds(d: Dim) -> tuple[int | None, int | None]:
     return (d, d) if isinstance(d, int) else d.bounds()
 

@@ -1,0 +1,117 @@
+"""Dynamic shapes (issue 14 items 2 and 3, the numpy backend): a retrace caused only by
+sizes makes those dimensions symbolic, one compile then serves every size, natively
+and with numpy kernels, matching numpy at every size."""
+import numpy as np
+import pytest
+
+import graphc
+from graphc.backends.numpy.codegen import native_enabled
+from graphc.dynamic import every_dimension, generalize, sizes_for
+from graphc.ir.symbols import Sym
+
+RNG = np.random.default_rng(14)
+W1 = (RNG.standard_normal((32, 64)) / 6).astype(np.float32)
+B1 = RNG.standard_normal(64).astype(np.float32)
+W2 = (RNG.standard_normal((64, 10)) / 8).astype(np.float32)
+
+
+def mlp(x, w1, b1, w2):
+    h = np.maximum(x @ w1 + b1, 0)
+    z = h @ w2
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True)), h.sum(axis=0)
+
+
+def _reference(x):
+    return mlp(*(a.astype(np.float64) for a in (x, W1, B1, W2)))
+
+
+def _close(got, want, terms):
+    # float32 through sums of `terms` products of O(1) values: a few ulp of the sum's
+    # magnitude per term (|x||w| sums stay below ~terms here)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape and g.dtype == np.float32
+        np.testing.assert_allclose(g, w, rtol=0, atol=terms * 2.0**-20 * max(1.0, np.abs(w).max()))
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_one_compile_serves_every_batch_size(native):
+    f = graphc.compile(mlp, options={"native": native})
+    sizes = [16, 17, 2, 300, 5, 64, 16, 129]
+    for n in sizes:
+        x = RNG.standard_normal((n, 32)).astype(np.float32)
+        _close(f(x, W1, B1, W2), _reference(x), 64 * 300)
+    assert f.cache_info().misses == 2  # the first call's sizes, then every size
+    (entry, shapes, guards, _), = f._symbolic
+    assert str(entry.lowered.graph.inputs[0].type) == "f32[s0,32]"
+    assert "x: axis 0 is dynamic now (s0): its size changed from 16 to 17" in \
+        entry.lowered.retraces
+    assert "_dim0 = x.shape[0]" in entry.lowered.source
+
+
+def test_sizes_0_and_1_stay_specialized():
+    f = graphc.compile(lambda x: x * 2.0 + 1.0)
+    for n in (4, 5, 1, 6, 1):
+        x = RNG.standard_normal((n, 3))
+        np.testing.assert_array_equal(f(x), x * 2.0 + 1.0)  # exact: one rounding each
+    assert f.cache_info().misses == 3  # 4, then s0 for 5 and 6, then 1 on its own
+
+
+def test_dynamic_false_specializes_and_true_is_symbolic_from_the_first_call():
+    fixed = graphc.compile(lambda x: x + 1.0, dynamic=False)
+    # (an elementwise kernel takes any sizes natively: one flat loop over the elements)
+    every = graphc.compile(lambda x: x + 1.0, dynamic=True, options={"native": True})
+    for n in (3, 4, 5):
+        x = np.arange(n * 2, dtype=np.float32).reshape(n, 2)
+        np.testing.assert_array_equal(fixed(x), x + 1.0)
+        np.testing.assert_array_equal(every(x), x + 1.0)
+    assert fixed.cache_info().misses == 3
+    if not native_enabled(every.options):  # no C compiler: numpy's block kernels
+        return  # take a symbolic first axis only, and the sizes stay specialized
+    assert every.cache_info().misses == 1
+    assert str(every.lower(np.ones((7, 2), np.float32)).graph.inputs[0].type) == "f32[s0,s1]"
+    with pytest.raises(graphc.errors.ArgumentError):
+        graphc.compile(lambda x: x, dynamic="yes")
+
+
+def test_a_guard_keeps_the_sizes_it_was_traced_for():
+    def head(x):
+        return x[:, :4] * 2.0
+    f = graphc.compile(head)
+    for cols in (6, 7, 9):  # symbolic from 7 on, with the guard cols >= 4 (and != 4)
+        x = RNG.standard_normal((3, cols))
+        np.testing.assert_array_equal(f(x), x[:, :4] * 2.0)
+    before = f.cache_info().misses
+    x = RNG.standard_normal((3, 4))  # the guard does not hold: a trace of its own
+    np.testing.assert_array_equal(f(x), x[:, :4] * 2.0)
+    assert f.cache_info().misses == before + 1
+
+
+def test_what_needs_a_sizes_value_stays_specialized_and_says_why():
+    def rows(x):
+        return sum(x[i] for i in range(x.shape[0]))
+    f = graphc.compile(rows)
+    for n in (3, 4, 5):
+        x = RNG.standard_normal((n, 2))
+        np.testing.assert_allclose(f(x), x.sum(axis=0), rtol=2**-50)
+    assert f.cache_info().misses == 3
+    retraces = [line for e in f._cache.values() for line in e.lowered.retraces]
+    assert any("stay specialized" in line and "symbolic" in line for line in retraces)
+
+
+def test_the_policy_picks_dimensions_that_changed():
+    old = (("tree",), (("array", (32, 8), "float32"), ("array", (32,), "int64"),
+                       ("static", 3)))
+    new = (("tree",), (("array", (17, 8), "float32"), ("array", (17,), "int64"),
+                       ("static", 3)))
+    shapes, why = generalize(old, new, ["x", "y", "k"])
+    s0 = Sym.var("s0")
+    assert shapes == {0: (s0, 8), 1: (s0,)} and len(why) == 1  # one batch: one symbol
+    assert sizes_for(shapes, (), new) == {"s0": 17}
+    assert sizes_for(shapes, (), (new[0], (("array", (5, 8), "float32"),
+                                           ("array", (6,), "int64"), ("static", 3)))) is None
+    assert generalize(old, (old[0], (old[1][0], old[1][1], ("static", 4))), ["x", "y", "k"]) \
+        == ({}, [])  # a static value changed: not a size
+    assert generalize(old, (old[0], (("array", (1, 8), "float32"),) + old[1][1:]),
+                      ["x", "y", "k"]) == ({}, [])  # 1 is specialized
+    assert every_dimension(old) == {0: (s0, Sym.var("s1")), 1: (s0,)}
