@@ -242,6 +242,8 @@ class CompiledFunction(SignatureCache):
         """The symbolic entry that serves this key (its sizes fit and its guards
         hold), or None."""
         from graphc.dynamic import same_elsewhere, sizes_for
+        # an entry the cache evicted (its buffers let go) serves no more
+        self._symbolic = [s for s in self._symbolic if self._cache.get(s[3]) is s[0]]
         for entry, shapes, guards, traced_key in self._symbolic:
             if same_elsewhere(shapes, traced_key, key) and \
                     sizes_for(shapes, guards, key) is not None:

@@ -115,3 +115,14 @@ def test_the_policy_picks_dimensions_that_changed():
     assert generalize(old, (old[0], (("array", (1, 8), "float32"),) + old[1][1:]),
                       ["x", "y", "k"]) == ({}, [])  # 1 is specialized
     assert every_dimension(old) == {0: (s0, Sym.var("s1")), 1: (s0,)}
+
+
+def test_an_evicted_symbolic_entry_serves_no_more():
+    f = graphc.compile(lambda x, k: x * k["s"], cache_size=1)
+    for n in (4, 5):  # the second call makes the symbolic entry (and evicts the first)
+        f(np.ones((n, 2)), {"s": 2.0})
+    assert len(f._symbolic) == 1
+    f(np.ones((3, 2)), {"s": 3.0})  # a static value changed: a new entry evicts it
+    np.testing.assert_array_equal(f(np.ones((6, 2)), {"s": 2.0}), np.full((6, 2), 2.0))
+    assert f.cache_info().entries == 1 and \
+        all(f._cache.get(k) is e for e, _, _, k in f._symbolic)
