@@ -315,10 +315,6 @@ def shape_symbols(shape: tuple) -> frozenset[str]:
     return frozenset().union(*(d.symbols for d in shape if isinstance(d, Sym)))
 
 
-def evaluate_shape(shape: tuple, sizes: dict[str, int]) -> tuple[int, ...]:
-    return tuple(d if type(d) is int else d.evaluate(sizes) for d in shape)
-
-
 # ---- comparisons: proved from MIN_SIZE, or answered from the trace's sizes ------------
 
 _RELATIONS = {"==": lambda v: v == 0, "!=": lambda v: v != 0, "<": lambda v: v < 0,
