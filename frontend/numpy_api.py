@@ -18,7 +18,6 @@ from graphc import dtypes
 from graphc.errors import ShapeError, UnsupportedError
 from graphc.frontend import contractions, indexing, prims, suggestions
 from graphc.frontend.prims import Operand
-from graphc.ir.symbols import SymbolicError
 from graphc.frontend.tracer import Tracer
 
 FUNCTIONS: dict[Callable, Callable] = {}
@@ -180,15 +179,6 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False):
     return prims.reduce("sum", x, prims.norm_axes(axis, x.ndim), keepdims)
 
 
-def _count(x: Tracer, axes) -> int:
-    n = math.prod([x.shape[i] for i in axes])
-    if type(n) is not int:  # a mean's divisor is a literal: a symbolic axis specializes
-        raise SymbolicError(f"a mean or variance over {n} elements needs their count as "
-                            "a number, and that size is symbolic here",
-                            hint="keep that size fixed: leave it out of the symbolic shapes")
-    return n
-
-
 def _mean_dtype(x: Tracer) -> str:
     # np.mean / np.var of bool and int arrays are float64 (not float16 for bool, as
     # the float-only ufuncs give): numpy accumulates them in 'f8'
@@ -205,7 +195,7 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False):
     acc = "float32" if dt == "float16" else dt
     axes = prims.norm_axes(axis, x.ndim)
     s = prims.reduce("sum", prims.cast(x, acc), axes, keepdims)
-    return prims.cast(prims.binary("div", s, prims.lift(_count(x, axes), acc)), dt)
+    return prims.cast(prims.binary("div", s, prims.count(x, axes, acc)), dt)
 
 
 @implements(np.var)
@@ -216,11 +206,18 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
     acc = "float32" if dt == "float16" else dt
     x = prims.cast(x, acc)
     axes = prims.norm_axes(axis, x.ndim)
-    n = _count(x, axes)
     centered = prims.binary("sub", x, mean(x, axis=axes, keepdims=True))
     ss = prims.reduce("sum", prims.binary("mul", centered, centered), axes, keepdims)
-    return prims.cast(prims.binary("div", ss, prims.lift(float(builtin_max(n - ddof, 0)),
-                                                         acc)), dt)
+    return prims.cast(prims.binary("div", ss, _dof(x, axes, ddof, acc)), dt)
+
+
+def _dof(x: Tracer, axes: tuple[int, ...], ddof, acc: str):
+    """var's divisor, max(n - ddof, 0): numpy's, inf or nan where ddof >= n."""
+    n = math.prod(x.shape[i] for i in axes)
+    if type(n) is int:
+        return prims.lift(float(builtin_max(n - ddof, 0)), acc)
+    less = prims.binary("sub", prims.count(x, axes, acc), prims.lift(float(ddof), acc))
+    return prims.binary("maximum", less, prims.lift(0.0, acc))
 
 
 @implements(np.std)

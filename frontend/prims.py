@@ -42,6 +42,8 @@ def dtype_of(x: Operand):
         return x.value.type.dtype
     if is_weak(x):
         return x
+    if type(x) is symbols.Sym:  # a symbolic size: a weak int, as a Python int is
+        return symbols.MIN_SIZE
     if isinstance(x, (np.ndarray, np.generic)):
         return dtypes.canonical(x.dtype)
     if isinstance(x, (list, tuple)):
@@ -59,11 +61,23 @@ def lift(x: Operand, dtype: str | None = None, ctx: TraceContext | None = None) 
     if isinstance(x, Tracer):
         return cast(x, dtype) if dtype else x
     ctx = ctx or current()
+    if type(x) is symbols.Sym:  # known per call: a size node, not a literal
+        return ctx.emit("size", dims=(x,), dtype=dtypes.canonical(dtype or "int64"))
     if is_weak(x) and dtype in dtypes.INTS and not isinstance(x, bool):
         info = np.iinfo(dtype)
         if not info.min <= x <= info.max:
             raise DtypeError(f"Python integer {x} is out of bounds for {dtype}")
     return ctx.const(x, dtype)
+
+
+def count(x: Tracer, axes: tuple[int, ...], dtype: str) -> Tracer:
+    """How many elements of `x` the axes span, as a 0-d `dtype` value: a literal where
+    the sizes are static, a `size` node (computed per call) where one is symbolic."""
+    dims = tuple(x.shape[i] for i in axes)
+    n = math.prod(dims)
+    if type(n) is int:
+        return lift(n, dtype, x.ctx)
+    return x.ctx.emit("size", dims=dims, dtype=dtypes.canonical(dtype))
 
 
 def cast(x: Tracer, dtype: str) -> Tracer:

@@ -7,6 +7,7 @@
     python -m graphc bench --only gelu,softmax --repeats 20 --plot bench.png
     python -m graphc bench --backend triton   on the GPU vs torch eager and torch.compile
     python -m graphc bench --suite compile    compile time against graph size
+    python -m graphc bench --suite dynamic    the mlp forward over 300 batch sizes
     python -m graphc replay /tmp/graphc-x/loss.repro.ir --inputs random
     python -m graphc ulp --only tanh,exp      max ulp error of float32 math vs. float64
     python -m graphc show model.graphc         an exported file's signature and graph
@@ -45,11 +46,12 @@ def _parser() -> argparse.ArgumentParser:
         "bench", help="run the benchmark suite",
         description="Time each workload as eager numpy, graphc and the installed peers "
                     "(workloads: " + ", ".join(WORKLOADS) + ").")
-    bench.add_argument("--suite", choices=["kernels", "models", "compile"],
+    bench.add_argument("--suite", choices=["kernels", "models", "compile", "dynamic"],
                        default="kernels",
                        help="kernels: the numpy workloads (default); models: the "
                             "example models' PyTorch training steps (needs torch); "
-                            "compile: first-call compile time against graph size")
+                            "compile: first-call compile time against graph size; "
+                            "dynamic: the mlp forward over 300 batch sizes")
     bench.add_argument("--backend", choices=["numpy", "triton"], default="numpy",
                        help="numpy: graphc on the CPU against numpy and the peers "
                             "(default); triton: on the GPU against torch eager and "
@@ -145,6 +147,10 @@ def bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         compile_suite.run(compile_suite.QUICK_LAYERS if args.quick else
                           compile_suite.LAYERS, peers=args.peers != "none")
         return 0
+    if args.suite == "dynamic":
+        from graphc.bench import dynamic_suite
+        rows = dynamic_suite.run(args.quick, peers=PEERS[args.peers])
+        return 1 if any(row["check"] == "FAIL" for row in rows) else 0
     if args.suite == "models":
         if args.backend == "triton":
             parser.error("--suite models runs on the CPU only; --backend triton takes "

@@ -295,21 +295,22 @@ class CompiledFunction(SignatureCache):
             if entry is not None:  # another thread compiled it meanwhile
                 self._stats.hit()
                 return entry
-            history = []
-            if self._cache:
-                seen = list(self._cache.values())
-                history = [explain_retrace(self.__name__, seen, flat.paths, flat.key)]
-                # the user's call is 4 frames up from here, through _call and __call__,
-                # or through lower and its _trimmed wrapper
-                self._stats.warned = report_retrace(
-                    self.__name__, seen, flat.paths, flat.key, self._stats.misses,
-                    self._stats.warned, stacklevel=4, text=history[0])
+            seen = list(self._cache.values())
             options = self.options
             if self.donate_argnums:  # this signature's graph inputs
                 options = options.replace(
                     donate=donated_inputs(args, flat.key, self.donate_argnums))
-            lowered, shapes = self._lower(args, kwargs, flat, options, history)
-            lowered.retraces = history
+            dynamic: list[str] = []  # which dimensions became dynamic, or why none did
+            lowered, shapes = self._lower(args, kwargs, flat, options, dynamic)
+            lowered.retraces = dynamic
+            if seen:
+                text = explain_retrace(self.__name__, seen, flat.paths, flat.key, dynamic)
+                lowered.retraces = [text, *dynamic]
+                # the user's call is 4 frames up from here, through _call and __call__,
+                # or through lower and its _trimmed wrapper
+                self._stats.warned = report_retrace(
+                    self.__name__, seen, flat.paths, flat.key, self._stats.misses,
+                    self._stats.warned, stacklevel=4, text=text)
             check = self.check if self.check is not None else \
                 settings.get("GRAPHC_CHECK")
             # decided once per signature, so that a hit does not ask again
@@ -347,7 +348,8 @@ class CompiledFunction(SignatureCache):
                 return lowered, _input_shapes(lowered, flat.key)
             except GraphcError as exc:  # symbolic sizes it cannot take yet: specialized
                 self._static_only = True  # traced symbolically once: not again
-                history.append(f"the sizes stay specialized: {exc.message}")
+                at = f" ({exc.loc})" if exc.loc is not None else ""
+                history.append(f"the sizes stay specialized: {exc.message}{at}")
         return lower_function(self.fn, args, kwargs, self.backend, self.passes, name=name,
                               flat=flat, options=options), {}
 

@@ -56,8 +56,11 @@ def report_retrace(name: str, seen: Sequence[Seen], paths: list[str], key: tuple
     return warned or want_warn
 
 
-def explain_retrace(name: str, entries: Sequence[Seen], paths: list[str], key: tuple) -> str:
-    """Why `key` missed the cache: the argument that changed, old and new, what to do."""
+def explain_retrace(name: str, entries: Sequence[Seen], paths: list[str], key: tuple,
+                    dynamic: Sequence[str] = ()) -> str:
+    """Why `key` missed the cache: the argument that changed, old and new, what to do;
+    `dynamic`: the dimensions this trace made symbolic (graphc/dynamic.py), or why it
+    could not, which replace the advice to pad."""
     treedef, leaf_keys = key
     same_tree = [e for e in entries if e.keys[0] == treedef]
     if not same_tree:
@@ -76,8 +79,7 @@ def explain_retrace(name: str, entries: Sequence[Seen], paths: list[str], key: t
             if old[1] != new[1] and old[2] != new[2]:
                 what = "shape and dtype"
             lines.append(f"  {path}: {what} changed from {_spec(old)} to {_spec(new)}")
-            hints.add("pad or bucket inputs to a few fixed shapes, and keep one dtype "
-                      "(cast with .astype before the call)")
+            hints.add(_PAD)
         elif old[0] == new[0] == "mode":  # ("mode", hint, value): a torch module's train()
             lines.append(f"  {path}: changed from {old[2]!r} to {new[2]!r}")
             hints.add(new[1])
@@ -89,9 +91,19 @@ def explain_retrace(name: str, entries: Sequence[Seen], paths: list[str], key: t
         else:
             lines.append(f"  {path}: changed from {_spec(old)} to {_spec(new)}")
             hints.add("pass the same kind of value (array or Python number) each time")
+    symbolic = [d for d in dynamic if "dynamic now" in d]
+    if symbolic:  # the new sizes are served from now on: padding is not the advice
+        hints.discard(_PAD)
+        lines += [f"  {d}" for d in symbolic]
+        lines.append("  this trace serves every size of those dimensions")
+    lines += [f"  {d}" for d in dynamic if "dynamic now" not in d]
     for h in sorted(hints):
         lines.append(f"  hint: {h}")
     return "\n".join(lines)
+
+
+_PAD = "pad or bucket inputs to a few fixed shapes, and keep one dtype (cast with " \
+    ".astype before the call)"
 
 
 def _spec(k: tuple) -> str:

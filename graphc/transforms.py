@@ -288,6 +288,7 @@ def lower_split(graph: Graph, wrt: list[int], target, options: Options | None = 
     # layers, then gets one GEMM for its gradient, not a batch of them summed)
     joint = autodiff.backward(simplify(graph), wrt, seed_inputs=True, n_seeded=n_seeded)
     parts = split(joint, n_out, n_seeded)
+    parts.forward.guards = parts.backward.guards = graph.guards
     position = {id(v): i for i, v in enumerate(graph.inputs)}
     takes = [position[id(v)] for v in parts.backward.inputs if id(v) in position]
     halves = [lower_graph(_as_traced(g), fn, target, passes, options)

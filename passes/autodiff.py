@@ -332,7 +332,7 @@ def _matmul_weight_grad(e: Emit, a: Value, b: TensorType, g: Value) -> Value:
     batch as one GEMM over all rows, (rows, K)^T @ (rows, N), rather than a batch of
     products summed afterwards (a (batch, K, N) array made only to be reduced)."""
     if b.ndim == 2 and a.type.ndim > 2:
-        k, rows = a.type.shape[-1], int(np.prod(a.type.shape[:-1]))
+        k, rows = a.type.shape[-1], math.prod(a.type.shape[:-1])
         flat_a = e("reshape", a, shape=(rows, k))
         flat_g = e("reshape", g, shape=(rows, g.type.shape[-1]))
         return e("matmul", _swap_last(e, flat_a), flat_g)

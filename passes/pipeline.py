@@ -107,9 +107,11 @@ def run(graph: Graph, pipeline=None, verify: bool | str = True,
     if each:
         graph.verify()
     stages = [Stage("traced", graph, 0.0)]
+    guards = graph.guards  # what the sizes meet: no pass changes that, so none carries it
     for name, fn in resolve(pipeline, policy):
         start = time.perf_counter()
         graph = _run_pass(name, fn, graph)
+        graph.guards = guards
         seconds = time.perf_counter() - start
         if each:
             graph.verify()

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import networkx as nx
 
 from graphc.ir import Graph, Node, NodeBuilder, Value
+from graphc.ir.symbols import typical
 from graphc.ops import OPS, Kind
 
 RECOMPUTABLE = frozenset({Kind.ELEMENTWISE, Kind.SHAPE, Kind.SOURCE})
@@ -50,7 +51,7 @@ def split(joint: Graph, n_outputs: int, n_cotangents: int) -> Split:
         flow.add_edge("source", ("out", id(v)))  # inputs are available for free
     for n in fwd_nodes:
         for v in n.outputs:
-            flow.add_edge(("in", id(v)), ("out", id(v)), capacity=max(v.type.nbytes, 1))
+            flow.add_edge(("in", id(v)), ("out", id(v)), capacity=max(typical(v.type.nbytes), 1))
             if OPS[n.op].kind not in RECOMPUTABLE:
                 flow.add_edge("source", ("in", id(v)))
             for u in n.inputs:

@@ -33,6 +33,7 @@ from graphc import dtypes
 from graphc.errors import SourceLoc
 from graphc.ir import Attrs, Graph, Node, TensorType, Value
 from graphc.ops import ELEMENTWISE_OPS, infer_types
+from graphc.ops.elementwise import broadcast_shapes
 from graphc.passes.rewrite import GraphBuilder
 
 
@@ -196,7 +197,7 @@ def _scalar_broadcasts(s: Site) -> Value | None:
         if inner is None or inner.inputs[0].type.size != 1:
             continue
         trial = inputs[:i] + [inner.inputs[0]] + inputs[i + 1:]
-        if tuple(np.broadcast_shapes(*(t.shape for t in trial))) == s.type.shape:
+        if broadcast_shapes(*(t.shape for t in trial)) == s.type.shape:
             inputs = trial
     if all(a is b for a, b in zip(inputs, s.inputs)):
         return None

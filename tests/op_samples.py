@@ -476,6 +476,14 @@ for _shape, _axis, _dt in [((5,), 0, "int32"), ((2, 3), 1, "int64"), ((3, 4, 2),
     case("iota", [], lambda shape, axis, dtype: np.indices(shape)[axis].astype(dtype),
          shape=_shape, axis=_axis, dtype=_dt)
 
+# size: the product of its dims as a 0-d array (symbolic dims get theirs per call,
+# tests/test_dynamic.py); an empty product is 1, a 0 makes 0
+for _dims, _dt in [((4,), "float32"), ((3, 5), "float64"), ((), "int64"), ((2, 0), "float32"),
+                   ((7, 6), "int32")]:
+    case("size", [], lambda dims, dtype: np.asarray(float(np.prod(dims)) if "float" in dtype
+                                                    else int(np.prod(dims)), dtype=dtype),
+         dims=_dims, dtype=_dt)
+
 # philox_uniform: one Philox4x32-10 block per element in plain Python integers,
 # following Salmon et al.'s definition (not the op's vectorized lanes)
 def _philox_block(counter: int, seed: int, stream: int) -> list[int]:

@@ -236,7 +236,8 @@ def test_bench_usage_errors(monkeypatch, capsys):
 
 @pytest.mark.parametrize("module", ["graphc.benchmark", "graphc.bench.measure",
                                     "graphc.bench.workloads",
-                                    "graphc.bench.runner", "graphc.bench.report"])
+                                    "graphc.bench.runner", "graphc.bench.report",
+                                    "graphc.bench.dynamic_suite"])
 def test_docstring_examples_run(module):
     mod = importlib.import_module(module)
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
@@ -253,3 +254,16 @@ def test_compile_suite_times_each_chain_and_prints_the_table():
     assert all(r["forward"] > 0 and r["value_and_grad"] > 0 for r in rows)
     text = out.getvalue()
     assert "| 10 (" in text and "| 20 (" in text
+
+
+def test_dynamic_suite_compiles_graphc_twice_and_checks_every_batch():
+    import io
+    from graphc.bench import dynamic_suite
+    out = io.StringIO()
+    rows = {r["name"]: r for r in dynamic_suite.run(quick=True, peers=(), out=out)}
+    sizes = dynamic_suite.batch_sizes(dynamic_suite.QUICK["calls"],
+                                      dynamic_suite.QUICK["largest"])
+    assert all(r["check"] == "ok" for r in rows.values())
+    assert rows["graphc"]["compiles"] == "2"  # the first call's sizes, then all of them
+    assert rows["graphc, dynamic=False"]["compiles"] == str(len(set(sizes)))
+    assert "| graphc | ok | 2 |" in out.getvalue()

@@ -30,7 +30,7 @@ from graphc.ir import Graph, Group, Node, Value
 from graphc.ir.symbols import Sym, typical
 from graphc.ir.text import format_node
 from graphc.backends.numpy import loading, lowering, runtime
-from graphc.backends.numpy.kernels import Kernel, row_kernel
+from graphc.backends.numpy.kernels import Kernel, blockable, row_kernel
 from graphc.backends.numpy.lowering import LOWERINGS, Emitter, matmul_operands, lower_into
 from graphc.backends.numpy.literals import py, py_comment, size_names
 from graphc.backends import toolchain
@@ -54,8 +54,8 @@ SMALL_GROUP = settings.SETTINGS["GRAPHC_SMALL_GROUP"].default  # 1 << 15
 NATIVE_MIN = 4096
 
 
-_RESERVED = {"np", "_consts", "_A", "_arena", "_run", "_runc", "_view", "_out", "_C_SOURCE",
-             "_locs", "_IndexingError"}
+_RESERVED = {"np", "_sizes", "_consts", "_A", "_arena", "_run", "_runc", "_view", "_out",
+             "_C_SOURCE", "_locs", "_IndexingError"}
 # Ops that the user's data can make fail at run time (a traced index out of range), and
 # the GraphcError each failure becomes, named at the op's source line.
 _USER_FAILURES = {"gather": ("IndexError", "_IndexingError")}
@@ -95,6 +95,7 @@ class _Program:
         self.use_native = native_enabled(options)
         self.natives: list[native.NativeKernel] = []
         self.native_by_body: dict[str, str] = {}  # a kernel's C (unnamed) -> its name
+        self.uses_sizes = False  # a native kernel reads the call's `_sizes`
         self.em = Emitter()
         self.names: dict[int, str] = {}
         self.taken: set[str] = set()
@@ -179,7 +180,8 @@ class _Program:
         if nk is None:
             return False
         self.natives.append(nk)
-        args = [self.names[id(node.inputs[0])], self.buffer(node.output)]
+        args = [self.names[id(node.inputs[0])], self.buffer(node.output)] + ["_sizes"] * nk.sizes
+        self.uses_sizes |= nk.sizes
         self.body.append(_line(f"_runc({nk.name}, {py(nk.rows)}, {nk.align}, "
                                f"{py(node.output.type.size)}, 1, {', '.join(args)})", node))
         return True
@@ -215,7 +217,8 @@ class _Program:
             self.in_place.update(in_place)
             self.donated.update(donated)
             outs = {id(v) for v in nk.outputs}
-            args = [arg(v) for v in nk.inputs + nk.outputs]
+            args = [arg(v) for v in nk.inputs + nk.outputs] + ["_sizes"] * nk.sizes
+            self.uses_sizes |= nk.sizes
             elements = _elements(plan.group)
             self.call(plan, nk.name, nk.params, args,
                       f"rows={nk.rows}, align={nk.align}, elements={elements}, "
@@ -225,6 +228,11 @@ class _Program:
             return True
         if native_only:
             return False
+        if not blockable(plan):  # a numpy block kernel's scratch needs fixed rows
+            for node in plan.group.nodes:
+                if node is not plan.matmul:
+                    self.single(node)
+            return True
         k = row_kernel(f"_k{len(self.kernels)}", plan,
                        lambda n, args, out: lower_into(n, args, out, self.em), described,
                        lambda n, args: LOWERINGS[n.op](self.em, args, n.attrs),
@@ -319,7 +327,7 @@ def render(graph: Graph, options: Options | None = None) -> Rendered:
         for k, d in enumerate(v.type.shape):
             if type(d) is Sym and d.name is not None:
                 sizes.setdefault(d.name, (i, k))
-    with size_names({name: f"_dim{j}" for j, name in enumerate(sizes)}):
+    with size_names(list(sizes)):
         return _render(graph, options, sizes)
 
 
@@ -356,6 +364,8 @@ def _render(graph: Graph, options: Options | None, sizes: dict[str, tuple[int, i
             p.body.append(f"del {', '.join(dead)}")
     p.body[:0] = [f"_dim{j} = {params[i]}.shape[{k}]  # {py_comment(name)}"
                   for j, (name, (i, k)) in enumerate(sizes.items())] + \
+        ([f"_sizes = np.array({py(tuple(Sym.var(n) for n in sizes))}, np.int64)  "
+          "# for the native kernels"] if p.uses_sizes else []) + \
         _donation_checks(p, params)
     memory = plan_memory([(v, p.group_of[id(v.node)]) for v in p.buffered], p.last_read,
                          p.in_place)

@@ -62,14 +62,11 @@ def row_kernel(name: str, plan: KernelPlan,
     """
     nodes = list(plan.nodes)
     rows = plan.rows
-    for n in nodes:  # scratch is (block, *the rest): a fixed size past the first axis
-        for v in (*n.inputs, *n.outputs):
-            if not all(type(d) is int for d in v.type.shape[1:]):
-                raise UnsupportedError(
-                    f"{n.op}: the numpy backend's block kernels take a symbolic size in "
-                    f"the first axis only, not {v.type}", loc=n.loc or False,
-                    hint="keep that size fixed (dynamic sizes past the first axis are "
-                         "issue 14's next step)")
+    if not blockable(plan):
+        n = nodes[0]
+        raise UnsupportedError(f"{n.op}: a numpy block kernel takes a symbolic size in the "
+                               "first axis only", loc=n.loc or False,
+                               hint="run the group op by op (codegen does)")
     widest = max([_row_elements(v) for n in nodes for v in (*n.inputs, *n.outputs)] + [1])
     target = block_elements  # the compiled function's options (backends/options.py)
     # (symbolic rows: the runtime ends the last block at the rows a call has)
@@ -154,6 +151,13 @@ def row_kernel(name: str, plan: KernelPlan,
     kernel.source = "\n".join([f"def {name}(lo, hi, s, {params}):"] +
                               ["    " + line for line in top + body]) + "\n"
     return kernel
+
+
+def blockable(plan: KernelPlan) -> bool:
+    """Whether row_kernel can run `plan`: its scratch is (block, *the rest), so every
+    size past the first axis must be fixed."""
+    return all(type(d) is int for n in plan.nodes for v in (*n.inputs, *n.outputs)
+               for d in v.type.shape[1:])
 
 
 def _reserved(name: str) -> bool:

@@ -22,39 +22,60 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from graphc import dtypes
 from graphc.errors import VerifyError
 from graphc.ir.symbols import Sym
 
-# symbol -> the generated variable that holds its size in this call (set per render)
-_SIZE_NAMES: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar(
+# symbol -> its position among the call's sizes (set per render): Python reads size j
+# as the variable `_dim{j}`, a native kernel as `sizes[j]` (the call's `_sizes` array)
+_SIZE_NAMES: contextvars.ContextVar[dict[str, int]] = contextvars.ContextVar(
     "graphc_size_names", default={})
 
 
 @contextlib.contextmanager
-def size_names(names: dict[str, str]) -> Iterator[None]:
-    """Render symbolic sizes with these variables (`B` -> `_dim0`) inside the block."""
-    token = _SIZE_NAMES.set(dict(names))
+def size_names(order: Sequence[str]) -> Iterator[None]:
+    """Render symbolic sizes as the call's size variables (the j-th of `order` as
+    `_dim{j}` in Python, `sizes[j]` in C) inside the block."""
+    token = _SIZE_NAMES.set({name: j for j, name in enumerate(order)})
     try:
         yield
     finally:
         _SIZE_NAMES.reset(token)
 
 
-def _size(d: Sym) -> str:
-    """A symbolic size as Python arithmetic on the generated size variables: the
-    symbol's own name never reaches the source."""
+def _size(d: Sym, var: str) -> str:
+    """A symbolic size as arithmetic on the call's size variables (`var` formats the
+    j-th): the symbol's own name never reaches the source."""
     names = _SIZE_NAMES.get()
     terms = []
     for m, c in d.terms:
         if any(n not in names for n in m):
             raise VerifyError(f"the size {d} names a symbol no input gives", loc=False)
-        factors = ([str(abs(c))] if abs(c) != 1 or not m else []) + [names[n] for n in m]
+        factors = ([str(abs(c))] if abs(c) != 1 or not m else []) + \
+            [var.format(names[n]) for n in m]
         terms.append(("-" if c < 0 else "+") + "*".join(factors))
     text = "".join(terms)
     return "(" + (text[1:] if text.startswith("+") else text) + ")"
+
+
+def c_size(d: int | Sym) -> str:
+    """A size in a native kernel's C: an int literal, or a symbolic size read from the
+    kernel's `sizes` argument (int64 arithmetic).
+
+    >>> c_size(4)
+    '4'
+    >>> with size_names(["B", "S"]):
+    ...     c_size(Sym.var("S") * 2 + 1)
+    '(1+2*sizes[1])'
+    """
+    if type(d) is int:
+        return str(d)
+    if type(d) is Sym:
+        return _size(d, "sizes[{}]")
+    raise VerifyError(f"the numpy backend renders only sizes here, not {_shown(d)}",
+                      loc=False)
 
 
 def py(value: Any) -> str:
@@ -63,7 +84,7 @@ def py(value: Any) -> str:
     if kind is bool or kind is int:  # exact types: a subclass could override __repr__
         return repr(value)
     if kind is Sym:
-        return _size(value)
+        return _size(value, "_dim{}")
     if kind is float:
         return repr(value) if math.isfinite(value) else f"float('{value}')"
     if kind is tuple:

@@ -25,6 +25,7 @@ A new primitive needs one entry, registered where its record is, for example:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -236,6 +237,9 @@ LOWERINGS: dict[str, Lowering] = {
     "cumsum": _e(lambda em, a, at: f"np.cumsum({a[0]}, axis={py(at['axis'])}, "
                                    f"dtype={a[0]}.dtype)"),
     "iota": _e(_iota), "const": _e(_const),
+    # the product of the sizes, at run time where symbolic: `(_dim0*64)`
+    "size": _e(lambda em, a, at: f"np.array({py(math.prod(at['dims']))}, "
+                                 f"{_np_dtype(at['dtype'])})"),
     "matmul": _e(_matmul),
     "conv2d": _e(_call("_win_conv2d")), "max_pool2d": _e(_call("_win_max_pool2d")),
     "avg_pool2d": _e(_ref("avg_pool2d")),

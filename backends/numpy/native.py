@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from graphc.backends.numpy import cdivision, cexpr, cmath
-from graphc.backends.numpy.literals import c_comment
+from graphc.backends.numpy.literals import c_comment, c_size
 from graphc.backends.numpy.lowering import LOWERINGS
 from graphc.ir import Node, Value
 from graphc.ir.text import format_node
@@ -75,6 +75,9 @@ class NativeKernel:
     # kernels with the same key compute the same thing (an unrolled loop's groups)
     key: str = ""
     params: tuple[str, ...] = ()  # its parameters' names: inputs, then outputs
+    # whether it reads symbolic sizes: then its last argument is the call's `_sizes`
+    # (int64, one per symbol), after the outputs
+    sizes: bool = False
 
 
 class _Unsupported(Exception):
@@ -176,13 +179,8 @@ class _Kernel:
                     raise _Unsupported(v.type.dtype)
         if plan.form is None:
             raise _Unsupported("no loop nest")
-        # symbolic sizes reach the C only as the rows the caller passes (a flat loop's
-        # elements, a row loop's rows): past the first axis of a loop nest every size
-        # is fixed (issue 14's next step: sizes as arguments)
-        for n in nodes if plan.form != "flat" else ():
-            for v in (*n.inputs, *n.outputs):
-                if not all(type(d) is int for d in v.type.shape[1:]):
-                    raise _Unsupported("a symbolic size past the first axis")
+        # a symbolic size past the first axis is read from the `sizes` argument
+        # (literals.c_size); the first axis arrives as the rows the caller passes
         self.space = plan.space
         self.names = ParamNames(plan.origin, sum(plan.escapes(n.output) for n in nodes),
                                 reserved=lambda name: False)  # "_ptr" sets them apart
@@ -251,13 +249,18 @@ class _Kernel:
                   f"args[{i}];" for i, v in enumerate(self.inputs)]
         unpack += [f"{CTYPE[v.type.dtype]} *{self.restrict(v)}{self.out_name[id(v)]} = "
                    f"args[{len(self.inputs) + i}];" for i, v in enumerate(self.outputs)]
+        sized = any("sizes[" in line for line in body)
+        if sized:
+            unpack.append(f"const int64_t *restrict sizes = args[{len(unpack)}];"
+                          "  // the call's symbolic sizes")
         source = "\n".join(
             [f"void {self.name}(int64_t lo, int64_t hi, void *const *args) {{"] +
             ["  " + line for line in unpack + body] + ["}"])
         return NativeKernel(self.name, source, self.inputs, self.outputs, rows, align,
                             frozenset(self.math), self.key(source),
                             tuple(self.params[id(v)] for v in self.inputs) +
-                            tuple(self.out_name[id(v)] for v in self.outputs))
+                            tuple(self.out_name[id(v)] for v in self.outputs) +
+                            (("sizes",) if sized else ()), sized)
 
     def key(self, source: str) -> str:
         params = [self.params[id(v)] for v in self.inputs] + \
@@ -303,12 +306,12 @@ class _Kernel:
             terms, stride = [], 1
             for k, d in reversed(list(enumerate(merged(shape)))):
                 if d > 1:  # a size-1 axis broadcasts: left out of the index
-                    terms.append(f"i{k}" + (f" * {stride}" if stride > 1 else ""))
+                    terms.append(f"i{k}" + (f" * {c_size(stride)}" if stride != 1 else ""))
                 stride *= d
             return " + ".join(reversed(terms)) or "0"
 
         # the loop bounds by name: axis k of the space, after merging axes
-        top = [f"const int64_t {', '.join(f'size{k} = {space[k]}' for k in range(1, rank))};"
+        top = [f"const int64_t {', '.join(f'size{k} = {c_size(space[k])}' for k in range(1, rank))};"
                f"  // the space {list(self.space)} as {list(space)}"] if rank > 1 else []
         top += self.scalar_lines()
         inner = []
@@ -336,10 +339,28 @@ class _Kernel:
 
     def rows(self) -> list[str]:
         R, C = self.space
-        kind, level = self.plan.value_kind, self.plan.level  # the plan's loop levels
-        self.kind, self.level = kind, level
-        top = [f"const int64_t n_cols = {C};  // the columns of each of the {R} rows"]
-        top += self.scalar_lines() + self.plan_saved(C)
+        self.kind, self.level = self.plan.value_kind, self.plan.level  # its loop levels
+        top = [f"const int64_t n_cols = {c_size(C)};  // the columns of each of the {R} rows"]
+        top += self.scalar_lines()
+        self.saved: dict[int, str] = {}
+        if type(C) is int:
+            return top + self.plan_saved(C) + self.row_loop()
+        # symbolic columns: rows that fit the stack scratch keep their saved values in
+        # it (arrays of `limit`), longer ones compute them again; one loop nest each
+        itemsizes = sum(np.dtype(v.type.dtype).itemsize for v in self.plan.kept)
+        limit = SCRATCH_BYTES // itemsizes if itemsizes else 0
+        if not limit:
+            return top + self.row_loop()
+        short = self.plan_saved(limit) + self.row_loop()
+        self.saved = {}
+        long = self.row_loop()
+        return top + [f"if (n_cols <= {limit}) {{  // rows that fit the stack scratch"] + \
+            ["  " + line for line in short] + ["} else {"] + \
+            ["  " + line for line in long] + ["}"]
+
+    def row_loop(self) -> list[str]:
+        """The loop over the rows lo..hi, each computed by its loops over the columns."""
+        kind, level = self.kind, self.level
         body: list[str] = []
         last = max(level.values())
         for k in range(last + 1):
@@ -348,17 +369,16 @@ class _Kernel:
                         OPS[n.op].kind is not Kind.REDUCTION:
                     body += self.define(n, i, [self.row_operand(v) for v in n.inputs])
                     self.store_row(n, i, body)
-            body += self.loop(k, C)
-        return top + ["for (int64_t r = lo; r < hi; r++) {"] + \
-            ["  " + line for line in body] + ["}"]
+            body += self.loop(k, self.space[1])
+        return ["for (int64_t r = lo; r < hi; r++) {"] + ["  " + line for line in body] + ["}"]
 
     def plan_saved(self, C: int) -> list[str]:
         """Full values that a later loop reads, kept in a row of scratch on the stack
         (a store and a load from L1) rather than computed again (softmax's exp)."""
         self.saved: dict[int, str] = {}
         budget = SCRATCH_BYTES
-        for v in self.plan.kept:
-            row_bytes = v.type.nbytes // max(1, self.space[0])
+        for v in self.plan.kept:  # (R, C) values: a row is C of them
+            row_bytes = C * np.dtype(v.type.dtype).itemsize
             if row_bytes <= budget:
                 budget -= row_bytes
                 self.saved[id(v)] = f"s{len(self.saved)}"
@@ -430,7 +450,7 @@ class _Kernel:
             return self.local[id(v)]
         shape = (1,) * (2 - v.type.ndim) + v.type.shape
         a, b = shape
-        row = ("r * n_cols" if b == C else f"r * {b}") if a > 1 else ""
+        row = ("r * n_cols" if b == C else f"r * {c_size(b)}") if a > 1 else ""
         col = "c" if b > 1 else ""
         index = " + ".join(p for p in (row, col) if p) or "0"
         return self.read(v, index)

@@ -111,7 +111,7 @@ class _Program:
 
     def plan(self, plan: KernelPlan) -> None:
         from graphc.backends.triton import kernels
-        if plan.kind == "source":
+        if plan.kind == "source" or [n.op for n in plan.group.nodes] == ["size"]:
             for node in plan.group.nodes:
                 self.constant(node)
             return

@@ -8,7 +8,7 @@ backend runs it.
 - "matmul": the tiled `tl.dot` kernel (matmul.py);
 - "extern": a torch call on the device, where Triton is the wrong tool (extern.HOST:
   convolutions, pooling, gathers, views), with the reason;
-- "source": constants and iota, made once when the program is built.
+- "source": constants, iota and static sizes, made once when the program is built.
 
 A new primitive is one entry in the table its kind reads; a test checks that
 LOWERINGS covers every primitive.
@@ -41,6 +41,8 @@ def _table() -> dict[str, Lowering]:
             table[name] = Lowering("matmul")
         elif op.kind is Kind.SOURCE and name in ("const", "iota"):
             table[name] = Lowering("source")
+        elif name == "size":  # the backend compiles static sizes only: a constant
+            table[name] = Lowering("source", why="a count of static sizes")
         elif name in HOST:
             table[name] = Lowering("extern", HOST[name], HOST[name].why)
     return table

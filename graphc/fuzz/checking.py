@@ -76,6 +76,17 @@ def check_graph(graph: Graph, inputs: list[np.ndarray],
             compare(f"fuzz ({mode})", list(got), list(want), tolerances)
 
 
+def _check_symbolic(graph: Graph, specs, seed: int, modes: tuple[str, ...]) -> int:
+    """The graph again with one input size symbolic (graphc/fuzz/symbolic.py), checked
+    at several sizes; how many calls (0: no size could be symbolic)."""
+    from graphc.fuzz.symbolic import check_symbolic, pick_size, symbolic_specs, symbolize
+    size = pick_size(graph, seed)
+    symbolic = symbolize(graph, size) if size is not None else None
+    if symbolic is None or modes == ("triton",):  # (Triton compiles fixed sizes only)
+        return 0
+    return check_symbolic(symbolic, symbolic_specs(specs, symbolic), size, seed, modes)
+
+
 def run(examples: int, seed: int = 0, max_nodes: int = 8, out=sys.stdout,
         stop_after: int = 10, backend: str = "numpy") -> int:
     """Fuzz `examples` graphs; print failures; return the number of failures.
@@ -84,7 +95,7 @@ def run(examples: int, seed: int = 0, max_nodes: int = 8, out=sys.stdout,
     modes = ("triton",) if backend == "triton" else \
         tuple(m for m in MODES if m not in ("triton", "native") or
               (m == "native" and native_available()))
-    failures = 0
+    failures = checked_at = 0
     ops_seen: dict[str, int] = {}
     for i in range(examples):
         case_seed = rnd.randrange(2**32)
@@ -95,6 +106,7 @@ def run(examples: int, seed: int = 0, max_nodes: int = 8, out=sys.stdout,
         inputs = make_inputs(specs, case_seed)
         try:
             check_graph(graph, inputs, modes)
+            checked_at += _check_symbolic(graph, specs, case_seed, modes)
         except Exception as e:  # noqa: BLE001 - report anything the compiler raised
             failures += 1
             print(f"--- mismatch in example {i} (case seed {case_seed}):", file=out)
@@ -107,5 +119,6 @@ def run(examples: int, seed: int = 0, max_nodes: int = 8, out=sys.stdout,
                 examples = i + 1
                 break
     print(f"graphc fuzz: checked {examples} graphs ({sum(ops_seen.values())} nodes, "
-          f"{len(ops_seen)} primitives) with seed {seed}: {failures} mismatches", file=out)
+          f"{len(ops_seen)} primitives; {checked_at} calls of them with a symbolic size) "
+          f"with seed {seed}: {failures} mismatches", file=out)
     return failures

@@ -188,6 +188,21 @@ class Sym:
 
     __int__ = __index__
 
+    def _needs_value(self, *args, **kwargs):
+        # true division, powers, floats and numpy's math of a size: its value, so the
+        # trace specializes it (a SymbolicError), not a bare TypeError from Python
+        raise SymbolicError(f"arithmetic on the size {self} other than + - * // % is "
+                            "symbolic here, and this needs its value",
+                            hint="keep that size fixed: leave it out of the symbolic shapes")
+
+    def __pow__(self, k):
+        if type(k) is int and k >= 0:  # a product: still a polynomial
+            return math.prod([self] * k)
+        return self._needs_value()
+
+    __float__ = __truediv__ = __rtruediv__ = __rpow__ = _needs_value
+    __array_ufunc__ = _needs_value
+
     def __bool__(self) -> bool:
         return True  # a symbol is at least MIN_SIZE: a Sym is never 0
 

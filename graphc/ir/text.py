@@ -149,7 +149,7 @@ _TOKEN = re.compile(r"""
   | (?P<str>"[^"]*")
   | (?P<num>-?(?:inf\b|nan\b|\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?))
   | (?P<name>[A-Za-z_][A-Za-z0-9_.]*)
-  | (?P<punct>->|>=|<=|==|!=|[<>]|[\[\](){}:,=*+])
+  | (?P<punct>->|>=|<=|==|!=|[<>]|[\[\](){}:,=*+]|-(?=[A-Za-z_]))
 """, re.VERBOSE)
 
 
@@ -225,7 +225,7 @@ def _symbolic(ln: _Line, ends: str) -> int | Sym:
     parts = []
     while ln.peek() and ln.peek()[0] in ("num", "name", "punct") and \
             ln.peek()[1] not in tuple(ends):
-        if ln.peek()[0] == "punct" and ln.peek()[1] not in "*+":
+        if ln.peek()[0] == "punct" and ln.peek()[1] not in ("*", "+", "-"):
             break
         parts.append(ln.take())
     if not parts:

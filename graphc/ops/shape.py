@@ -225,3 +225,21 @@ def _const_infer(ins, attrs):
 register(OpDef("const", {"value": LITERAL}, _const_infer, lambda value: value.array, Kind.SOURCE,
                0, differentiable=False, doc="a literal array held in the graph",
                rounding=Rounding.EXACT))
+
+
+def _size_infer(ins, attrs):
+    return (TensorType((), dtypes.canonical(attrs["dtype"])),)
+
+
+def _size(dims, dtype):
+    return np.array(math.prod(dims), dtypes.to_numpy(dtype))
+
+
+# OPAQUE, not SOURCE: a symbolic count is known only once the call's sizes are, so it
+# is computed in the program (once) and read by kernels as a scalar input; with static
+# dims the frontend writes a const instead
+register(OpDef("size", {"dims": SHAPE, "dtype": DTYPE}, _size_infer, _size, Kind.OPAQUE, 0,
+               differentiable=False,
+               doc="the product of `dims` (sizes, symbolic ones included) as a 0-d array: "
+                   "a mean's count over a dynamic axis",
+               rounding=Rounding.EXACT))

@@ -14,11 +14,13 @@ import warnings
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, reject, settings
+from hypothesis import strategies as st
 
 import graphc
 from graphc import dtypes
 from graphc.check import TOLERANCES
 from graphc.fuzz import check_graph, native_available
+from graphc.fuzz.symbolic import check_symbolic, pick_size, symbolic_specs, symbolize
 
 from tests.fuzz.generate import graphs, numpy_programs
 
@@ -47,6 +49,20 @@ def test_random_deep_graphs_match_interpreter(case):
 @given(case=graphs(max_nodes=10))
 def test_random_graphs_match_interpreter_in_native_kernels(case):
     check_graph(case.graph, case.inputs(), modes=("native",))
+
+
+@fuzz(300)
+@given(case=graphs(max_nodes=8), pick=st.integers(0, 7))
+def test_random_graphs_with_a_symbolic_size_match_at_every_size(case, pick):
+    """One input size made symbolic (B), compiled once per mode, called at several
+    sizes: each against the interpreter (graphc/fuzz/symbolic.py)."""
+    size = pick_size(case.graph, pick)
+    symbolic = symbolize(case.graph, size) if size is not None else None
+    if symbolic is None:
+        reject()  # no size to make symbolic, or an attribute fixes it
+    modes = ("plain", "blocks") + (("native",) if native_available() else ())
+    assert check_symbolic(symbolic, symbolic_specs(case.specs, symbolic), size, case.seed,
+                          modes) >= 1
 
 
 def _close(got, want, what):
