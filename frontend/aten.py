@@ -34,8 +34,13 @@ import torch.fx
 
 from graphc import dtypes
 from graphc.errors import GraphcError, SourceLoc, UnsupportedError, is_compiler_file
+from graphc.frontend import torch_sizes
 from graphc.frontend.prims import resolve_shape
 from graphc.ir import Graph, NodeBuilder, TensorType, Value
+from graphc.ir import symbols
+from graphc.ir.sizes import settle_in_place
+from graphc.ir.symbols import Sym
+from graphc.ops.shape import slice_length
 
 TORCH_DTYPES: dict[torch.dtype, str] = {
     torch.float32: "float32", torch.float64: "float64", torch.int32: "int32",
@@ -117,13 +122,15 @@ class Emitter:
         return graphc_dtype(self.out(i).dtype, self.loc)
 
     def out_shape(self, i: int | None = None) -> tuple[int, ...]:
-        return tuple(int(d) for d in self.out(i).shape)
+        return torch_sizes.shape(self.out(i).shape)
 
     def cast(self, v: Value, dtype: str) -> Value:
         return v if v.type.dtype == dtype else self.emit("cast", v, dtype=dtype)
 
     def tensor(self, x: Value | bool | int | float, dtype: str) -> Value:
-        """`x` (a value or a Python scalar) as a value of `dtype`."""
+        """`x` (a value, a Python scalar or a symbolic size) as a value of `dtype`."""
+        if isinstance(x, Sym):  # known per call: the size primitive
+            return self.emit("size", dims=(x,), dtype=dtype)
         return self.cast(x, dtype) if isinstance(x, Value) else self.const(x, dtype)
 
     def reshape(self, v: Value, shape: Sequence[int]) -> Value:
@@ -268,8 +275,8 @@ def _squeeze(e: Emitter, x, dims=None):
 
 def _slice_axis(e: Emitter, x: Value, axis: int, start, stop, step=1) -> Value:
     starts, stops, steps = [0] * x.type.ndim, list(x.type.shape), [1] * x.type.ndim
-    bounds = slice(start, stop, step).indices(x.type.shape[axis])
-    starts[axis], stops[axis], steps[axis] = bounds if len(range(*bounds)) else (0, 0, 1)
+    bounds = symbols.slice_indices(start, stop, step, x.type.shape[axis])
+    starts[axis], stops[axis], steps[axis] = bounds if slice_length(*bounds) else (0, 0, 1)
     if (starts, stops, steps) == ([0] * x.type.ndim, list(x.type.shape), [1] * x.type.ndim):
         return x
     return e.emit("slice", x, starts=tuple(starts), stops=tuple(stops), steps=tuple(steps))
@@ -281,7 +288,7 @@ def _slice(e: Emitter, x, dim=0, start=None, end=None, step=1):
 
 def _select(e: Emitter, x, dim, index):
     axis = _axis(dim, x.type.ndim)
-    i = index % x.type.shape[axis]
+    i = index if index >= 0 else index + x.type.shape[axis]  # (torch's % on a Sym)
     part = _slice_axis(e, x, axis, i, i + 1)
     return e.reshape(part, x.type.shape[:axis] + x.type.shape[axis + 1:])
 
@@ -425,8 +432,8 @@ def _sum(e: Emitter, x, dim=None, keepdim=False, dtype=None):
 def _mean(e: Emitter, x, dim=None, keepdim=False, dtype=None):
     dt, axes = e.out_dtype(), _axes(dim, x.type.ndim)
     total = e.reduce("sum", e.cast(x, dt), axes, keepdim)
-    count = int(np.prod([x.type.shape[a] for a in axes], dtype=np.int64))
-    return e.emit("div", total, e.const(count, dt))
+    count = math.prod(x.type.shape[a] for a in axes)  # (symbolic: a size node)
+    return e.emit("div", total, e.tensor(count, dt))
 
 
 def _amax(op: str):
@@ -454,8 +461,7 @@ def _log_softmax(e: Emitter, x, dim, half_to_float=False):
 def _normalize(e: Emitter, x: Value, axes: tuple[int, ...], eps: float):
     """(x - mean) * rstd over `axes`, with mean and rstd (kept dims); biased var."""
     dt = x.type.dtype
-    count = int(np.prod([x.type.shape[a] for a in axes], dtype=np.int64))
-    n = e.const(count, dt)
+    n = e.tensor(math.prod(x.type.shape[a] for a in axes), dt)
     mean = e.emit("div", e.reduce("sum", x, axes, True), n)
     centered = e.emit("sub", x, mean)
     var = e.emit("div", e.reduce("sum", e.emit("mul", centered, centered), axes, True), n)
@@ -527,7 +533,7 @@ def _flat_position(e: Emitter, coords: list[Value], sizes: Sequence[int]) -> Val
     for coord, size in reversed(list(zip(coords, sizes))):
         term = e.cast(coord, "int64")
         if stride != 1:
-            term = e.emit("mul", term, e.const(stride, "int64"))
+            term = e.emit("mul", term, e.tensor(stride, "int64"))
         pos = term if pos is None else e.emit("add", term, pos)
         stride *= size
     return pos
@@ -546,7 +552,7 @@ def _wrapped(e: Emitter, idx: Value, size: int) -> Value:
     """Negative indices counted from the end, as torch reads them."""
     idx = e.cast(idx, "int64")
     neg = e.emit("lt", idx, e.const(0, "int64"))
-    return e.emit("where", neg, e.emit("add", idx, e.const(size, "int64")), idx)
+    return e.emit("where", neg, e.emit("add", idx, e.tensor(size, "int64")), idx)
 
 
 def _index(e: Emitter, x, indices):
@@ -559,7 +565,7 @@ def _index(e: Emitter, x, indices):
     rest = [k for k in range(x.type.ndim) if k not in picked]
     sizes = [x.type.shape[k] for k in picked]
     xt = e.transpose(x, picked + rest)
-    xt = e.reshape(xt, (int(np.prod(sizes, dtype=np.int64)),)
+    xt = e.reshape(xt, (math.prod(sizes),)
                    + tuple(x.type.shape[k] for k in rest))
     coords = [_wrapped(e, indices[k], x.type.shape[k]) for k in picked]
     out = e.emit("gather", xt, _flat_position(e, coords, sizes), axis=0)
@@ -727,11 +733,11 @@ def op_name(node: torch.fx.Node) -> str:
 
 def _fx_input_type(node: torch.fx.Node) -> TensorType:
     val = node.meta["val"]
-    return TensorType(tuple(int(d) for d in val.shape), graphc_dtype(val.dtype, node_loc(node)))
+    return TensorType(torch_sizes.shape(val.shape), graphc_dtype(val.dtype, node_loc(node)))
 
 
 def translate(gm: torch.fx.GraphModule, names: Sequence[str], graph_name: str = "forward",
-              ) -> tuple[Graph, dict[str, Any]]:
+              shape_env=None) -> tuple[Graph, dict[str, Any]]:
     """Graph of `gm` (a functional ATen graph), its placeholders named `names`.
 
     `names` name the tensor placeholders; other placeholders (Dynamo's SymInts) are
@@ -740,7 +746,24 @@ def translate(gm: torch.fx.GraphModule, names: Sequence[str], graph_name: str = 
     tensor), `"copies"` (placeholder index -> new value, from the trailing `copy_`
     nodes functionalization leaves on mutated inputs) and `"seed"` (the random
     stream's seed input, or None).
+
+    A graph with symbolic sizes (SymInts: `shape_env` is the torch ShapeEnv of its
+    fake tensors) translates to a symbolic graph (frontend/torch_sizes.py): its rules
+    answer questions of sizes from the sizes torch traced it at, keeping each answer as
+    a guard, beside torch's own guards.
     """
+    hints = torch_sizes.hints(gm)
+    if not hints:
+        return _translate(gm, names, graph_name)
+    env = symbols.ShapeEnv(hints, torch_sizes.guards(shape_env))
+    with env.tracing():
+        graph, facts = _translate(gm, names, graph_name)
+    settle_in_place(graph, env.guards)  # (equal sizes one symbol: the values stay)
+    return graph, facts
+
+
+def _translate(gm: torch.fx.GraphModule, names: Sequence[str], graph_name: str
+               ) -> tuple[Graph, dict[str, Any]]:
     b = NodeBuilder(graph_name)
     e = Emitter(b)
     env: dict[torch.fx.Node, Any] = {}
@@ -754,11 +777,17 @@ def translate(gm: torch.fx.GraphModule, names: Sequence[str], graph_name: str = 
             val = node.meta.get("val")
             if isinstance(val, torch.Tensor):
                 env[node] = b.input(next(tensor_names), _fx_input_type(node))
-            else:  # a SymInt or int Dynamo passes: baked into the graph
-                env[node] = int(val) if val is not None else None
+            else:  # an int Dynamo passes (baked in), or a SymInt (its symbolic size)
+                env[node] = torch_sizes.dim(val) if val is not None else None
             placeholders.append(node)
         elif node.op == "call_function":
             args, kwargs = torch.fx.node.map_arg((node.args, node.kwargs), env.__getitem__)
+            if node.target in torch_sizes.SIZE_OPS:  # arithmetic on sizes
+                env[node] = torch_sizes.SIZE_OPS[node.target](*args)
+                continue
+            if node.target is torch.ops.aten.sym_size.int:
+                env[node] = args[0].type.shape[args[1]]
+                continue
             if node.target is torch.ops.aten.copy_.default and node.args[0] in placeholders:
                 copies[placeholders.index(node.args[0])] = _copy_value(e, args[1], args[0])
                 env[node] = args[0]

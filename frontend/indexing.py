@@ -16,10 +16,11 @@ import math
 import numpy as np
 
 from graphc import dtypes
-from graphc.errors import IndexingError, UnsupportedError
+from graphc.errors import IndexingError, ShapeError, UnsupportedError
 from graphc.frontend import prims
 from graphc.frontend.tracer import Tracer
 from graphc.ir import symbols
+from graphc.ops.elementwise import broadcast_shapes
 from graphc.ops.shape import slice_length
 
 
@@ -206,8 +207,8 @@ def _advanced(x: Tracer, key: tuple) -> Tracer:
     shapes = [tuple(np.shape(key[i])) if not isinstance(key[i], Tracer) else key[i].shape
               for i in adv]
     try:
-        np.broadcast_shapes(*shapes)
-    except ValueError:
+        broadcast_shapes(*shapes)
+    except ShapeError:
         raise IndexingError("shape mismatch: indexing arrays could not be broadcast "
                             f"together with shapes {' '.join(map(str, shapes))}",
                             hint="index arrays pair up element by element, so their "

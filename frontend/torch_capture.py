@@ -198,11 +198,12 @@ class _Outputs:
 
 
 def _finish(gm: torch.fx.GraphModule, kinds: list[tuple[str, Any]], names: list[str],
-            spec: OutputSpec, graph_name: str, args_mutable: bool = False) -> Captured:
+            spec: OutputSpec, graph_name: str, args_mutable: bool = False,
+            shape_env=None) -> Captured:
     """The translated graph with its in-place writes as extra outputs: a buffer's by
     name; with `args_mutable` (Dynamo's graphs, whose inputs include the module's
     buffers: BatchNorm's running statistics) an argument's by its position."""
-    graph, facts = translate(gm, names, graph_name)
+    graph, facts = translate(gm, names, graph_name, shape_env)
     n_outputs = len(graph.outputs)
     tensor_phs = [i for i, n in enumerate(n for n in gm.graph.nodes if n.op == "placeholder")
                   if isinstance(n.meta.get("val"), torch.Tensor)]
@@ -227,26 +228,30 @@ def _detached(t):
 
 # ---- the three ways in -------------------------------------------------------------
 
-def capture_module(module: torch.nn.Module, args: tuple, kwargs: dict) -> Captured:
-    """`module(*args, **kwargs)` in its current mode (train or eval) as a graph."""
+def capture_module(module: torch.nn.Module, args: tuple, kwargs: dict,
+                   dynamic: dict[int, tuple[int, ...]] | None = None) -> Captured:
+    """`module(*args, **kwargs)` in its current mode (train or eval) as a graph;
+    `dynamic` (tensor argument k -> its axes) makes those sizes symbolic."""
     params = dict(module.named_parameters())
     buffers = dict(module.named_buffers())
     state = {**params, **buffers}
     kinds = [("param", n) for n in params] + [("buffer", n) for n in buffers]
     return _capture(lambda st, a, k: torch.func.functional_call(module, st, a, k),
-                    state, kinds, args, kwargs, type(module).__name__)
+                    state, kinds, args, kwargs, type(module).__name__, dynamic)
 
 
-def capture_function(fn: Callable, args: tuple, kwargs: dict) -> Captured:
-    """`fn(*args, **kwargs)`, a function of torch tensors, as a graph."""
+def capture_function(fn: Callable, args: tuple, kwargs: dict,
+                     dynamic: dict[int, tuple[int, ...]] | None = None) -> Captured:
+    """`fn(*args, **kwargs)`, a function of torch tensors, as a graph (`dynamic`: as
+    capture_module's)."""
     # make_fx keeps stack frames of functions named `forward` only, and of anchors
     torch.fx.proxy._register_stack_trace_anchor(inspect.unwrap(fn))
     return _capture(lambda st, a, k: fn(*a, **k), {}, [], args, kwargs,
-                    getattr(fn, "__name__", "fn"))
+                    getattr(fn, "__name__", "fn"), dynamic)
 
 
 def _capture(call: Callable, state: dict, kinds: list, args: tuple, kwargs: dict,
-             graph_name: str) -> Captured:
+             graph_name: str, dynamic: dict[int, tuple[int, ...]] | None = None) -> Captured:
     leaves, spec = pytree.tree_flatten_with_path((tuple(args), dict(kwargs)))
     is_tensor = [isinstance(v, torch.Tensor) for _, v in leaves]
     tensors = [v for _, v in leaves if isinstance(v, torch.Tensor)]
@@ -261,12 +266,33 @@ def _capture(call: Callable, state: dict, kinds: list, args: tuple, kwargs: dict
         return outputs.flatten(call(st, a, k))
 
     inputs = [_detached(t) for t in (*state.values(), *tensors)]
+    shape_env = None
+    if dynamic:
+        inputs, shape_env = _symbolic_inputs(inputs, {len(state) + k: axes
+                                                      for k, axes in dynamic.items()})
     gm = functional_graph(flat_fn, inputs)
     taken: set[str] = set()
     names = [_ident(n, taken) for n in names_state]
     names += [_ident(_path_name(p), taken) for p, v in leaves if isinstance(v, torch.Tensor)]
     kinds = kinds + [("arg", k) for k in range(len(tensors))]
-    return _finish(gm, kinds, names, outputs.spec, _ident(graph_name, set()))
+    return _finish(gm, kinds, names, outputs.spec, _ident(graph_name, set()),
+                   shape_env=shape_env)
+
+
+def _symbolic_inputs(inputs: list[torch.Tensor], dynamic: dict[int, tuple[int, ...]]):
+    """Fake tensors over a fresh torch ShapeEnv: the axes `dynamic` names (input ->
+    axes) symbolic, every other size fixed (parameters keep theirs)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.symbolic_shapes import (DimDynamic, ShapeEnv,
+                                                       StatelessSymbolicContext)
+    mode = FakeTensorMode(shape_env=ShapeEnv())
+    out = []
+    for i, t in enumerate(inputs):
+        axes = dynamic.get(i, ())
+        context = StatelessSymbolicContext(dynamic_sizes=[
+            DimDynamic.DYNAMIC if k in axes else DimDynamic.STATIC for k in range(t.ndim)])
+        out.append(mode.from_tensor(t, symbolic_context=context))
+    return out, mode.shape_env
 
 
 def _concrete(x):
@@ -285,11 +311,12 @@ def capture_fx(gm: torch.fx.GraphModule, example_inputs: list) -> Captured:
     graph; input i is ("arg", i) for each tensor input (ints are baked in)."""
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    mode = FakeTensorMode()
-    with mode:
-        inputs = [torch.empty_strided(t.shape, t.stride(), dtype=t.dtype)
-                  if isinstance(t, torch.Tensor) else t
-                  for t in map(_concrete, example_inputs)]
+    concrete = list(map(_concrete, example_inputs))
+    inputs, shape_env = _dynamo_symbolic(gm, concrete)
+    if shape_env is None:
+        with FakeTensorMode():
+            inputs = [torch.empty_strided(t.shape, t.stride(), dtype=t.dtype)
+                      if isinstance(t, torch.Tensor) else t for t in concrete]
     outputs = _Outputs()
 
     def run(*xs):
@@ -302,4 +329,49 @@ def capture_fx(gm: torch.fx.GraphModule, example_inputs: list) -> Captured:
     names = [_ident(f"arg{i}", taken) for i in tensor_at]
     kinds = [("arg", i) for i in tensor_at]
     return _finish(functional, kinds, names, outputs.spec, "dynamo_graph",
-                   args_mutable=True)
+                   args_mutable=True, shape_env=shape_env)
+
+
+def symbolic_positions(gm: torch.fx.GraphModule) -> tuple[set[int], dict[int, tuple[int, ...]]]:
+    """Where Dynamo's graph is symbolic (torch.compile(dynamic=True), or its automatic
+    dynamic after a recompile): the positions of its SymInt inputs, and each tensor
+    input's symbolic axes."""
+    ints, axes = set(), {}
+    for i, node in enumerate(n for n in gm.graph.nodes if n.op == "placeholder"):
+        val = node.meta.get("example_value", node.meta.get("val"))
+        if isinstance(val, torch.SymInt):
+            ints.add(i)
+        elif isinstance(val, torch.Tensor):
+            dims = tuple(k for k, d in enumerate(val.shape) if isinstance(d, torch.SymInt))
+            if dims:
+                axes[i] = dims
+    return ints, axes
+
+
+def _dynamo_symbolic(gm: torch.fx.GraphModule, concrete: list):
+    """Fake inputs with symbolic sizes where Dynamo's graph has them (a SymInt input
+    becomes the symbolic size of the first tensor axis Dynamo gave the same symbol),
+    and their ShapeEnv; (None, None) for a graph of fixed sizes."""
+    ints, axes = symbolic_positions(gm)
+    if not ints and not axes:
+        return None, None
+    tensors = {i: t for i, t in enumerate(concrete) if isinstance(t, torch.Tensor)}
+    fakes, shape_env = _symbolic_inputs(list(tensors.values()),
+                                        {list(tensors).index(i): a for i, a in axes.items()})
+    fake_of = dict(zip(tensors, fakes))
+    phs = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    by_symbol = {}
+    for i, dims in axes.items():
+        val = phs[i].meta.get("example_value", phs[i].meta.get("val"))
+        for k in dims:
+            by_symbol.setdefault(str(val.shape[k].node.expr), fake_of[i].shape[k])
+    inputs = []
+    for i, x in enumerate(concrete):
+        if i in fake_of:
+            inputs.append(fake_of[i])
+        elif i in ints:
+            val = phs[i].meta.get("example_value", phs[i].meta.get("val"))
+            inputs.append(by_symbol.get(str(val.node.expr), x))
+        else:
+            inputs.append(x)
+    return inputs, shape_env

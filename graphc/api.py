@@ -273,7 +273,7 @@ class CompiledFunction(SignatureCache):
             from graphc.torch_compile import compile_function
             compiled = self._torch = compile_function(
                 self.fn, backend=self.backend_name, passes=self.passes, check=self.check,
-                cache_size=self.cache_size, options=self.options)
+                cache_size=self.cache_size, options=self.options, dynamic=self.dynamic)
         return compiled
 
     @_trimmed
@@ -524,7 +524,8 @@ def compile(fn: Callable | None = None, *, backend: str = "numpy",
     sizes and makes a dimension symbolic once a call changes only sizes, so that one
     trace serves every size of it (graphc/dynamic.py; sizes 0 and 1 stay specialized);
     True makes every dimension of size 2 or more symbolic from the first call; False
-    specializes every size.
+    specializes every size. A torch module or function follows the same policy (its
+    symbolic capture goes through torch's fake tensors).
 
     >>> import graphc, numpy as np
     >>> @graphc.compile
@@ -553,7 +554,7 @@ def compile(fn: Callable | None = None, *, backend: str = "numpy",
                                     "nn.Module", hint="leave donate_argnums out")
             from graphc.torch_compile import compile_module
             return compile_module(f, backend=backend, passes=passes, check=check,
-                                  cache_size=cache_size, options=options)
+                                  cache_size=cache_size, options=options, dynamic=dynamic)
         return _compiled_class()(f, backend=backend, passes=passes, check=check,
                                  cache_size=cache_size, options=options,
                                  donate_argnums=donate, dynamic=dynamic)

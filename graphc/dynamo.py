@@ -3,7 +3,9 @@
 torch finds `graphc_backend` through the `torch_dynamo_backends` entry point in
 pyproject.toml, so the user's script need not import graphc. Dynamo hands it each graph
 it captured (an FX GraphModule over ATen-level torch calls, with fake or SymInt-shaped
-example inputs); graphc captures it again to functional ATen (`capture_fx`) and
+example inputs: a SymInt-shaped graph, from dynamic=True or Dynamo's automatic dynamic,
+is captured with graphc symbols and serves every size); graphc captures it again to
+functional ATen (`capture_fx`) and
 compiles it as `graphc.compile` does a function, through the same autograd.Function:
 training runs graphc's own backward. A graph with an op graphc cannot translate runs
 eagerly instead, with one warning naming the op and the user's line: what torch.compile
@@ -58,8 +60,9 @@ def graphc_backend(gm: torch.fx.GraphModule, example_inputs: list, *,
     except GraphcError as exc:
         _fallback_warning(exc)
         return gm.forward
-    compiled = _DynamoGraph(gm, lambda args, _: capture_fx(gm, list(args)), **kwargs)
-    compiled.seed(example_inputs, captured)
+    compiled = _DynamoGraph(gm, lambda args, _, dynamic=None: capture_fx(gm, list(args)),
+                            **kwargs)
+    compiled.seed(gm, example_inputs, captured)
     return compiled
 
 
@@ -70,6 +73,9 @@ class _DynamoGraph(TorchCompiled):
     def _arg(self, k: int, tensors: list[torch.Tensor], leaves: list) -> torch.Tensor:
         return leaves[k]  # capture_fx counts every input, ints too
 
+    def _leaf_of(self, k: int, arrays: list[int]) -> int:
+        return k  # capture_fx counts every input, ints too: k is the leaf
+
     def _write_back(self, captured, new_values, leaves: list) -> None:
         # Dynamo passes a module's buffers as inputs: an updated one (BatchNorm's
         # running statistics) is named by its input position
@@ -77,17 +83,37 @@ class _DynamoGraph(TorchCompiled):
             for k, value in zip(captured.mutated_buffers, new_values):
                 leaves[k].copy_(value)
 
-    def seed(self, example_inputs: list, captured) -> None:
+    # Dynamo's SymInt inputs (a dynamic graph's sizes, passed as ints): their values
+    # are sizes of the tensor inputs, so a symbolic capture's key leaves them out
+    _size_args: frozenset[int] = frozenset()
+
+    def _key(self, leaves: list, spec) -> tuple[tuple, list[torch.Tensor]]:
+        key, tensors = super()._key(leaves, spec)
+        if self._size_args:
+            tree, keys = key
+            key = (tree, tuple(("size",) if i in self._size_args else k
+                               for i, k in enumerate(keys)))
+        return key, tensors
+
+    def seed(self, gm: torch.fx.GraphModule, example_inputs: list, captured) -> None:
         """Enter the capture made on the example inputs, so that the first real call
-        with their shapes does not capture again; skipped for symbolic shapes."""
+        with their shapes does not capture again; a symbolic one (Dynamo's SymInts) as
+        the entry that serves every size its guards admit."""
         import torch.utils._pytree as pytree
-        args = tuple(example_inputs)
-        if any(isinstance(d, torch.SymInt) for t in args if isinstance(t, torch.Tensor)
-               for d in t.shape) or any(isinstance(a, torch.SymInt) for a in args):
-            return
+        from graphc.frontend.torch_capture import _concrete, symbolic_positions
         from graphc.torch_compile import TorchEntry
+        ints, _ = symbolic_positions(gm)
+        self._size_args = frozenset(ints)
+        args = tuple(map(_concrete, example_inputs))
+        if any(isinstance(a, torch.Tensor) and a.device.type == "meta" for a in args):
+            args = tuple(torch.empty(a.shape, dtype=a.dtype) if isinstance(a, torch.Tensor)
+                         else a for a in args)  # (keys read shapes and dtypes only)
         key, _ = self._key(*pytree.tree_flatten((args, {})))
-        self._insert(key, TorchEntry(captured, self._paths(args, {}), key))
+        entry = TorchEntry(captured, self._paths(args, {}), key)
+        self._insert(key, entry)
+        shapes = self._symbolic_shapes(captured, key)
+        if shapes:
+            self._symbolic.append((entry, shapes, captured.graph.guards, key))
 
 
 def _compile_kwargs(options: dict[str, Any] | None) -> dict[str, Any]:

@@ -129,9 +129,16 @@ def mse_loss(pred: Array, target: Array, reduction: str = "mean") -> Array:
 
 def cross_entropy(logits: Array, labels: Array, reduction: str = "mean") -> Array:
     """Softmax cross-entropy of (N, C) logits against N integer class labels."""
-    n = np.shape(logits)[0]
-    nll = -log_softmax(logits, axis=-1)[np.arange(n), labels]
+    nll = -log_softmax(logits, axis=-1)[_rows(logits), labels]
     return _reduce(nll, reduction)
+
+
+def _rows(x: Array) -> Array:
+    """0, 1, ..., n-1 for the n rows of x: traced, an iota, so that a symbolic n stays
+    symbolic (np.arange would need its value)."""
+    if isinstance(x, Tracer):
+        return x.ctx.emit("iota", shape=(x.shape[0],), axis=0, dtype="int64")
+    return np.arange(np.shape(x)[0])
 
 
 def _reduce(x: Array, reduction: str) -> Array:

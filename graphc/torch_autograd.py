@@ -137,6 +137,7 @@ class GraphcFunction(torch.autograd.Function):
         saved = [mine[id(a)] if id(a) in mine else _saved(a) for a in results[n:]]
         ctx.save_for_backward(*[inputs[i] for i in program.takes], *saved)
         ctx.program = program
+        ctx.out_shapes = [t.shape for t in outs[:program.n_outputs]]  # (symbolic types)
         frozen = [t for t, d in zip(outs, program.differentiable + [False] * program.n_buffers)
                   if not d]
         ctx.mark_non_differentiable(*frozen)
@@ -157,7 +158,7 @@ class GraphcFunction(torch.autograd.Function):
         arrays = _inputs(program, saved[:k], [program.in_dtypes[i] for i in program.takes])
         arrays += _inputs(program, saved[k:], [None] * (len(saved) - k))
         arrays += [_cotangent(g, shape, dtype, program.tensors, ctx.device)
-                   for g, (shape, dtype) in zip(grads, program.out_types)]
+                   for g, shape, (_, dtype) in zip(grads, ctx.out_shapes, program.out_types)]
         results = program.backward(*arrays)
         out: list[torch.Tensor | None] = [None] * (1 + len(program.in_dtypes))
         for i, g in zip(program.wrt, results):

@@ -3,7 +3,9 @@
 A call is keyed on the module's mode (`training`), each tensor argument's shape and
 dtype, and the non-tensor arguments (static: baked into the graph). A miss captures the
 call to ATen and into graphc IR (frontend/torch_capture.py), saying why it retraced as
-the numpy path does (graphc/retrace.py). Each captured entry then compiles one
+the numpy path does (graphc/retrace.py). Sizes follow graphc.compile's dynamic policy
+(graphc/dynamic.py): a miss caused by sizes alone captures with those dimensions
+symbolic, and that entry serves every size its guards admit. Each captured entry then compiles one
 `Program` (graphc/torch_autograd.py) per pattern of inputs needing a gradient: none
 (inference, torch.no_grad) compiles the forward alone; otherwise autodiff, the
 rematerialization split and both halves through the pipeline and the backend
@@ -41,7 +43,7 @@ from graphc.backends.options import Options, resolve as resolve_options
 from graphc.cache import SignatureCache
 from graphc.errors import ArgumentError, GraphcError, is_compiler_file
 from graphc.frontend.trace import leaf_key
-from graphc.retrace import report_retrace
+from graphc.retrace import explain_retrace, report_retrace
 from graphc.torch_autograd import Program, run_program
 from graphc.transforms import _as_traced, lower_split
 
@@ -91,7 +93,8 @@ class TorchCompiled(SignatureCache):
 
     def __init__(self, fn: Callable, capture: Callable, backend: str = "numpy", passes=None,
                  check: bool | None = None, cache_size: int | None = None,
-                 options: Options | dict | None = None, dump: str | None = None):
+                 options: Options | dict | None = None, dump: str | None = None,
+                 dynamic: bool | None = None):
         from graphc.backends import get
         from graphc.passes.pipeline import resolve
         resolve(passes)  # an unknown pass name is an error at the compile call
@@ -105,6 +108,11 @@ class TorchCompiled(SignatureCache):
         self.check, self.dump = check, dump  # dump: a folder, over GRAPHC_DUMP
         self._init_cache(cache_size)
         self.__name__ = getattr(fn, "__name__", type(fn).__name__)
+        # captures with symbolic sizes (graphc/dynamic.py's policy, as graphc.compile's):
+        # (entry, symbolic shapes by key leaf, guards, the key it was captured for)
+        self._symbolic: list[tuple[TorchEntry, dict[int, tuple], tuple, tuple]] = []
+        self.dynamic = dynamic  # graphc.compile's: None automatic, True, False
+        self._static_only = dynamic is False  # (or a symbolic capture failed once)
 
     def __call__(self, *args, **kwargs):
         try:
@@ -127,7 +135,7 @@ class TorchCompiled(SignatureCache):
                 key, tensors = self._key(leaves, spec)
             except _Refused as refused:  # named here: paths cost a walk a hit never pays
                 raise refused.error(self._paths(args, kwargs)[refused.index]) from None
-            entry = self._cache.get(key)
+            entry = self._cache.get(key) or self._symbolic_entry(key)
             if entry is None:
                 entry = self._capture(args, kwargs, key)
             else:
@@ -206,15 +214,69 @@ class TorchCompiled(SignatureCache):
                 self._stats.hit()
                 return entry
             paths = self._mode()[0] + self._paths(args, kwargs)
-            if self._cache:
-                self._stats.warned = report_retrace(
-                    self.__name__, list(self._cache.values()), paths, key,
-                    self._stats.misses, self._stats.warned, stacklevel=_user_stacklevel())
+            seen = list(self._cache.values())
             with stage("trace", self.fn):
-                captured = self._capture_fn(args, kwargs)
+                captured, shapes, dynamic = self._capture_sized(args, kwargs, key, paths)
+            if seen:
+                text = explain_retrace(self.__name__, seen, paths, key, dynamic)
+                self._stats.warned = report_retrace(
+                    self.__name__, seen, paths, key, self._stats.misses,
+                    self._stats.warned, stacklevel=_user_stacklevel(), text=text)
             entry = TorchEntry(captured, paths, key)
             self._insert(key, entry)
+            if shapes:
+                self._symbolic.append((entry, shapes, captured.graph.guards, key))
             return entry
+
+    def _capture_sized(self, args: tuple, kwargs: dict, key: tuple, paths: list[str]
+                       ) -> tuple[Any, dict[int, tuple], list[str]]:
+        """The capture of this call: with symbolic sizes where the dynamic policy makes
+        some (a retrace caused by sizes alone), else fixed; its symbolic input shapes
+        by key leaf ({}: none); and what became dynamic, or why nothing did."""
+        from graphc.dynamic import every_dimension, generalize
+        shapes: dict[int, tuple] = {}
+        why: list[str] = []
+        if self.dynamic and not self._static_only:
+            shapes, why = every_dimension(key), ["dynamic=True: every size"]
+        for old in [] if self._static_only or shapes else self._cache.values():
+            if all(old is not e for e, *_ in self._symbolic):
+                shapes, why = generalize(old.keys, key, paths)
+                if shapes:
+                    break
+        if shapes:
+            arrays = [i for i, leaf in enumerate(key[1]) if leaf[0] == "array"]
+            dynamic = {arrays.index(i): tuple(k for k, d in enumerate(dims) if type(d) is not int)
+                       for i, dims in shapes.items()}
+            try:
+                captured = self._capture_fn(args, kwargs, dynamic=dynamic)
+                symbolic = self._symbolic_shapes(captured, key)  # ({}: torch fixed them)
+                return captured, symbolic, why if symbolic else []
+            except GraphcError as exc:  # sizes it cannot take symbolically: fixed
+                self._static_only = True
+                return self._capture_fn(args, kwargs), {}, [
+                    f"the sizes stay specialized: {exc.message}"]
+        return self._capture_fn(args, kwargs), {}, []
+
+    def _symbolic_shapes(self, captured, key: tuple) -> dict[int, tuple]:
+        """The capture's symbolic argument shapes, by key leaf."""
+        arrays = [i for i, leaf in enumerate(key[1]) if leaf[0] == "array"]
+        return {self._leaf_of(k, arrays): v.type.shape
+                for v, (kind, k) in zip(captured.graph.inputs, captured.input_kinds)
+                if kind == "arg" and not v.type.static}
+
+    def _leaf_of(self, k: int, arrays: list[int]) -> int:
+        """The key leaf of the capture's argument k (the k-th tensor leaf)."""
+        return arrays[k]
+
+    def _symbolic_entry(self, key: tuple) -> TorchEntry | None:
+        """The symbolic capture that serves this call's sizes, if one does."""
+        from graphc.dynamic import same_elsewhere, sizes_for
+        self._symbolic = [s for s in self._symbolic if self._cache.get(s[3]) is s[0]]
+        for entry, shapes, guards, traced_key in self._symbolic:
+            if same_elsewhere(shapes, traced_key, key) and \
+                    sizes_for(shapes, guards, key) is not None:
+                return entry
+        return None
 
     def _paths(self, args: tuple, kwargs: dict) -> list[str]:
         """Readable paths of the leaves of (args, kwargs), named for fn's parameters."""
@@ -281,8 +343,8 @@ class CompiledModule(TorchCompiled, torch.nn.Module):
         torch.nn.Module.__init__(self)
         self.module = module
 
-        def capture(args, kwargs):
-            return capture_module(self.module, args, kwargs)
+        def capture(args, kwargs, dynamic=None):
+            return capture_module(self.module, args, kwargs, dynamic)
         TorchCompiled.__init__(self, module.forward, capture, **kwargs)
         self.__name__ = type(module).__name__
         self._owners: dict[tuple[str, str], tuple[dict, str]] = {}
@@ -330,7 +392,8 @@ def compile_module(module: torch.nn.Module, **kwargs) -> CompiledModule:
 def compile_function(fn: Callable, **kwargs) -> TorchCompiled:
     """`graphc.compile(fn)` called with torch tensors: fn captured through torch."""
     from graphc.frontend.torch_capture import capture_function
-    return TorchCompiled(fn, lambda args, kw: capture_function(fn, args, kw), **kwargs)
+    return TorchCompiled(fn, lambda args, kw, dynamic=None: capture_function(fn, args, kw, dynamic),
+                         **kwargs)
 
 
 _DTYPE_NAMES: dict[torch.dtype, str] = {}

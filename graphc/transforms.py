@@ -22,7 +22,7 @@ from graphc.errors import ArgumentError, GraphcError
 from graphc.frontend.pytree import flatten, unflatten
 from graphc.frontend.pytree import leaves as leaves_of
 from graphc.frontend.trace import Traced, trace_function
-from graphc.ir import Graph
+from graphc.ir import Graph, symbols
 from graphc.frontend.tracer import Tracer
 import graphc.passes.autodiff as autodiff  # a module: `import passes.autodiff` alone must work
 
@@ -87,7 +87,8 @@ class GradFunction(_Transformed):
         wrt = [j for i in nums for j in range(starts[i], starts[i] + counts[i])]
         traced = trace_function(self.fn, args, kwargs)
         _check_loss(traced, self.has_aux)
-        joint = autodiff.backward(traced.graph, wrt)
+        with symbols.as_a_pass():  # (a symbolic trace's sizes stay as open as they were)
+            joint = autodiff.backward(traced.graph, wrt)
         ctx = next(x for x in leaves_of((args, kwargs)) if isinstance(x, Tracer)).ctx
         inputs = [x for x in leaves_of((args, kwargs)) if _is_array(x)]
         outs = ctx.inline(joint, inputs)

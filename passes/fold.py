@@ -29,13 +29,13 @@ def fold(graph: Graph, limit: int = FOLD_LIMIT) -> Graph:
     for node in graph.nodes:
         inputs = b.inputs_of(node)
         foldable = (bool(inputs) and all(v in known for v in inputs)
-                    and all(v.type.size <= limit for v in node.outputs))
+                    and all(_small(v.type, limit) for v in node.outputs))
         results = _evaluate(node, [known[v] for v in inputs]) if foldable else None
         if results is None:
             new = b.copy(node, inputs)
             if node.op == "const":
                 known[new.output] = node.attrs["value"].array
-            elif node.op == "iota" and new.output.type.size <= limit:
+            elif node.op == "iota" and _small(new.output.type, limit):
                 # an iota is cheaper than a literal, so it stays; readers may fold
                 known[new.output] = ops.OPS["iota"].impl(**node.attrs)
             continue
@@ -44,6 +44,12 @@ def fold(graph: Graph, limit: int = FOLD_LIMIT) -> Graph:
             b.bind(old, new_value)
             known[new_value] = new_value.node.attrs["value"].array
     return b.finish()
+
+
+def _small(t: TensorType, limit: int) -> bool:
+    """Whether a value of type t is known at compile time to have at most `limit`
+    elements (a symbolic size is known only per call: never folded)."""
+    return type(t.size) is int and t.size <= limit
 
 
 def _evaluate(node: Node, arrays: list[np.ndarray]) -> list[np.ndarray] | None:

@@ -382,3 +382,40 @@ def test_vjp_gives_none_for_an_int_primal():
     ga, gn = back(np.ones(3))
     np.testing.assert_array_equal(ga, x)
     assert gn is None
+
+
+# ---- several batch sizes: one compile for all of them (issue 14) -------------------------
+
+def _batch(rng, n, dtype, *shape):
+    return randn(rng, n, *shape).astype(dtype)
+
+
+MODELS_AT_SIZES = {
+    "mlp": (mlp_loss, torch_mlp_loss, lambda dtype: mlp_data(dtype)[0],
+            lambda rng, n, dtype: (_batch(rng, n, dtype, 8), _batch(rng, n, dtype, 4))),
+    "cnn": (cnn_loss, torch_cnn_loss,
+            lambda dtype: cast_tree({"conv_w": randn(np.random.default_rng(1), 4, 2, 3, 3,
+                                                     scale=0.3),
+                                     "conv_b": randn(np.random.default_rng(2), 4, scale=0.1),
+                                     "fc_w": randn(np.random.default_rng(3), 3, 36, scale=0.2),
+                                     "fc_b": randn(np.random.default_rng(4), 3, scale=0.1)},
+                                    dtype),
+            lambda rng, n, dtype: (_batch(rng, n, dtype, 2, 6, 6), rng.integers(0, 3, n))),
+}
+
+
+@pytest.mark.parametrize("model", sorted(MODELS_AT_SIZES))
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_a_training_step_at_several_batch_sizes_compiles_once(model, dtype):
+    loss_fn, torch_fn, make_params, make_batch = MODELS_AT_SIZES[model]
+    step = graphc.compile(graphc.value_and_grad(loss_fn))
+    params, rng = make_params(dtype), np.random.default_rng(15)
+    for n in (4, 7, 2, 16, 5):
+        batch = make_batch(rng, n, dtype)
+        loss, grads = step(params, *batch)
+        want_loss, want = torch_value_and_grad(torch_fn, params, *batch)
+        assert_close(loss, want_loss, dtype)
+        assert_tree_close(grads, want, dtype)
+    assert step.cache_info().misses == 2  # the first batch's size, then every size
+    (entry, *_), = step._symbolic
+    assert any("is dynamic now" in line for line in entry.lowered.retraces)

@@ -145,8 +145,8 @@ class _Program:
     def single(self, node: Node) -> None:
         expr = LOWERINGS[node.op](self.em, [self.names[id(v)] for v in node.inputs],
                                   node.attrs)
-        if ops.OPS[node.op].kind is ops.Kind.SOURCE:
-            self.names[id(node.output)] = expr
+        if ops.OPS[node.op].kind is ops.Kind.SOURCE and re.fullmatch(r"_c\d+", expr):
+            self.names[id(node.output)] = expr  # a hoisted constant, read where used
             return
         target = ", ".join(self.name_of(v) for v in node.outputs)
         failure = _USER_FAILURES.get(node.op)

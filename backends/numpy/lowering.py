@@ -103,9 +103,14 @@ def _const(em, args, attrs):
 
 
 def _iota(em, args, attrs):
+    shape, axis = attrs["shape"], attrs["axis"]
+    if not all(type(d) is int for d in shape):  # made per call, from the call's sizes
+        ramp = tuple(-1 if k == axis else 1 for k in range(len(shape)))
+        return (f"np.broadcast_to(np.arange({py(shape[axis])}, dtype="
+                f"{_np_dtype(attrs['dtype'])}).reshape({py(ramp)}), {py(shape)})")
     arr = ops.OPS["iota"].impl(**attrs)
     arr.flags.writeable = False
-    return em.hoist(arr, f"iota {py(attrs['shape'])} along axis {py(attrs['axis'])}")
+    return em.hoist(arr, f"iota {py(shape)} along axis {py(axis)}")
 
 
 def matmul_operands(args: list[str], attrs) -> list[str]:

@@ -2,7 +2,7 @@
 with some symbols given values (what a trace's equality guards decide)."""
 from __future__ import annotations
 
-from graphc.ir.symbols import MIN_SIZE, Dim, Guard, Sym, substitute
+from graphc.ir.symbols import MIN_SIZE, Dim, Guard, Sym, replacements, substitute
 from graphc.ir.types import Attrs, Graph, Node, TensorType, Value
 
 
@@ -83,3 +83,17 @@ def substitute_graph(graph: Graph, values: dict[str, Dim]) -> Graph:
     guards = [Guard(substitute(g.expr, values), g.relation) for g in graph.guards]
     out.guards = tuple(g for g in guards if type(g.expr) is Sym)
     return out
+
+
+def settle_in_place(graph: Graph, guards) -> None:
+    """Give `graph` the guards a trace learned (`guards`): the equalities among them
+    make their symbols one (or a number), in the graph's own values and nodes, which
+    keep their identity (a caller holding values of it still holds the right ones);
+    the rest become `graph.guards`."""
+    values = replacements(guards)
+    for v in (*graph.inputs, *(v for n in graph.nodes for v in n.outputs)):
+        v.type = TensorType(tuple(substitute(d, values) for d in v.type.shape), v.type.dtype)
+    for node in graph.nodes:
+        node.attrs = Attrs({k: _replaced(a, values) for k, a in node.attrs.items()})
+    kept = [Guard(substitute(g.expr, values), g.relation) for g in guards if g.relation != "=="]
+    graph.guards = tuple(g for g in kept if type(g.expr) is Sym)

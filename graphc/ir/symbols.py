@@ -200,7 +200,7 @@ class Sym:
             return math.prod([self] * k)
         return self._needs_value()
 
-    __float__ = __truediv__ = __rtruediv__ = __rpow__ = _needs_value
+    __float__ = __truediv__ = __rtruediv__ = __rpow__ = __rmod__ = _needs_value
     __array_ufunc__ = _needs_value
 
     def __bool__(self) -> bool:
@@ -275,9 +275,9 @@ def as_dim(d) -> Dim:
 
 
 def slice_indices(start, stop, step, n: Dim) -> tuple[Dim, Dim, int]:
-    """slice(start, stop, step).indices(n) for a size that may be symbolic (the
-    comparisons with n then answer from the trace's sizes, as guards)."""
-    if type(n) is int:
+    """slice(start, stop, step).indices(n) for a size, or bounds, that may be symbolic
+    (the comparisons with n then answer from the trace's sizes, as guards)."""
+    if type(n) is int and type(start) is not Sym and type(stop) is not Sym:
         return slice(start, stop, step).indices(n)
     step = 1 if step is None else int(step)
     if step == 0:
@@ -464,6 +464,20 @@ class ShapeEnv:
 
 _ACTIVE: contextvars.ContextVar[ShapeEnv | None] = contextvars.ContextVar(
     "graphc_shape_env", default=None)
+
+
+@contextlib.contextmanager
+def as_a_pass() -> Iterator[None]:
+    """Inside a trace, the view of sizes a pass has (a pass that runs while tracing, as
+    autodiff does under graphc.grad): what the trace's guards imply, and no new guard
+    from the traced call's sizes. A pass's structural questions (`(s0, 16) == (16,)`,
+    which Python asks element by element) must not pin the sizes they mention."""
+    env = _ACTIVE.get()
+    if env is None or env.hints is None:
+        yield
+        return
+    with ShapeEnv.assuming(env.guards).tracing():
+        yield
 
 
 # ---- text: `2*B+S-1` ------------------------------------------------------------------

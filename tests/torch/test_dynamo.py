@@ -146,3 +146,29 @@ def test_batchnorm_in_train_mode_updates_running_stats_without_falling_back():
     assert int(mine.bn.num_batches_tracked) == 3
     for p, q in zip(eager.parameters(), mine.parameters()):
         torch.testing.assert_close(q.grad, p.grad, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dynamic", [True, None], ids=["dynamic=True", "automatic"])
+def test_dynamos_symbolic_sizes_become_graphcs_one_capture_for_every_batch(
+        dynamic, monkeypatch):
+    """Dynamo's SymInt-shaped graph (dynamic=True, or its automatic dynamic after the
+    second size recompiles) is captured with graphc symbols: every later batch size is
+    served by it, training as eager does."""
+    import graphc.frontend.torch_capture as capture
+    captures = []
+    real = capture.capture_fx
+    monkeypatch.setattr(capture, "capture_fx",
+                        lambda gm, ex: captures.append(1) or real(gm, ex))
+    eager, mine = _pair()
+    compiled = torch.compile(mine, backend="graphc", dynamic=dynamic)
+    for n in (3, 5, 9, 2, 17):
+        x = torch.randn(n, 8, dtype=torch.float64)
+        for model in (eager, compiled):
+            model.zero_grad() if model is eager else mine.zero_grad()
+            F.mse_loss(model(x), torch.zeros(n, 1, dtype=torch.float64)).backward()
+        torch.testing.assert_close(compiled(x).detach(), eager(x).detach(), rtol=RTOL64,
+                                   atol=RTOL64)
+        for a, b in zip(mine.parameters(), eager.parameters()):
+            torch.testing.assert_close(a.grad, b.grad, rtol=RTOL64, atol=RTOL64)
+    # dynamic=True: one symbolic graph; automatic: size 3's, then Dynamo's dynamic one
+    assert len(captures) == (1 if dynamic else 2)

@@ -194,6 +194,41 @@ def test_new_batch_size_retraces_with_the_explanation(monkeypatch, capsys):
     assert "x: shape changed from float32[4, 8] to float32[6, 8]" in err
 
 
+def test_a_new_batch_size_makes_the_batch_axis_dynamic(monkeypatch, capsys):
+    """The numpy path's policy (graphc/dynamic.py): the first call's sizes, then one
+    symbolic capture for every batch size, training and inference alike."""
+    monkeypatch.setenv("GRAPHC_LOG", "recompiles")
+    eager = _net()
+    mine = _net()
+    compiled = graphc.compile(mine)
+    for n in (4, 6, 3, 17, 2, 9):
+        x, y = _batch(n, seed=n)
+        for model, run in ((eager, eager), (mine, compiled)):
+            model.zero_grad()
+            F.mse_loss(run(x), y).backward()
+        _assert_close64(compiled(x), eager(x))
+        for p, q in zip(eager.parameters(), mine.parameters()):
+            _assert_close64(q.grad, p.grad)
+    assert compiled.cache_info().misses == 2
+    err = capsys.readouterr().err
+    assert "x: axis 0 is dynamic now (s0): its size changed from 4 to 6" in err
+    with torch.no_grad():  # the inference pattern of the same symbolic capture
+        x, _ = _batch(11)
+        _assert_close64(compiled(x), eager(x))
+    assert compiled.cache_info().misses == 2
+
+
+def test_dynamic_true_is_symbolic_from_the_first_call_and_false_never():
+    every, fixed, eager = graphc.compile(_net(), dynamic=True), \
+        graphc.compile(_net(), dynamic=False), _net()
+    with torch.no_grad():
+        for n in (3, 5, 8):
+            x, _ = _batch(n)
+            _assert_close64(every(x), eager(x))
+            _assert_close64(fixed(x), eager(x))
+    assert every.cache_info().misses == 1 and fixed.cache_info().misses == 3
+
+
 def test_mode_change_explained(monkeypatch, capsys):
     monkeypatch.setenv("GRAPHC_LOG", "recompiles")
     compiled = graphc.compile(_net(torch.float32))
@@ -204,7 +239,7 @@ def test_mode_change_explained(monkeypatch, capsys):
 
 
 def test_many_retraces_warn_at_the_users_line():
-    compiled = graphc.compile(_net(torch.float32))
+    compiled = graphc.compile(_net(torch.float32), dynamic=False)  # a capture per size
     with pytest.warns(graphc.RecompileWarning) as caught:
         for n in range(1, 11):
             compiled(torch.ones(n, 8))
