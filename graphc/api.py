@@ -241,14 +241,8 @@ class CompiledFunction(SignatureCache):
     def _symbolic_entry(self, key: tuple) -> Entry | None:
         """The symbolic entry that serves this key (its sizes fit and its guards
         hold), or None."""
-        from graphc.dynamic import same_elsewhere, sizes_for
-        # an entry the cache evicted (its buffers let go) serves no more
-        self._symbolic = [s for s in self._symbolic if self._cache.get(s[3]) is s[0]]
-        for entry, shapes, guards, traced_key in self._symbolic:
-            if same_elsewhere(shapes, traced_key, key) and \
-                    sizes_for(shapes, guards, key) is not None:
-                return entry
-        return None
+        from graphc.dynamic import serving
+        return serving(self._symbolic, self._cache, key)
 
     def _enter_fast_symbolic(self, fast_key: tuple | None, entry: Entry, args: tuple):
         """The fast paths serve this exact set of shapes with the symbolic entry from

@@ -102,3 +102,14 @@ def same_elsewhere(shapes: dict[int, tuple], traced_key: tuple, key: tuple) -> b
         elif a != b:
             return False
     return True
+
+
+def serving(symbolic: list, cache: dict, key: tuple):
+    """The symbolic entry among `symbolic` ((entry, shapes, guards, traced key) each)
+    that serves `key` (its sizes fit and its guards hold), or None; an entry the cache
+    evicted (its buffers let go) is dropped from the list and serves no more."""
+    symbolic[:] = [s for s in symbolic if cache.get(s[3]) is s[0]]
+    for entry, shapes, guards, traced_key in symbolic:
+        if same_elsewhere(shapes, traced_key, key) and sizes_for(shapes, guards, key) is not None:
+            return entry
+    return None

@@ -270,13 +270,8 @@ class TorchCompiled(SignatureCache):
 
     def _symbolic_entry(self, key: tuple) -> TorchEntry | None:
         """The symbolic capture that serves this call's sizes, if one does."""
-        from graphc.dynamic import same_elsewhere, sizes_for
-        self._symbolic = [s for s in self._symbolic if self._cache.get(s[3]) is s[0]]
-        for entry, shapes, guards, traced_key in self._symbolic:
-            if same_elsewhere(shapes, traced_key, key) and \
-                    sizes_for(shapes, guards, key) is not None:
-                return entry
-        return None
+        from graphc.dynamic import serving
+        return serving(self._symbolic, self._cache, key)
 
     def _paths(self, args: tuple, kwargs: dict) -> list[str]:
         """Readable paths of the leaves of (args, kwargs), named for fn's parameters."""
