@@ -161,7 +161,9 @@ class CompiledFunction(SignatureCache):
         self.dynamic = dynamic
         # the symbolic entries: (entry, symbolic shapes by leaf, guards, traced key)
         self._symbolic: list[tuple[Entry, dict[int, tuple], tuple, tuple]] = []
-        self._static_only = dynamic is False  # set once a symbolic trace could not be
+        # (also set once a symbolic trace could not be made; a CUDA graph records one
+        # set of sizes, so with cuda_graphs every signature is its own capture)
+        self._static_only = dynamic is False or self.options.cuda_graphs
         if cache_size is not None and (type(cache_size) is not int or cache_size < 0):
             raise ArgumentError(f"cache_size={cache_size!r} is not a number of entries",
                                 hint="pass an int >= 0 (0: no limit), or leave it out "
@@ -432,11 +434,11 @@ def _lower_graph(traced: Traced, fn: Callable | None, backend, passes,
 
 
 def _symbolic(graph: Graph, backend) -> bool:
-    """Whether the graph has symbolic sizes; only the numpy backend generates code
-    for them so far (the compile cache keeps fixed-size entries only)."""
+    """Whether the graph has symbolic sizes, which the numpy and Triton backends
+    generate code for (the compile cache keeps fixed-size entries only)."""
     for v in (*graph.inputs, *(v for n in graph.nodes for v in n.outputs)):
         if not v.type.static:
-            if getattr(backend, "__name__", "").endswith(".numpy"):
+            if getattr(backend, "__name__", "").endswith((".numpy", ".triton")):
                 return True
             raise UnsupportedError(
                 f"graph {graph.name}: %{v.name} has the symbolic type {v.type}; this "

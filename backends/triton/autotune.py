@@ -355,9 +355,28 @@ class TuneKey:
         return json.loads(json.dumps(asdict(self)))
 
 
-def key_for(kernel: Any, configs: Sequence[Config], args: Sequence[Any]) -> TuneKey:
-    """`TuneKey.of`: the key of tuning `kernel` over `configs` for arguments `args`."""
-    return TuneKey.of(kernel, configs, args)
+def key_for(kernel: Any, configs: Sequence[Config], args: Sequence[Any],
+            bucket: bool = False) -> TuneKey:
+    """`TuneKey.of`: the key of tuning `kernel` over `configs` for arguments `args`;
+    `bucket`: a kernel of symbolic sizes, keyed by its tensors' sizes rounded up to
+    powers of two (one tuning serves a size bucket)."""
+    return TuneKey.of(kernel, configs, [bucketed(a) for a in args] if bucket else args)
+
+
+class _Bucketed:
+    """A tensor argument as a bucketed key sees it: its dtype and shape rounded up."""
+
+    def __init__(self, t: Any):
+        self.dtype = t.dtype
+        self.shape = tuple(next_pow2(int(d)) if d else 0 for d in t.shape)
+        self.device = t.device
+
+    def stride(self) -> tuple:
+        return ()
+
+
+def bucketed(arg: Any) -> Any:
+    return _Bucketed(arg) if hasattr(arg, "shape") and hasattr(arg, "stride") else arg
 
 
 def space_text(configs: Sequence[Config]) -> tuple[str, ...]:

@@ -29,13 +29,14 @@ extern.py) run as torch calls on the device; the source says so at each, and
 from __future__ import annotations
 
 import itertools
+import math
 import keyword
 import linecache
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from graphc.backends.numpy.literals import py_comment
+from graphc.backends.numpy.literals import py, py_comment, size_names
 from graphc.backends.options import Options, resolve
 from graphc.backends.records import loc_from, loc_record, need, strings
 from graphc.backends.triton import runtime
@@ -90,6 +91,9 @@ class _Program:
         self.notes: dict[int, list[str]] = {}
         self.kernel_names: list[str] = []
         self.locs: list = []  # source locations of the ops in extern.USER_FAILURES
+        # symbolic sizes: the call's size variables (`_dim0`), which the program binds
+        # from its inputs' shapes and passes to every launch wrapper
+        self.size_vars: list[str] = []
 
     def host_name(self, v: Value) -> str:
         if id(v) not in self.names:
@@ -137,6 +141,21 @@ class _Program:
 
     def constant(self, node: Node) -> None:
         v = node.outputs[0]
+        if node.op == "size" and not all(type(d) is int for d in node.attrs["dims"]):
+            # a count of symbolic sizes: made per call from the call's sizes
+            self.body.append(f"{self.host_name(v):<20} = _rt.scalar("
+                             f"{py(math.prod(node.attrs['dims']))}, {v.type.dtype!r})"
+                             f"  # {describe(node)}")
+            return
+        if node.op == "iota" and not v.type.static:  # per call, from the call's sizes
+            self.body.append(f"{self.host_name(v):<20} = _rt.iota({py(v.type.shape)}, "
+                             f"{py(node.attrs['axis'])}, {v.type.dtype!r})"
+                             f"  # {describe(node)}")
+            return
+        if not v.type.static:
+            from graphc.errors import UnsupportedError
+            raise UnsupportedError(f"the triton backend makes {node.op} of fixed sizes "
+                                   f"only, not {v.type}", loc=node.loc or False)
         if node.op == "const":
             array = node.attrs["value"].array
         else:
@@ -182,13 +201,13 @@ class _Program:
             self.kernel_sources.append(k.text())
             self.kernel_names.append(k.name)
         name = chain[0].kernel.name
-        ins = [self.host_name(v) for v in plan.inputs]
+        ins = [self.host_name(v) for v in plan.inputs] + self.size_vars
         outs = [self.host_name(plan.origin(v)) for step in chain for v, _ in step.outputs]
         lines = [f"def launch_{name}({', '.join(ins)}):",
                  f'    """group {plan.index} ({plan.kind}): checks its inputs, allocates '
                  'its outputs, launches the kernel over its grid."""']
         for v in plan.inputs:
-            lines.append(f"    _rt.check({self.host_name(v)}, {tuple(v.type.shape)!r}, "
+            lines.append(f"    _rt.check({self.host_name(v)}, {py(tuple(v.type.shape))}, "
                          f"{v.type.dtype!r})")
         for step in chain:
             k = step.kernel
@@ -196,7 +215,7 @@ class _Program:
             args = ", ".join(k.host_args())
             lines.append(f"    _rt.launch({k.name!r}, {k.name}, lambda cfg: {step.grid}, "
                          f"({args}{',' if len(k.host_args()) == 1 else ''}), "
-                         f"{step.kind!r}, {step.problem!r})")
+                         f"{step.kind!r}, {_problem(step.problem)})")
         lines.append(f"    return ({''.join(o + ', ' for o in outs)})")
         self.wrappers.append("\n".join(lines) + "\n")
         note = "; ".join(step.note for step in chain if step.note)
@@ -207,6 +226,16 @@ class _Program:
             self.notes.setdefault(plan.index, []).append(
                 f"triton: {step.kernel.name} ({step.kind})" +
                 (f": {step.note}" if step.note else ""))
+
+
+def _problem(problem: dict) -> str:
+    """A launch's problem (what the autotuner's config space reads) as host source:
+    symbolic sizes as the call's size variables, and then `"bucket": True`, which keys
+    its tuned config by the sizes' powers of two rather than by every size."""
+    items = [f"{key!r}: {py(value)}" for key, value in problem.items()]
+    if any(type(value) not in (int, bool, str, float) for value in problem.values()):
+        items.append("'bucket': True")
+    return "{" + ", ".join(items) + "}"
 
 
 def _single_plan(node: Node, index: int) -> KernelPlan:
@@ -233,8 +262,23 @@ def regroup(graph: Graph) -> Graph:
 
 def generate(graph: Graph, options: Options | None = None) -> tuple[str, _Program]:
     """The module's source for `graph`, and the generator's state."""
+    sizes: dict[str, tuple[int, int]] = {}  # symbol -> (input, axis) that gives it
+    for i, v in enumerate(graph.inputs):
+        for k, d in enumerate(v.type.shape):
+            if type(d) is not int and d.name is not None:
+                sizes.setdefault(d.name, (i, k))
+    with size_names(list(sizes)):
+        return _generate(graph, options, sizes)
+
+
+def _generate(graph: Graph, options: Options | None, sizes: dict[str, tuple[int, int]]
+              ) -> tuple[str, _Program]:
     p = _Program(graph, resolve(options))
+    p.size_vars = [f"_dim{j}" for j in range(len(sizes))]
+    p.taken |= set(p.size_vars)
     params = [p.host_name(v) for v in graph.inputs]
+    p.body += [f"_dim{j} = {params[i]}.shape[{k}]  # {py_comment(name)}"
+               for j, (name, (i, k)) in enumerate(sizes.items())]
     for plan in plan_kernels(regroup(graph)):
         p.plan(plan)
     returned = [p.host_name(v) for v in graph.outputs]

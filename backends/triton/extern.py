@@ -30,7 +30,9 @@ import torch
 import torch.nn.functional as F
 
 from graphc import dtypes
-from graphc.errors import IndexingError
+from graphc.backends.numpy.literals import py
+from graphc.errors import IndexingError, UnsupportedError
+from graphc.ir.symbols import Sym
 from graphc.ir.types import Attrs, Node, TensorType
 from graphc.ops.random import STREAM, WORDS_PER_ELEMENT
 
@@ -60,6 +62,8 @@ _INT_RANGE = {"int32": (-2**31, 2**31 - 1), "int64": (-2**63, 2**63 - 1)}
 
 
 def _int(v: object) -> str:
+    if type(v) is Sym:  # a symbolic size: arithmetic on the call's size variables
+        return py(v)
     if type(v) is not int:  # bool is an int subclass, and never an axis or a size
         raise ValueError(f"expected an int attribute, got {v!r}")
     return str(v)
@@ -152,6 +156,11 @@ def _slice_keys(attrs: Attrs, shape: tuple[int, ...]) -> tuple[list[str], list[i
     for k in ("starts", "stops", "steps"):
         _ints(attrs[k])  # checks them: every bound is then an int
     starts, stops, steps = attrs["starts"], attrs["stops"], attrs["steps"]
+    if not all(type(d) is int for d in (*starts, *stops, *shape)):
+        if any(s != 1 for s in steps):
+            raise UnsupportedError("the triton backend slices symbolic sizes with step 1 "
+                                   "only", loc=False)
+        return [f"{py(a)}:{py(b)}" for a, b in zip(starts, stops)], []
     keys, flips = [], []
     for d, (a, b, s, n) in enumerate(zip(starts, stops, steps, shape)):
         m = len(range(a, b, s))

@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import math
 
+from graphc.backends.numpy.literals import py
 from graphc.backends.triton.emit import (KernelText, Launch, Param, compute_dtype,
                                          kernel_name, rounded, tl_dtype, type_note)
 from graphc.backends.triton.kernels import Split
@@ -105,10 +106,10 @@ def render(plan: KernelPlan, host_name) -> Launch:
     r.epilogue(epilogue)
     for name in ("BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M"):
         k.param(name, "meta-parameters")
-    tiles = f"triton.cdiv({shape.m}, cfg['BLOCK_M']) * triton.cdiv({shape.n}, cfg['BLOCK_N'])"
+    tiles = f"triton.cdiv({py(shape.m)}, cfg['BLOCK_M']) * triton.cdiv({py(shape.n)}, cfg['BLOCK_N'])"
     problem = {"M": shape.m, "N": shape.n, "K": shape.k, "dtype": shape.dtype,
                "batch": shape.batch_size}
-    return Launch(k, "matmul", problem, grid=f"({tiles}, {shape.batch_size})",
+    return Launch(k, "matmul", problem, grid=f"({tiles}, {py(shape.batch_size)})",
                   prelude=r.em.prelude,
                   outputs=[(v, r.em.out_host[id(v)]) for v in r.stored],
                   note=shape.describe() + (f" + {ops}" if epilogue else ""))
@@ -167,7 +168,7 @@ class _Renderer:
     def _size(self, name: str, value: int, comment: str) -> None:
         # M, N and K as the tutorial names them (KernelText.ident keeps upper-case
         # names for meta-parameters; these are taken in _OWN_NAMES already)
-        self.k.params.append(Param(name, "sizes", host=str(value), comment=comment))
+        self.k.params.append(Param(name, "sizes", host=py(value), comment=comment))
 
     def _mask_of(self, v: Value, axes: tuple[int, ...]) -> str:
         m, n = self.m_axis in axes, self.n_axis in axes
@@ -218,7 +219,7 @@ class _Renderer:
             if pos == 0:
                 self.k.line(f"{name} = {rest}", note=f"index along axis {d}")
             else:
-                size = self.k.param(f"batch{d}", "sizes", host=str(batch[d]),
+                size = self.k.param(f"batch{d}", "sizes", host=py(batch[d]),
                                     comment=f"batch axis {d}")
                 self.k.line(f"{name} = {rest} % {size}", note=f"index along axis {d}")
                 self.k.line(f"rest = {rest} // {size}")
@@ -324,8 +325,16 @@ class _Renderer:
         """The output tile's offsets in a fresh contiguous output, with terms for the
         rows and columns even where M or N is 1 (a store's pointers span the tile)."""
         s, index = self.shape, self.em.index
-        terms = [f"{index[d]} * {math.prod(s.space[d + 1:])}"
-                 for d, size in enumerate(s.batch) if size != 1]
-        terms.append("rm[:, None]" if s.n == 1 else f"rm[:, None] * {s.n}")
+        terms = []
+        for d, size in enumerate(s.batch):
+            if size != 1:
+                stride = math.prod(s.space[d + 1:])
+                if type(stride) is not int:  # symbolic: passed, as the sizes are
+                    stride = self.k.param(f"out_stride{d}", "sizes", host=py(stride),
+                                          comment=f"the output's stride along axis {d}")
+                terms.append(f"{index[d]} * {stride}")
+        # (N: the kernel's own parameter where the columns are symbolic)
+        terms.append("rm[:, None]" if s.n == 1 else
+                     f"rm[:, None] * {s.n if type(s.n) is int else 'N'}")
         terms.append("rn[None, :]")
         return " + ".join(terms)

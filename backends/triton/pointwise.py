@@ -19,6 +19,7 @@ stored at the lane's own offset.
 """
 from __future__ import annotations
 
+from graphc.backends.numpy.literals import py
 from graphc.backends.triton.emit import KernelText, Launch, kernel_name, type_note
 from graphc.backends.triton.values import ValueEmitter, escaping, fits
 from graphc.passes.schedule import KernelPlan
@@ -38,7 +39,7 @@ def render(plan: KernelPlan, host_name) -> Launch:
                    f"{len(plan.nodes)} elementwise ops over {list(space)}, "
                    f"group {plan.index} of the graph")
     em = ValueEmitter(k, plan, host_name)
-    sizes = [k.param(f"size{d}", "sizes", host=str(n), comment=f"axis {d}")
+    sizes = [k.param(f"size{d}", "sizes", host=py(n), comment=f"axis {d}")
              for d, n in enumerate(space)]
     k.line("pid = tl.program_id(0)", note="one block of BLOCK elements per program")
     k.line("offs = pid * BLOCK + tl.arange(0, BLOCK)")
@@ -72,7 +73,7 @@ def render(plan: KernelPlan, host_name) -> Launch:
     for n in space:
         numel_value *= n
     return Launch(k, "pointwise", {"numel": numel_value},
-                  grid=f"(triton.cdiv({numel_value}, cfg['BLOCK']),)",
+                  grid=f"(triton.cdiv({py(numel_value)}, cfg['BLOCK']),)",
                   prelude=em.prelude, outputs=[(v, em.out_host[id(v)]) for v in outputs])
 
 

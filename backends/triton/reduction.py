@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 
 from graphc.backends.numpy.names import base_name
+from graphc.backends.numpy.literals import py
 from graphc.backends.triton.emit import (KernelText, Launch, compute_dtype, kernel_name,
                                          rounded, type_note)
 from graphc.backends.triton.kernels import Split
@@ -119,11 +120,13 @@ def _partial_dtype(node: Node) -> str:
 def render(plan: KernelPlan, host_name) -> Launch:
     """The kernel of a reduction (or reduce_all) plan; Split where one cannot hold it."""
     shape = _Shape(plan)
-    if any(n.op == "argmax" for n in plan.nodes) and shape.cols > PERSISTENT_MAX:
+    if any(n.op == "argmax" for n in plan.nodes) and \
+            (type(shape.cols) is not int or shape.cols > PERSISTENT_MAX):
         raise Split(f"argmax over rows of {shape.cols} (> {PERSISTENT_MAX}) columns")
     if _two_stage(plan, shape):
         return _render_two_stage(plan, host_name, shape)
-    persistent = shape.cols <= PERSISTENT_MAX
+    # symbolic columns: the looped form, which takes rows of any length
+    persistent = type(shape.cols) is int and shape.cols <= PERSISTENT_MAX
     ops = ", ".join(dict.fromkeys(n.op for n in plan.nodes))
     k = KernelText(kernel_name(plan.index, plan.nodes),
                    f"{'persistent' if persistent else 'looped'} reduction over "
@@ -138,7 +141,7 @@ def render(plan: KernelPlan, host_name) -> Launch:
     k.param("RBLOCK", "meta-parameters")
     problem = {"rows": shape.rows, "row_length": shape.cols, "persistent": persistent}
     return Launch(k, "reduction" if persistent else "looped_reduction", problem,
-                  grid=f"(triton.cdiv({shape.rows}, cfg['XBLOCK']),)",
+                  grid=f"(triton.cdiv({py(shape.rows)}, cfg['XBLOCK']),)",
                   prelude=r.em.prelude,
                   outputs=[(v, r.em.out_host[id(v)]) for v in r.stored],
                   note=f"{'persistent' if persistent else 'looped'}, {shape.rows} rows "
@@ -150,8 +153,9 @@ def _two_stage(plan: KernelPlan, shape: _Shape) -> bool:
     GPU idle, so the rows are cut into chunks with a partial result each, which a
     second kernel combines, in a fixed order: deterministic, unlike atomics. Only
     where every reduction reads level-0 values and nothing full comes after them."""
-    if shape.rows > SPLIT_ROWS or shape.cols < SPLIT_COLS:
-        return False
+    if type(shape.rows) is not int or type(shape.cols) is not int or \
+            shape.rows > SPLIT_ROWS or shape.cols < SPLIT_COLS:
+        return False  # (symbolic sizes: one stage, any length)
     reds = [n for n in plan.nodes if OPS[n.op].kind is Kind.REDUCTION]
     return all(n.op in ("sum", "max", "min") and shape.level[id(n.outputs[0])] == 1
                for n in reds) and \
@@ -218,8 +222,8 @@ class _Renderer:
 
     def header(self) -> None:
         k, s = self.k, self.shape
-        rows = k.param("n_rows", "sizes", host=str(s.rows), comment="kept elements")
-        self.cols = k.param("n_cols", "sizes", host=str(s.cols), comment="reduced elements")
+        rows = k.param("n_rows", "sizes", host=py(s.rows), comment="kept elements")
+        self.cols = k.param("n_cols", "sizes", host=py(s.cols), comment="reduced elements")
         k.line("pid = tl.program_id(0)", note="XBLOCK rows per program")
         k.line("xidx = pid * XBLOCK + tl.arange(0, XBLOCK)[:, None]")
         k.line(f"rmask = xidx < {rows}")
@@ -236,6 +240,9 @@ class _Renderer:
                 self.k.line(f"{name} = {rest}", indent=indent, note=f"index along axis {d}")
             else:
                 size = space[d] or 1  # an empty axis: every lane is masked anyway
+                if type(size) is not int:  # a symbolic size: a parameter of the kernel
+                    size = self.k.param(f"size{d}", "sizes", host=py(size),
+                                        comment=f"axis {d}")
                 self.k.line(f"{name} = {rest} % {size}", indent=indent,
                             note=f"index along axis {d}")
                 nxt = self.k.ident(f"{flat}_{pos}")

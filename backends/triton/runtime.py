@@ -107,6 +107,15 @@ class Runtime:
     def empty(self, shape: tuple[int, ...], dtype: str):
         return self.torch.empty(shape, dtype=self.dtypes[dtype], device=self.device)
 
+    def iota(self, shape: tuple[int, ...], axis: int, dtype: str):
+        """0, 1, 2, ... along `axis`, broadcast to `shape` (a view: stride 0 elsewhere)."""
+        ramp = self.torch.arange(shape[axis], dtype=self.dtypes[dtype], device=self.device)
+        return ramp.reshape([-1 if k == axis else 1 for k in range(len(shape))]).expand(shape)
+
+    def scalar(self, value: int, dtype: str):
+        """A 0-d tensor of `value` (a count of symbolic sizes, per call)."""
+        return self.torch.full((), value, dtype=self.dtypes[dtype], device=self.device)
+
     def const(self, array: np.ndarray, dtype: str):
         return self.to_device(np.array(array), dtype)
 
@@ -121,7 +130,13 @@ class Runtime:
 
     def launch(self, site: str, kernel, grid: Callable[[dict], tuple], args: tuple,
                kind: str, problem: dict, written: tuple = ()) -> None:
-        """Run `kernel` over `grid(cfg)` with the config tuned for this launch site."""
+        """Run `kernel` over `grid(cfg)` with the config tuned for this launch site (and,
+        for a kernel of symbolic sizes, `problem["bucket"]`, for this size bucket: the
+        sizes' next powers of two, so that a new batch size tunes nothing new)."""
+        if problem.get("bucket"):
+            from graphc.backends.triton.autotune import next_pow2
+            site = (site,) + tuple(next_pow2(v) for v in problem.values()
+                                   if type(v) is int and v > 0)
         cfg = self.configs.get(site)
         if cfg is None:
             cfg = self.configs[site] = self._tune(site, kernel, grid, args, kind, problem,
@@ -141,5 +156,5 @@ class Runtime:
         def trial(cfg):
             with np.errstate(all="ignore"):
                 kernel[grid(cfg.meta)](*args, **cfg.kwargs())
-        key = autotune.key_for(kernel, configs, args)
+        key = autotune.key_for(kernel, configs, args, bucket=type(site) is tuple)
         return self.tuner.pick(key, configs, trial, written=[a for a in written])

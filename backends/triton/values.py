@@ -13,6 +13,7 @@ import math
 from typing import Callable
 
 from graphc.backends.numpy.names import base_name
+from graphc.backends.numpy.literals import py
 from graphc.backends.triton.elementwise import ELEMENTWISE
 from graphc.backends.triton.emit import KernelText, compute_dtype, rounded, type_note, upcast
 from graphc.ir import Node, Value
@@ -98,7 +99,7 @@ class ValueEmitter:
         terms = []
         strides = _contiguous(shape)
         for d in broadcast_axes(shape, space):
-            if contiguous:
+            if contiguous and type(strides[d - offset]) is int:
                 s = strides[d - offset]
                 terms.append(index[d] if s == 1 else f"{index[d]} * {s}")
             else:
@@ -182,8 +183,8 @@ def _scalar(g: Value) -> str:
 
 
 def _shape(shape) -> str:
-    shape = tuple(int(d) for d in shape)
-    return repr(shape)
+    """A shape as host source: ints, or the call's size variables (`(_dim0, 8)`)."""
+    return py(tuple(shape))
 
 
 def _contiguous(shape: tuple[int, ...]) -> list[int]:

@@ -82,7 +82,7 @@ def _check_symbolic(graph: Graph, specs, seed: int, modes: tuple[str, ...]) -> i
     from graphc.fuzz.symbolic import check_symbolic, pick_size, symbolic_specs, symbolize
     size = pick_size(graph, seed)
     symbolic = symbolize(graph, size) if size is not None else None
-    if symbolic is None or modes == ("triton",):  # (Triton compiles fixed sizes only)
+    if symbolic is None:
         return 0
     return check_symbolic(symbolic, symbolic_specs(specs, symbolic), size, seed, modes)
 

@@ -88,7 +88,7 @@ def check_symbolic(graph: Graph, specs: list[InputSpec], size: int, seed: int,
     from graphc.check import compare, output_tolerances
     from graphc.fuzz.checking import compile_optimized, round_trip
     round_trip(graph)
-    executables = {m: compile_optimized(graph, m) for m in modes if m != "triton"}
+    executables = {m: compile_optimized(graph, m) for m in modes}
     sizes = sizes_to_call(graph, specs, size)
     for n in sizes:
         inputs = make_inputs(_at(specs, n), seed + n)

@@ -94,3 +94,45 @@ def test_random_numpy_programs_match_eager(program):
     assert len(got) == len(want)
     for i, (g, w) in enumerate(zip(got, want)):
         _close(g, w, f"output {i} of\n{program.source}")
+
+
+def _resized(args: list, lead: int, n: int, rng) -> list:
+    """The arguments with their leading axis of size `lead` (a shared batch axis)
+    grown or shrunk to n, filled afresh."""
+    from tests.fuzz.generate import _array
+    return [_array(rng, (n,) + a.shape[1:], a.dtype.name)
+            if np.ndim(a) >= 1 and a.shape[0] == lead else a for a in args]
+
+
+@fuzz(200)
+@given(program=numpy_programs())
+def test_random_numpy_programs_at_several_batch_sizes_match_eager(program):
+    """The program called with its shared leading axis at several sizes: each call
+    matches eager numpy; once a size-only retrace made that axis symbolic (or said why
+    it could not), no size compiles again."""
+    lead = next((a.shape[0] for a in program.args if np.ndim(a) >= 1 and a.shape[0] >= 2),
+                None)
+    if lead is None:
+        reject()
+    fn, rng = program.function(), np.random.default_rng(lead)
+    compiled = graphc.compile(fn)
+    for n in (lead, lead + 1, lead + 3, 2, lead + 1):
+        args = _resized(program.args, lead, n, rng)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            try:
+                want = fn(*args)
+            except Exception:  # noqa: BLE001 - a line that needs its traced size
+                reject()
+            try:
+                got = compiled(*args)
+            except graphc.UnsupportedError:
+                reject()
+        want, got = (want, got) if isinstance(want, tuple) else ((want,), (got,))
+        for i, (g, w) in enumerate(zip(got, want)):
+            _close(g, w, f"output {i} at leading size {n} of\n{program.source}")
+    if compiled._symbolic:  # one trace for the first size, one for every other
+        assert compiled.cache_info().misses == 2, program.source
+    else:  # specialized per size: the explanation says why
+        assert any("stay specialized" in line for e in compiled._cache.values()
+                   for line in e.lowered.retraces), program.source
