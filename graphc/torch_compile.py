@@ -249,6 +249,7 @@ class TorchCompiled(SignatureCache):
                        for i, dims in shapes.items()}
             try:
                 captured = self._capture_fn(args, kwargs, dynamic=dynamic)
+                _rename_symbols(captured, shapes, arrays)
                 symbolic = self._symbolic_shapes(captured, key)  # ({}: torch fixed them)
                 return captured, symbolic, why if symbolic else []
             except GraphcError as exc:  # sizes it cannot take symbolically: fixed
@@ -392,6 +393,21 @@ def compile_function(fn: Callable, **kwargs) -> TorchCompiled:
 
 
 _DTYPE_NAMES: dict[torch.dtype, str] = {}
+
+
+def _rename_symbols(captured, shapes: dict[int, tuple], arrays: list[int]) -> None:
+    """torch's names for the symbolic sizes (`s26`) as the dynamic policy named them
+    (`s0`, as the retrace explanation says), where an input axis shows which is which."""
+    from graphc.ir.sizes import rename_in_place
+    from graphc.ir.symbols import Sym
+    names: dict[str, Sym] = {}
+    for v, (kind, k) in zip(captured.graph.inputs, captured.input_kinds):
+        want = shapes.get(arrays[k]) if kind == "arg" else None
+        for d, w in zip(v.type.shape, want or ()):
+            if type(d) is Sym and d.name is not None and type(w) is Sym:
+                names.setdefault(d.name, w)
+    if names and len(set(map(str, names.values()))) == len(names):  # one to one
+        rename_in_place(captured.graph, names)
 
 
 def _dtype_name(dtype: torch.dtype) -> str:

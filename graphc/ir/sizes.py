@@ -90,10 +90,16 @@ def settle_in_place(graph: Graph, guards) -> None:
     make their symbols one (or a number), in the graph's own values and nodes, which
     keep their identity (a caller holding values of it still holds the right ones);
     the rest become `graph.guards`."""
-    values = replacements(guards)
+    graph.guards = tuple(g for g in guards if g.relation != "==")
+    rename_in_place(graph, replacements(guards))
+
+
+def rename_in_place(graph: Graph, values: dict[str, Dim]) -> None:
+    """Replace the symbols `values` names (all at once) in `graph`'s own values, nodes
+    and guards: a guard left about numbers alone is dropped."""
     for v in (*graph.inputs, *(v for n in graph.nodes for v in n.outputs)):
         v.type = TensorType(tuple(substitute(d, values) for d in v.type.shape), v.type.dtype)
     for node in graph.nodes:
         node.attrs = Attrs({k: _replaced(a, values) for k, a in node.attrs.items()})
-    kept = [Guard(substitute(g.expr, values), g.relation) for g in guards if g.relation != "=="]
+    kept = [Guard(substitute(g.expr, values), g.relation) for g in graph.guards]
     graph.guards = tuple(g for g in kept if type(g.expr) is Sym)
