@@ -258,3 +258,5 @@ def test_symbolic_sizes_past_the_first_axis_compile_once(native, f, shapes):
     (entry, *_), = g._symbolic
     if native and native_enabled(g.options):  # sizes reach the C as an argument
         assert "sizes[" in entry.lowered.source and "_sizes = np.array(" in entry.lowered.source
+    elif f is not _running:  # a numpy block kernel, its block and scratch per call
+        assert "_b0 = max(1, " in entry.lowered.source and ".at(((" in entry.lowered.source

@@ -67,7 +67,7 @@ def _ident(name: str, taken: set[str] | None = None) -> str:
     if not ident or ident[0].isdigit():
         ident = "v" + ident
     if keyword.iskeyword(ident) or ident in _RESERVED or ident.startswith(
-            ("_c", "_ref_", "_k", "_s", "_n", "_win_")):
+            ("_c", "_ref_", "_k", "_s", "_n", "_win_", "_b", "_dim")):
         ident += "_"
     if taken is not None:
         base, n = ident, 1
@@ -228,11 +228,6 @@ class _Program:
             return True
         if native_only:
             return False
-        if not blockable(plan):  # a numpy block kernel's scratch needs fixed rows
-            for node in plan.group.nodes:
-                if node is not plan.matmul:
-                    self.single(node)
-            return True
         k = row_kernel(f"_k{len(self.kernels)}", plan,
                        lambda n, args, out: lower_into(n, args, out, self.em), described,
                        lambda n, args: LOWERINGS[n.op](self.em, args, n.attrs),
@@ -242,11 +237,29 @@ class _Program:
         self.donated.update(donated)
         outs = {id(v) for v in k.outputs}
         args = [arg(v) for v in k.inputs + k.outputs]
-        scratch = f"_s{len(self.kernels) - 1}"
+        scratch, block = f"_s{len(self.kernels) - 1}", str(k.block)
         self.call(plan, k.name, k.params, args, f"rows={k.rows}, block={k.block}, "
                   f"scratch={scratch}")
-        self.body.append(f"_run({k.name}, {py(k.rows)}, {k.block}, {scratch}, {', '.join(args)})")
+        if not blockable(plan):  # symbolic row sizes: block and scratch per call
+            block, scratch = self.sized_blocks(k, scratch)
+        self.body.append(f"_run({k.name}, {py(k.rows)}, {block}, {scratch}, {', '.join(args)})")
         return True
+
+    def sized_blocks(self, k: Kernel, scratch: str) -> tuple[str, str]:
+        """A block kernel whose rows have symbolic sizes: a line working its block
+        (rows per block) out from this call's sizes, as row_kernel does from fixed ones,
+        and its scratch pool for that block; the names of both."""
+        b = f"_b{len(self.kernels) - 1}"
+        widest = f"max(1, {py(k.widest)})"
+        self.body.append(f"{b} = max(1, {self.options.block_elements} // {widest})"
+                         f"  # rows per block of {k.name}, for this call's sizes")
+        if not k.scratch:  # nothing to size: the (empty) pool as it is
+            return b, scratch
+        specs = []
+        for shape, dtype in k.scratch:
+            dims = [b] + [py(d) for d in shape[1:]]
+            specs.append(f"(({', '.join(dims)}{',' if len(dims) == 1 else ''}), {dtype!r})")
+        return b, f"{scratch}.at(({''.join(s + ', ' for s in specs)}))"
 
     def call(self, plan: KernelPlan, name: str, params, args: list[str], fields: str,
              native: bool = False) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from graphc.backends import settings
-from graphc.errors import UnsupportedError
+from graphc.ir.symbols import Sym, typical
 from graphc.ir import Node, Value
 from graphc.ops import OPS, Kind
 from graphc.backends.numpy.names import ParamNames
@@ -44,6 +44,7 @@ class Kernel:
     rows: int = 1
     block: int = 1
     params: tuple[str, ...] = ()  # its array parameters' names: inputs, then outputs
+    widest: int | Sym = 1  # elements of its widest row (symbolic: block sized per call)
 
 
 def row_kernel(name: str, plan: KernelPlan,
@@ -62,18 +63,21 @@ def row_kernel(name: str, plan: KernelPlan,
     """
     nodes = list(plan.nodes)
     rows = plan.rows
-    if not blockable(plan):
-        n = nodes[0]
-        raise UnsupportedError(f"{n.op}: a numpy block kernel takes a symbolic size in the "
-                               "first axis only", loc=n.loc or False,
-                               hint="run the group op by op (codegen does)")
-    widest = max([_row_elements(v) for n in nodes for v in (*n.inputs, *n.outputs)] + [1])
+    widths = [_row_elements(v) for n in nodes for v in (*n.inputs, *n.outputs)]
+    # (a symbolic row: the widest by its typical size; the call then works its block
+    # out from its own sizes, `Kernel.widest`, and sizes its scratch to that)
+    widest = max(widths + [1], key=typical)
     target = block_elements  # the compiled function's options (backends/options.py)
     # (symbolic rows: the runtime ends the last block at the rows a call has)
-    block = max(1, min(rows, target // widest) if type(rows) is int else target // widest)
+    block = max(1, target // typical(widest))
+    if type(rows) is int:
+        block = max(1, min(rows, block))
     last_use = {id(v): i for i, n in enumerate(nodes) for v in n.inputs}
 
-    kernel = Kernel(name, "", [], [], [], rows, block)
+    kernel = Kernel(name, "", [], [], [], rows, block, widest=widest)
+    # scratch rows: `block`, or per call where the rows' sizes are symbolic (the
+    # symbol BLOCK stands for the call's block in the scratch specs)
+    first = block if blockable(plan) else BLOCK
     top: list[str] = ["n = hi - lo"]
     body: list[str] = []
     local: dict[int, str] = {}         # internal value -> its block-local name
@@ -126,7 +130,7 @@ def row_kernel(name: str, plan: KernelPlan,
             slot = slots.pop()
         else:
             slot = len(kernel.scratch)
-            kernel.scratch.append(((block,) + v.type.shape[1:], v.type.dtype))
+            kernel.scratch.append(((first,) + v.type.shape[1:], v.type.dtype))
             top.append(f"t{slot} = s[{slot}][:n]")
         slot_of[id(v)] = slot
         return f"t{slot}"
@@ -151,6 +155,9 @@ def row_kernel(name: str, plan: KernelPlan,
     kernel.source = "\n".join([f"def {name}(lo, hi, s, {params}):"] +
                               ["    " + line for line in top + body]) + "\n"
     return kernel
+
+
+BLOCK = Sym.var("block")
 
 
 def blockable(plan: KernelPlan) -> bool:

@@ -127,7 +127,8 @@ def namespace(r: Rendered) -> dict[str, Any]:
     if r.profiled:
         ns["_clock"], ns["_prof"] = time.perf_counter, [0.0] * r.profiled
     for i, spec in enumerate(r.scratch):
-        ns[f"_s{i}"] = runtime.scratch_pool(spec)
+        fixed = all(type(d) is int for shape, _ in spec for d in shape)
+        ns[f"_s{i}"] = runtime.scratch_pool(spec) if fixed else runtime.SizedScratch()
     if r.use_native:  # OpenBLAS's jobs on graphc's pool (blas.py), once per process
         blas.install(runtime.get_num_threads())
     if r.natives:

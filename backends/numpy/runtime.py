@@ -250,6 +250,26 @@ class SizedArenas:
             pool.put(buffers)
 
 
+class SizedScratch:
+    """A block kernel's per-thread scratch where its rows have symbolic sizes: one
+    pool per tuple of (shape, dtype) specs a call needs, the `KEPT` most recently used
+    kept (the call works its block size and the specs out from its own sizes)."""
+
+    KEPT = 8
+
+    def __init__(self):
+        self._pools: dict[tuple, BufferPool] = {}
+        self._lock = threading.Lock()
+
+    def at(self, specs: tuple) -> BufferPool:
+        with self._lock:
+            pool = self._pools.pop(specs, None) or scratch_pool(list(specs))
+            self._pools[specs] = pool  # most recent last
+            while len(self._pools) > self.KEPT:
+                self._pools.pop(next(iter(self._pools))).release()
+        return pool
+
+
 def view(buf: np.ndarray, shape: tuple[int, ...], dtype) -> np.ndarray:
     """`buf`'s first bytes as an array of `shape` and `dtype`."""
     n = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
