@@ -323,18 +323,10 @@ class CompiledFunction(SignatureCache):
         """Lowered for this call: symbolic in the dimensions the dynamic policy picks
         (graphc/dynamic.py), else, or where a symbolic trace cannot be made,
         specialized; and the symbolic input shapes by leaf ({}: none)."""
-        from graphc.dynamic import every_dimension, generalize
+        from graphc.dynamic import policy_shapes
         name = getattr(self.fn, "__name__", "fn")
-        shapes: dict[int, tuple] = {}
-        if not self._static_only:
-            if self.dynamic:
-                shapes, why = every_dimension(flat.key), ["dynamic=True: every size"]
-            else:
-                for old in self._cache.values():
-                    if all(old is not e for e, *_ in self._symbolic):
-                        shapes, why = generalize(old.keys, flat.key, flat.paths)
-                        if shapes:
-                            break
+        shapes, why = ({}, []) if self._static_only else policy_shapes(
+            self.dynamic, self._cache.values(), self._symbolic, flat.key, flat.paths)
         if shapes:
             try:
                 lowered = lower_function(self.fn, args, kwargs, self.backend, self.passes,

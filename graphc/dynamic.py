@@ -113,3 +113,19 @@ def serving(symbolic: list, cache: dict, key: tuple):
         if same_elsewhere(shapes, traced_key, key) and sizes_for(shapes, guards, key) is not None:
             return entry
     return None
+
+
+def policy_shapes(dynamic: bool | None, entries, symbolic: list, key: tuple,
+                  paths: list[str]) -> tuple[dict[int, tuple], list[str]]:
+    """The symbolic shapes (by leaf) a cache miss `key` is traced with, and one line per
+    dimension made dynamic: with dynamic=True every dimension; else the generalization
+    of the first cached, specialized entry (`entries`, less those in `symbolic`) that
+    differs from `key` in sizes alone; ({}, []) where none does."""
+    if dynamic:
+        return every_dimension(key), ["dynamic=True: every size"]
+    for old in entries:
+        if all(old is not e for e, *_ in symbolic):
+            shapes, why = generalize(old.keys, key, paths)
+            if shapes:
+                return shapes, why
+    return {}, []

@@ -104,10 +104,7 @@ class _DynamoGraph(TorchCompiled):
         from graphc.torch_compile import TorchEntry
         ints, _ = symbolic_positions(gm)
         self._size_args = frozenset(ints)
-        args = tuple(map(_concrete, example_inputs))
-        if any(isinstance(a, torch.Tensor) and a.device.type == "meta" for a in args):
-            args = tuple(torch.empty(a.shape, dtype=a.dtype) if isinstance(a, torch.Tensor)
-                         else a for a in args)  # (keys read shapes and dtypes only)
+        args = tuple(map(_concrete, example_inputs))  # (a key reads shapes and dtypes)
         key, _ = self._key(*pytree.tree_flatten((args, {})))
         entry = TorchEntry(captured, self._paths(args, {}), key)
         self._insert(key, entry)

@@ -233,16 +233,9 @@ class TorchCompiled(SignatureCache):
         """The capture of this call: with symbolic sizes where the dynamic policy makes
         some (a retrace caused by sizes alone), else fixed; its symbolic input shapes
         by key leaf ({}: none); and what became dynamic, or why nothing did."""
-        from graphc.dynamic import every_dimension, generalize
-        shapes: dict[int, tuple] = {}
-        why: list[str] = []
-        if self.dynamic and not self._static_only:
-            shapes, why = every_dimension(key), ["dynamic=True: every size"]
-        for old in [] if self._static_only or shapes else self._cache.values():
-            if all(old is not e for e, *_ in self._symbolic):
-                shapes, why = generalize(old.keys, key, paths)
-                if shapes:
-                    break
+        from graphc.dynamic import policy_shapes
+        shapes, why = ({}, []) if self._static_only else policy_shapes(
+            self.dynamic, self._cache.values(), self._symbolic, key, paths)
         if shapes:
             arrays = [i for i, leaf in enumerate(key[1]) if leaf[0] == "array"]
             dynamic = {arrays.index(i): tuple(k for k, d in enumerate(dims) if type(d) is not int)
