@@ -27,6 +27,7 @@
 typedef struct {
     int64_t h, w, ho, wo, kh, kw, sh, sw, ph, pw;
     int64_t n, c, dh, dw;  /* the convolutions' (pooling: dilation 1; n, c unused) */
+    int64_t per_image;     /* the columns' layout: see COLUMN_OPS */
 } Geometry;
 
 /* the output columns [*j0, *j1) whose input column j*sw + off lies in [0, w) */
@@ -112,11 +113,19 @@ void max_pool2d_gather_##SUFFIX(int64_t p0, int64_t p1, const T *x, const T *h, 
 }
 
 /* im2col: the planes p = n*C + c in [p0, p1) of x copied into their columns; col2im:
- * the same planes of dx, zeroed and then each column element added back to its place */
+ * the same planes of dx, zeroed and then each column element added back to its place.
+ * Two layouts of the columns: one matrix (C*kh*kw, N*ho*wo), rows (c, a, b), for the
+ * weight gradient's one GEMM over every image; or per image (N, C*kh*kw, ho*wo), whose
+ * GEMMs write the convolution (and read its input gradient) in NCHW as they are,
+ * without a transposing copy, and whose rows are ho*wo apart instead of N*ho*wo (a
+ * power of two of 256 KB put the CNN's 27 rows in one cache set). */
 #define COLUMN_OPS(T, SUFFIX)                                                            \
 static T *column_row_##SUFFIX(T *cols, const Geometry *g, int64_t p, int64_t a, int64_t b) { \
-    int64_t per_image = g->ho * g->wo, n = p / g->c, c = p % g->c;                     \
-    return cols + ((c * g->kh + a) * g->kw + b) * (g->n * per_image) + n * per_image;   \
+    int64_t positions = g->ho * g->wo, n = p / g->c, c = p % g->c;                     \
+    int64_t row = (c * g->kh + a) * g->kw + b;                                          \
+    if (g->per_image)                                                                   \
+        return cols + (n * g->c * g->kh * g->kw + row) * positions;                     \
+    return cols + row * (g->n * positions) + n * positions;                             \
 }                                                                                       \
 void im2col_##SUFFIX(int64_t p0, int64_t p1, const T *x, T *cols, const Geometry *g) {  \
     for (int64_t p = p0; p < p1; p++) {                                                 \

@@ -28,7 +28,8 @@ from graphc.backends import toolchain
 from graphc.backends.numpy import runtime
 
 _SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
-_NAMES = ("h", "w", "ho", "wo", "kh", "kw", "sh", "sw", "ph", "pw", "n", "c", "dh", "dw")
+_NAMES = ("h", "w", "ho", "wo", "kh", "kw", "sh", "sw", "ph", "pw", "n", "c", "dh", "dw",
+          "per_image")
 _ARRAYS = {"max_pool2d": 2, "max_pool2d_grad": 3, "max_pool2d_gather": 3, "im2col": 2,
            "col2im": 2}  # each C function's array arguments, the geometry after them
 
@@ -140,33 +141,34 @@ def _im2col(x: np.ndarray, how: tuple):
 
 
 def _fold(g: np.ndarray, how: tuple):
-    """A C function with the signature and result of linalg's `_fold` for columns of
-    g's dtype, or None."""
+    """A C function with the signature and result of linalg's `_fold` (columns per
+    image) for columns of g's dtype, or None."""
     fn = _c_function("col2im", g, native=how[0], march=how[2])
     return None if fn is None else functools.partial(_c_fold, fn, how[1])
 
 
-def _c_im2col(fn, threads, x, kernel, stride, padding, dilation, groups):
+def _c_im2col(fn, threads, x, kernel, stride, padding, dilation, groups, per_image=False):
     n, c, h, w = x.shape
-    geometry = _conv_geometry(x.shape, kernel, stride, padding, dilation)
-    per_image = geometry.ho * geometry.wo
-    cols = np.empty((groups, c // groups * kernel[0] * kernel[1], n * per_image), x.dtype)
+    geometry = _conv_geometry(x.shape, kernel, stride, padding, dilation, per_image)
+    positions, rows = geometry.ho * geometry.wo, c // groups * kernel[0] * kernel[1]
+    shape = (n, groups, rows, positions) if per_image else (groups, rows, n * positions)
+    cols = np.empty(shape, x.dtype)
     _split(fn, n * c, cols.size, threads, np.ascontiguousarray(x), cols, geometry)
     return cols, (geometry.ho, geometry.wo)
 
 
 def _c_fold(fn, threads, cols, input_shape, kernel, out_hw, stride, padding, dilation):
-    geometry = _conv_geometry(input_shape, kernel, stride, padding, dilation)
+    geometry = _conv_geometry(input_shape, kernel, stride, padding, dilation, True)
     dx = np.empty(input_shape, cols.dtype)
     _split(fn, input_shape[0] * input_shape[1], cols.size, threads,
            np.ascontiguousarray(cols), dx, geometry)
     return dx
 
 
-def _conv_geometry(shape, kernel, stride, padding, dilation) -> _Geometry:
+def _conv_geometry(shape, kernel, stride, padding, dilation, per_image) -> _Geometry:
     n, c, h, w = shape
     out = [window_out(*a) for a in zip((h, w), kernel, stride, padding, dilation)]
-    return _Geometry(h, w, *out, *kernel, *stride, *padding, n, c, *dilation)
+    return _Geometry(h, w, *out, *kernel, *stride, *padding, n, c, *dilation, per_image)
 
 
 def _split(fn, planes: int, elements: int, threads: int | None, *args) -> None:

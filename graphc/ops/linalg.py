@@ -107,13 +107,19 @@ def _windows(x, k, stride, padding, dilation, fill):
     return win[:, :, ::sh, ::sw, ::dh, ::dw]
 
 
-def _im2col(x, k, stride, padding, dilation, groups):
-    """(groups, cg*kh*kw, n*ho*wo): each window of x as a column, grouped by channels,
-    and (ho, wo). One copy from the windows view, in runs along the output's rows."""
+def _im2col(x, k, stride, padding, dilation, groups, per_image=False):
+    """Each window of x as a column, grouped by channels, and (ho, wo): one matrix a
+    group, (groups, cg*kh*kw, n*ho*wo), or with `per_image` one an image and group,
+    (n, groups, cg*kh*kw, ho*wo). One copy from the windows view, in runs along the
+    output's rows."""
     win = _windows(x, k, stride, padding, dilation, 0)   # (n, c, ho, wo, kh, kw) view
     n, c, ho, wo, kh, kw = win.shape
+    rows = c // groups * kh * kw
+    if per_image:
+        cols = win.transpose(0, 1, 4, 5, 2, 3)            # (n, c, kh, kw, ho, wo)
+        return cols.reshape(n, groups, rows, ho * wo), (ho, wo)
     cols = win.transpose(1, 4, 5, 0, 2, 3)                # (c, kh, kw, n, ho, wo)
-    return cols.reshape(groups, c // groups * kh * kw, n * ho * wo), (ho, wo)
+    return cols.reshape(groups, rows, n * ho * wo), (ho, wo)
 
 
 def _by_group(t, groups):
@@ -128,10 +134,11 @@ def _conv2d(x, w, stride, padding, dilation, groups, *, im2col=None):
     backend passes its C loop; the GEMMs around it stay these)."""
     n = x.shape[0]
     o, cg, kh, kw = w.shape
-    cols, (ho, wo) = (im2col or _im2col)(x, (kh, kw), stride, padding, dilation, groups)
-    out = np.matmul(w.reshape(groups, o // groups, cg * kh * kw), cols)  # one GEMM a group
-    out = out.reshape(o, n, ho, wo).transpose(1, 0, 2, 3)
-    return np.ascontiguousarray(out).astype(x.dtype, copy=False)
+    cols, (ho, wo) = (im2col or _im2col)(x, (kh, kw), stride, padding, dilation, groups,
+                                         per_image=True)
+    # one GEMM an image and group, (o/g, cg*kh*kw) @ (cg*kh*kw, ho*wo): NCHW as it lands
+    out = np.matmul(w.reshape(groups, o // groups, cg * kh * kw), cols)
+    return out.reshape(n, o, ho, wo).astype(x.dtype, copy=False)
 
 
 register(OpDef("conv2d", CONV_ATTRS, _conv2d_infer,
@@ -292,23 +299,24 @@ def col2im(cols, input_shape, stride, padding, dilation):
 
 
 def _fold(cols, input_shape, kernel, out_hw, stride, padding, dilation):
-    """(groups, cg*kh*kw, n*ho*wo) columns, as `_im2col` lays them out, added back
-    into an (n, c, h, w) array: `col2im` channels first, the order the columns are in
-    memory, then transposed."""
+    """(n, groups, cg*kh*kw, ho*wo) columns, as `_im2col` lays them out per image,
+    added back into an (n, c, h, w) array by `col2im`."""
     n, c = input_shape[:2]
-    cols = cols.reshape((c,) + tuple(kernel) + (n,) + tuple(out_hw))
-    dx = col2im(cols.transpose(0, 3, 4, 5, 1, 2), (c, n) + tuple(input_shape[2:]),
-                stride, padding, dilation)
-    return np.ascontiguousarray(dx.transpose(1, 0, 2, 3))
+    cols = cols.reshape((n, c) + tuple(kernel) + tuple(out_hw))
+    dx = col2im(cols.transpose(0, 1, 4, 5, 2, 3), tuple(input_shape), stride, padding,
+                dilation)
+    return np.ascontiguousarray(dx)
 
 
 def _conv2d_grad_input(g, w, stride, padding, dilation, groups, input_shape, *,
                        fold=None):
     """`fold`: a function like `_fold` (the numpy backend passes its C loop)."""
     o, cg, kh, kw = w.shape
-    # every window element gets the sum over its group's output channels of g * w
+    n, _, ho, wo = g.shape
+    # every window element gets the sum over its group's output channels of g * w: one
+    # GEMM an image and group, reading g in NCHW as it is
     wg = w.reshape(groups, o // groups, cg * kh * kw)
-    cols = np.matmul(wg.transpose(0, 2, 1), _by_group(g, groups))  # (groups, cg*kh*kw, nP)
+    cols = np.matmul(wg.transpose(0, 2, 1), g.reshape(n, groups, o // groups, ho * wo))
     dx = (fold or _fold)(cols, tuple(input_shape), (kh, kw), g.shape[2:], stride,
                           padding, dilation)
     return dx.astype(g.dtype, copy=False)
@@ -317,7 +325,9 @@ def _conv2d_grad_input(g, w, stride, padding, dilation, groups, input_shape, *,
 def _conv2d_grad_weight(x, g, stride, padding, dilation, groups, weight_shape, *,
                         im2col=None):
     o, cg, kh, kw = weight_shape
-    # dw[o, c, i, j] = sum over n and positions of g[n, o, pos] * window[n, c, pos, i, j]
+    # dw[o, c, i, j] = sum over n and positions of g[n, o, pos] * window[n, c, pos, i, j]:
+    # one GEMM a group over every image's positions at once (per image, it would be a
+    # GEMM an image and an (n, o, cg*kh*kw) sum after them)
     cols, _ = (im2col or _im2col)(x, (kh, kw), stride, padding, dilation, groups)
     dw = np.matmul(_by_group(g, groups), cols.transpose(0, 2, 1))  # (groups, o/g, cg*kh*kw)
     return dw.reshape(weight_shape).astype(g.dtype, copy=False)
