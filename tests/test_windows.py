@@ -17,6 +17,8 @@ C = dict(native=True)
 
 # (input shape, kernel, stride, padding): overlapping windows, padding, odd sizes
 GEOMETRIES = [((2, 3, 8, 8), (2, 2), (2, 2), (0, 0)),
+              ((2, 3, 7, 9), (2, 2), (2, 2), (0, 0)),  # the tiling's path, odd sizes
+              ((1, 2, 6, 6), (2, 2), (2, 2), (1, 1)),
               ((2, 2, 7, 9), (3, 3), (2, 2), (1, 1)),
               ((1, 4, 6, 5), (3, 2), (1, 1), (1, 0)),
               ((3, 1, 9, 9), (2, 3), (3, 1), (0, 1))]

@@ -40,6 +40,15 @@ static void valid_columns(const Geometry *g, int64_t off, int64_t *j0, int64_t *
         *j0 = *j1;
 }
 
+/* one 2x2 tile's pick, as pick_row's rule: best, and k its place (0..3, row-major) */
+#define TILE_PICK(T)                                                                     \
+    T a = r0[2 * j], b = r0[2 * j + 1], c = r1[2 * j], d = r1[2 * j + 1];               \
+    T best = a, k = 0;  /* k a T, not an int: one vector width for the whole loop */      \
+    int take;                                                                           \
+    take = (b > best) | (b != b); best = take ? b : best; k = take ? 1 : k;             \
+    take = (c > best) | (c != c); best = take ? c : best; k = take ? 2 : k;             \
+    take = (d > best) | (d != d); best = take ? d : best; k = take ? 3 : k;
+
 /* pick_row: for output row i of one plane, the index in the plane of each window's
  * chosen element (-1 for a window of padding only) into idx[0..wo). The scan goes
  * over the window offsets (a, b) row-major, as the rule wants, and within one offset
@@ -71,9 +80,69 @@ static void pick_row_##SUFFIX(const T *restrict x, const Geometry *g, int64_t i,
     }                                                                                   \
 }                                                                                       \
                                                                                         \
+/* The common 2x2 window at stride 2 without padding, which tiles the plane: each output \
+ * compares its four elements in registers, by the same rule, and the gradient writes   \
+ * its four places (no scatter, no index arrays). Rows and columns past the tiling (an  \
+ * odd size) belong to no window: zero in dx. */                                        \
+static void tiles_op_##SUFFIX(int op, int64_t p0, int64_t p1, const T *x, const T *in,  \
+                              T *out, const Geometry *g) {                              \
+    int64_t w = g->w, plane = g->h * g->w, pooled = g->ho * g->wo;                      \
+    for (int64_t p = p0; p < p1; p++) {                                                 \
+        const T *xp = x + p * plane;                                                    \
+        T *dxp = out + p * plane;                                                       \
+        if (op == 1 && (g->h != 2 * g->ho || w != 2 * g->wo))                           \
+            memset(dxp, 0, sizeof(T) * plane);                                          \
+        for (int64_t i = 0; i < g->ho; i++) {                                           \
+            const T *restrict r0 = xp + 2 * i * w, *restrict r1 = r0 + w;               \
+            const T *restrict gi = in == NULL ? NULL : in + p * pooled + i * g->wo;     \
+            const T *restrict hp = in == NULL ? NULL : in + p * plane + 2 * i * w;      \
+            T *restrict y = out + p * pooled + i * g->wo;                               \
+            T *restrict d0 = dxp + 2 * i * w, *restrict d1 = d0 + w;                    \
+            if (op == 0) {                                                              \
+                _Pragma("omp simd")                                                     \
+                for (int64_t j = 0; j < g->wo; j++) {                                   \
+                    TILE_PICK(T)                                                        \
+                    y[j] = best;                                                        \
+                }                                                                       \
+            } else if (op == 1) {                                                       \
+                _Pragma("omp simd")                                                     \
+                for (int64_t j = 0; j < g->wo; j++) {                                   \
+                    TILE_PICK(T)                                                        \
+                    T v = gi[j];                                                        \
+                    d0[2 * j] = k == 0 ? v : 0;                                         \
+                    d0[2 * j + 1] = k == 1 ? v : 0;                                     \
+                    d1[2 * j] = k == 2 ? v : 0;                                         \
+                    d1[2 * j + 1] = k == 3 ? v : 0;                                     \
+                }                                                                       \
+            } else {  /* the picks first, in y: one loop of eight strided reads did not \
+                       * vectorize (gcc 12) */                                          \
+                _Pragma("omp simd")                                                     \
+                for (int64_t j = 0; j < g->wo; j++) {                                   \
+                    TILE_PICK(T)                                                        \
+                    y[j] = k;                                                           \
+                }                                                                       \
+                _Pragma("omp simd")                                                     \
+                for (int64_t j = 0; j < g->wo; j++) {                                   \
+                    T k = y[j];                                                         \
+                    T h0 = hp[2 * j], h1 = hp[2 * j + 1];                               \
+                    T h2 = hp[w + 2 * j], h3 = hp[w + 2 * j + 1];                       \
+                    T v = h0;                                                           \
+                    v = k == 1 ? h1 : v;                                                \
+                    v = k == 2 ? h2 : v;                                                \
+                    y[j] = k == 3 ? h3 : v;                                             \
+                }                                                                       \
+            }                                                                           \
+        }                                                                               \
+    }                                                                                   \
+}                                                                                       \
+                                                                                        \
 /* op 0: y = x at the picks; op 1: dx += g at the picks; op 2: y = h at the picks */    \
 static void window_op_##SUFFIX(int op, int64_t p0, int64_t p1, const T *x, const T *in, \
                                T *out, const Geometry *g) {                             \
+    if (g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0) { \
+        tiles_op_##SUFFIX(op, p0, p1, x, in, out, g);                                   \
+        return;                                                                         \
+    }                                                                                   \
     T *best = malloc(sizeof(T) * g->wo);                                                \
     int64_t *idx = malloc(sizeof(int64_t) * g->wo);                                     \
     if (best == NULL || idx == NULL)                                                    \
