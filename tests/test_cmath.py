@@ -189,3 +189,18 @@ def test_float32_division_in_double_over_a_whole_binade():
         want = a / divisor * np.float32(0.5)
         np.testing.assert_array_equal(compiled(a, divisor).view(np.uint32),
                                       want.view(np.uint32))
+
+
+@pytest.mark.parametrize("march", MARCHES)
+def test_sigmoid_is_one_ieee_division_of_graphcs_own_exp(march):
+    """gc_sigmoidf divides once in float32 and keeps subnormals out of the division:
+    its result is numpy's float32 quotient of the same exp, bit for bit, everywhere."""
+    from graphc import nn
+    options = mode_options("native", march=march)
+    sigmoid = graphc.compile(lambda x: nn.sigmoid(x), check=False, options=options)
+    exp = graphc.compile(lambda x: np.exp(-np.abs(x)), check=False, options=options)
+    x = np.concatenate([ulp.sweep(1024), SPECIALS]).astype(np.float32)
+    e = exp(x)
+    with np.errstate(all="ignore"):
+        want = np.where(x >= 0, np.float32(1) / (np.float32(1) + e), e / (np.float32(1) + e))
+    np.testing.assert_array_equal(sigmoid(x), want.astype(np.float32), strict=True)

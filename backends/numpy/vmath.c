@@ -262,14 +262,21 @@ static inline float gc_tanhf(float x) {
 }
 
 /* ---- sigmoid ------------------------------------------------------------------------
-   1 / (1 + e) for x >= 0 and e / (1 + e) below, e = exp(-|x|) (never overflows), each
-   quotient a double reciprocal and product rounded once, as graphc's float32 division
-   (cexpr.div): numpy's reference bit for bit given the same exp. One function, so that
-   exp is written once per call site (three inlined copies slowed the C build). */
+   1 / (1 + e) for x >= 0 and e / (1 + e) below, e = exp(-|x|) (never overflows): one
+   float32 division, correctly rounded, so numpy's reference bit for bit given the same
+   exp. Its operands and quotient are never subnormal (x86 divides those in microcode):
+   below x = -87.3, where e is, 1 + e rounds to 1 and the quotient is e itself, so e is
+   taken as it is and the division, whose result is not used there, gets a normal
+   numerator. (A double reciprocal and product, as cexpr.div's general division, gave the
+   same bits at twice the instructions: the LSTM's cell is three sigmoids and two tanh.)
+   One function, so that exp is written once per call site (three inlined copies slowed
+   the C build). */
 static inline float gc_sigmoidf(float x) {
   const float e = gc_expf(-__builtin_fabsf(x));
-  const double r = 1.0 / (double)(1.0f + e);
-  return x >= 0 ? (float)r : (float)((double)e * r);
+  const int tiny = e < 0x1p-60f;  /* 1 + e == 1 */
+  const float num = x >= 0 ? 1.0f : (tiny ? 0x1p-60f : e);
+  const float q = num / (1.0f + e);
+  return x >= 0 ? q : (tiny ? e : q);
 }
 
 /* ---- erf ----------------------------------------------------------------------------
