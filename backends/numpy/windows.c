@@ -12,9 +12,10 @@
  *   max_pool2d_grad:   dx = 0; dx[pick(i, j)] += g[i, j]
  *   max_pool2d_gather: y[i, j] = h[pick(i, j)]              (0 for a window of padding)
  *
- * A convolution is one GEMM over columns (im2col): row (c, a, b) of the columns holds,
+ * A convolution is GEMMs over columns (im2col): row (c, a, b) of the columns holds,
  * for every image n and output position (i, j), x[n, c, i*sh - ph + a*dh, j*sw - pw +
- * b*dw] (0 in the padding), at column n*ho*wo + i*wo + j. numpy builds them as a
+ * b*dw] (0 in the padding), at column i*wo + j of image n's matrix (per image) or at
+ * column n*ho*wo + i*wo + j of one matrix (the weight gradient's). numpy builds them as a
  * six-axis strided copy after padding the input, at a third of the bandwidth of the
  * runs of wo elements written here; the input gradient adds columns back (col2im),
  * offsets (a, b) in row-major order as the reference does, so the sums are the same.
