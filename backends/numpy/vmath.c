@@ -265,9 +265,9 @@ static inline float gc_tanhf(float x) {
    1 / (1 + e) for x >= 0 and e / (1 + e) below, e = exp(-|x|) (never overflows): one
    float32 division, correctly rounded, so numpy's reference bit for bit given the same
    exp. Its operands and quotient are never subnormal (x86 divides those in microcode):
-   below x = -87.3, where e is, 1 + e rounds to 1 and the quotient is e itself, so e is
-   taken as it is and the division, whose result is not used there, gets a normal
-   numerator. (A double reciprocal and product, as cexpr.div's general division, gave the
+   where e < 2^-60 (x below -41.6), 1 + e rounds to 1 and the quotient is e itself, so e
+   is taken as it is there (the subnormal ones below x = -87.3 included) and the
+   division, whose result is not used, gets a normal numerator. (A double reciprocal and product, as cexpr.div's general division, gave the
    same bits at twice the instructions: the LSTM's cell is three sigmoids and two tanh.)
    One function, so that exp is written once per call site (three inlined copies slowed
    the C build). */
